@@ -1,0 +1,104 @@
+"""Small dataclasses that travel with the arrays: geometry, loaded data, reconstructions.
+
+Arrays are (z, y, x) = (rocking / axis 0, detector rows, detector columns). Lengths in the dataclasses are
+in the unit their field name says (``_kev``, ``_m``, ``_deg``, ``_nm``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass
+class Geometry:
+    """Experiment geometry of a scan, as far as it is known (every field may be None).
+
+    Attributes
+    ----------
+    energy_kev : X-ray energy in keV.
+    distance_m : sample-detector distance in m.
+    pixel_size_m : detector pixel size (rows, cols) in m.
+    rocking_step_deg : angular step of the rocking curve in degrees.
+    rocking_motor : name of the rocking motor (``"eta"`` or ``"phi"`` at ID01).
+    beam_center : direct-beam position (row, col) in detector pixels.
+    angles_deg : diffractometer positions in degrees (``eta``, ``phi``, ``delta``, ``nu``...); a motor that
+        moves during the scan is stored as its mean, with its step in ``rocking_step_deg``.
+    roi : detector region of interest (row0, row1, col0, col1) the data were cropped to, if any.
+    hkl : Bragg reflection.
+    lattice_nm : cubic lattice parameter in nm.
+    detector : detector name (``"mpx1x4"``, ``"eiger2M"``...).
+    """
+
+    energy_kev: Optional[float] = None
+    distance_m: Optional[float] = None
+    pixel_size_m: Optional[tuple[float, float]] = None
+    rocking_step_deg: Optional[float] = None
+    rocking_motor: Optional[str] = None
+    beam_center: Optional[tuple[float, float]] = None
+    angles_deg: dict[str, float] = field(default_factory=dict)
+    roi: Optional[tuple[int, int, int, int]] = None
+    hkl: Optional[tuple[int, int, int]] = None
+    lattice_nm: Optional[float] = None
+    detector: Optional[str] = None
+
+    @property
+    def wavelength_nm(self) -> Optional[float]:
+        """Wavelength in nm from the energy (λ[nm] = 1.23984198 / E[keV])."""
+        return None if self.energy_kev is None else 1.23984198 / float(self.energy_kev)
+
+    def is_complete_for_voxel_size(self) -> bool:
+        """True when energy, distance, pixel size and rocking step are all known."""
+        return None not in (self.energy_kev, self.distance_m, self.pixel_size_m, self.rocking_step_deg)
+
+
+@dataclass
+class LoadedData:
+    """What a reader returns.
+
+    Attributes
+    ----------
+    data : the 3D array: float32 intensity (``kind == "intensity"``) or complex64 object
+        (``kind == "object"``). Readers never copy more than needed; callers must not modify it in place.
+    kind : ``"intensity"`` (a diffraction pattern) or ``"object"`` (a reconstruction).
+    mask : uint8 gap/invalid mask (1 = invalid) for intensity, or None.
+    support : uint8 support (1 = inside the crystal) for objects, or None.
+    geometry : what is known of the experiment.
+    source : the file it came from.
+    meta : anything else worth keeping (scan number, LLK of a result, program that wrote it...).
+    """
+
+    data: np.ndarray
+    kind: str = "intensity"
+    mask: Optional[np.ndarray] = None
+    support: Optional[np.ndarray] = None
+    geometry: Geometry = field(default_factory=Geometry)
+    source: Optional[Path] = None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Reconstruction:
+    """A phasing result: object, support and how well it fits the data.
+
+    Attributes
+    ----------
+    obj : complex64 object, same shape as the data, centred.
+    support : uint8 support, same shape.
+    llk : Poisson log-likelihood (normalised as PyNX does) at the end, or None.
+    llk_free : the same on the free voxels, or None.
+    method : ``"conventional"``, ``"dl"``, ``"dl-unrefined"``, ``"pynx"``...
+    history : per-iteration records (``{"iteration", "llk", "llk_free", "support_size"}``).
+    meta : recipe, seed, run index, timing...
+    """
+
+    obj: np.ndarray
+    support: np.ndarray
+    llk: Optional[float] = None
+    llk_free: Optional[float] = None
+    method: str = "conventional"
+    history: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)

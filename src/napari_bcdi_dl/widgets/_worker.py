@@ -1,0 +1,140 @@
+"""The one way widgets run work: :func:`run_job`.
+
+A job calls a core/models function in a napari thread worker with ``progress=`` and ``cancel=`` keyword
+arguments (the protocol of :mod:`napari_bcdi_dl.core.progress`). Progress goes to a bar in napari's
+activity dock, updated on the main thread; ``job.cancel()`` sets the token the function checks at each
+step. Results come back on the main thread through ``on_done``: the worker thread never touches layers.
+A :class:`BCDIError` becomes an error notification with its one-line message, a cancellation an info
+notification, anything else an error notification naming the exception; the bar is closed in every case.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Optional
+
+from qtpy.QtCore import QObject, Signal
+
+from ..core.errors import BCDIError, Cancelled
+
+log = logging.getLogger(__name__)
+
+
+class Job(QObject):
+    """A running piece of work. Keep a reference while it runs (widgets store it as ``self.job``).
+
+    Signals
+    -------
+    progressed(done, total) : emitted on the main thread.
+    finished() : emitted on the main thread after ``on_done`` or the error handling, in every case.
+    """
+
+    progressed = Signal(int, int)
+    _progress_from_thread = Signal(int, int)
+    finished = Signal()
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: tuple = (),
+        kwargs: Optional[dict] = None,
+        *,
+        desc: str = "",
+        on_done: Optional[Callable[[Any], None]] = None,
+        on_error: Optional[Callable[[BaseException], None]] = None,
+    ) -> None:
+        super().__init__()
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        self.desc = desc or getattr(func, "__name__", "job")
+        self.cancel_token = threading.Event()
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self.cancelled = False
+        self.done = False
+        self._on_done = on_done
+        self._on_error = on_error
+        self._func, self._args, self._kwargs = func, args, dict(kwargs or {})
+        self._bar = progress(total=0, desc=self.desc)
+        self._progress_from_thread.connect(self._update_progress)  # queued: we live on the main thread
+        self.worker = create_worker(self._call, _start_thread=False)
+        self.worker.returned.connect(self._returned)
+        self.worker.errored.connect(self._errored)
+        self.worker.finished.connect(self._finish)
+
+    # --- worker thread -------------------------------------------------------------------------
+    def _call(self) -> Any:
+        return self._func(*self._args, progress=self._progress_from_thread.emit, cancel=self.cancel_token,
+                          **self._kwargs)
+
+    # --- main thread ---------------------------------------------------------------------------
+    def _update_progress(self, done: int, total: int) -> None:
+        if self.done:
+            return
+        if self._bar.total != total:
+            self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+        self.progressed.emit(done, total)
+
+    def _returned(self, value: Any) -> None:
+        self.result = value
+        if self._on_done is not None:
+            try:
+                self._on_done(value)
+            except BCDIError as err:
+                self._report(err)
+            except Exception as err:  # a bug in the widget's callback: tell the user, keep napari alive
+                log.exception("error while showing the result of %s", self.desc)
+                self._report(err)
+
+    def _errored(self, err: BaseException) -> None:
+        self._report(err)
+
+    def _report(self, err: BaseException) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        if isinstance(err, Cancelled):
+            self.cancelled = True
+            show_info(f"{self.desc}: cancelled")
+            return
+        self.error = err
+        if isinstance(err, BCDIError):
+            show_error(f"{self.desc}: {err}")
+        else:
+            log.error("%s failed", self.desc, exc_info=(type(err), err, err.__traceback__))
+            show_error(f"{self.desc} failed: {type(err).__name__}: {err}")
+        if self._on_error is not None:
+            self._on_error(err)
+
+    def _finish(self) -> None:
+        self.done = True
+        self._bar.close()
+        self.finished.emit()
+
+    # --- public --------------------------------------------------------------------------------
+    def start(self) -> "Job":
+        self.worker.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the function to stop at its next step (it raises ``Cancelled``)."""
+        self.cancel_token.set()
+
+    @property
+    def running(self) -> bool:
+        return not self.done
+
+
+def run_job(
+    func: Callable[..., Any],
+    *args: Any,
+    desc: str = "",
+    on_done: Optional[Callable[[Any], None]] = None,
+    on_error: Optional[Callable[[BaseException], None]] = None,
+    **kwargs: Any,
+) -> Job:
+    """Start ``func(*args, progress=..., cancel=..., **kwargs)`` in a worker thread and return its Job."""
+    return Job(func, args, kwargs, desc=desc, on_done=on_done, on_error=on_error).start()
