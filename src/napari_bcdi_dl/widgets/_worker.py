@@ -10,6 +10,7 @@ notification, anything else an error notification naming the exception; the bar 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any, Callable, Optional
@@ -19,6 +20,23 @@ from qtpy.QtCore import QObject, Signal
 from ..core.errors import BCDIError, Cancelled
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=None)
+def _cancellable_worker_class() -> type:
+    """napari's FunctionWorker whose ``quit()`` (napari's status-bar cancel, closing the window) also sets
+    the job's cancel token, so the function really stops at its next step."""
+    from napari.qt.threading import FunctionWorker
+
+    class CancellableWorker(FunctionWorker):
+        cancel_token: Optional[threading.Event] = None
+
+        def quit(self) -> None:
+            if self.cancel_token is not None:
+                self.cancel_token.set()
+            super().quit()
+
+    return CancellableWorker
 
 
 class Job(QObject):
@@ -59,7 +77,11 @@ class Job(QObject):
         self._func, self._args, self._kwargs = func, args, dict(kwargs or {})
         self._bar = progress(total=0, desc=self.desc)
         self._progress_from_thread.connect(self._update_progress)  # queued: we live on the main thread
-        self.worker = create_worker(self._call, _start_thread=False)
+        # _ignore_errors: without it napari/superqt connect a `reraise` slot to `errored`, so every error
+        # (a BCDIError, even a Cancelled) was raised again on the main thread as an uncaught exception.
+        self.worker = create_worker(self._call, _start_thread=False, _ignore_errors=True,
+                                    _worker_class=_cancellable_worker_class())
+        self.worker.cancel_token = self.cancel_token
         self.worker.returned.connect(self._returned)
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._finish)
@@ -107,7 +129,10 @@ class Job(QObject):
             log.error("%s failed", self.desc, exc_info=(type(err), err, err.__traceback__))
             show_error(f"{self.desc} failed: {type(err).__name__}: {err}")
         if self._on_error is not None:
-            self._on_error(err)
+            try:
+                self._on_error(err)
+            except Exception:  # a bug in the widget's error callback must not take napari down
+                log.exception("error in the error callback of %s", self.desc)
 
     def _finish(self) -> None:
         self.done = True

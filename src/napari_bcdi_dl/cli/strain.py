@@ -1,0 +1,137 @@
+"""``bcdi-dl strain RESULT --out OUT.npz``: a reconstruction to modulus, phase, displacement and strain.
+
+Reads any reconstruction :func:`napari_bcdi_dl.core.io.read` understands (``bcdi-dl phase`` npz/cxi, PyNX
+results), completes its geometry with the options given, runs :func:`napari_bcdi_dl.core.postprocess.postprocess`
+and writes OUT.npz (atomically) with the keys ``modulus``, ``phase``, ``displacement``, ``strain``,
+``support``, ``voxel_size`` (nm, z y x), plus ``g_direction``, ``g_norm`` (1/nm, NaN if unknown) and
+``frame`` (``lab``, ``detector`` or ``array``). Assumptions made on the way are printed as notes on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from ..core.errors import BCDIError
+from ..core.types import Geometry
+
+
+def register(subparsers) -> None:
+    """Add the ``strain`` subcommand."""
+    p = subparsers.add_parser(
+        "strain",
+        help="reconstruction -> modulus, phase, displacement and strain (.npz)",
+        description=(
+            "Post-process a reconstruction: phase unwrapping, ramp and offset removal, displacement u = phi/|G| "
+            "and strain du/dG. With the energy, detector distance, pixel size and rocking step (and the "
+            "angles, or --hkl/--lattice for the symmetric Bragg geometry) the result is put on an orthogonal "
+            "lab grid in nm (ID01 geometry); without them it stays in voxel units with G along axis 0."
+        ),
+    )
+    p.add_argument("result", metavar="RESULT", help="reconstruction file (.npz with obj/support, .cxi, .h5)")
+    p.add_argument("--out", required=True, metavar="OUT.npz", help="output .npz file")
+    g = p.add_argument_group("geometry (overrides what RESULT holds)")
+    g.add_argument("--energy", type=float, metavar="keV", help="X-ray energy in keV")
+    g.add_argument("--distance", type=float, metavar="m", help="sample-detector distance in m")
+    g.add_argument("--pixel", type=float, nargs="+", metavar="m", help="pixel size in m (one value, or rows cols)")
+    g.add_argument("--rocking-step", type=float, metavar="deg", help="rocking-curve step in degrees")
+    g.add_argument("--rocking-motor", choices=("eta", "phi"), help="rocking motor (default: from RESULT, else eta)")
+    for name in ("delta", "nu", "eta", "phi"):
+        g.add_argument(f"--{name}", type=float, metavar="deg", help=f"diffractometer {name} in degrees")
+    g.add_argument("--hkl", type=int, nargs=3, metavar=("H", "K", "L"), help="Bragg reflection")
+    g.add_argument("--lattice", type=float, metavar="nm", help="cubic lattice parameter in nm (Au: 0.4078)")
+    g.add_argument("--voxel-size", type=float, nargs="+", metavar="nm", help="voxel size when no geometry is given")
+    o = p.add_argument_group("processing")
+    o.add_argument(
+        "--frame", choices=("lab", "detector"), default=None,
+        help="output grid when the geometry is known (default: lab, orthogonalised)",
+    )
+    o.add_argument("--lab-voxel", type=float, metavar="nm", help="voxel of the lab grid (default: finest detector voxel)")
+    o.add_argument("--offset", choices=("mean", "com", "none"), default="mean", help="phase offset removal")
+    o.add_argument("--no-unwrap", action="store_true", help="do not unwrap the phase")
+    o.add_argument("--keep-ramp", action="store_true", help="do not remove the linear phase ramp")
+    o.add_argument("--flip", action="store_true", help="take the twin of the reconstruction")
+    o.add_argument("--isosurface", type=float, metavar="F", help="keep support voxels with |rho| >= F max (e.g. 0.3)")
+    o.add_argument("--crop", type=int, metavar="N", help="crop to the support plus N voxels")
+    o.add_argument("--phase-sign", type=int, choices=(1, -1), default=1, help="-1 when the phase is -G.u")
+    p.set_defaults(func=run)
+
+
+def _geometry(base: Geometry, args: argparse.Namespace) -> Geometry:
+    """The file's geometry with the command-line values on top."""
+    geom = dataclasses.replace(base, angles_deg=dict(base.angles_deg or {}))
+    if args.energy is not None:
+        geom.energy_kev = args.energy
+    if args.distance is not None:
+        geom.distance_m = args.distance
+    if args.pixel is not None:
+        if len(args.pixel) not in (1, 2):
+            raise BCDIError(f"--pixel takes one or two values (rows cols) in m, got {len(args.pixel)}")
+        geom.pixel_size_m = (args.pixel[0], args.pixel[-1])
+    if args.rocking_step is not None:
+        geom.rocking_step_deg = args.rocking_step
+    if args.rocking_motor is not None:
+        geom.rocking_motor = args.rocking_motor
+    for name in ("delta", "nu", "eta", "phi"):
+        value = getattr(args, name)
+        if value is not None:
+            geom.angles_deg[name] = value
+    if args.hkl is not None:
+        geom.hkl = tuple(args.hkl)
+    if args.lattice is not None:
+        geom.lattice_nm = args.lattice
+    return geom
+
+
+def _knows_setup(geom: Geometry) -> bool:
+    return any(
+        v is not None for v in (geom.energy_kev, geom.distance_m, geom.pixel_size_m, geom.rocking_step_deg)
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read RESULT, post-process, write OUT.npz."""
+    from ..core.io import read, write_npz
+    from ..core.postprocess import postprocess
+    from ._progress import progress_bar
+
+    if not str(args.out).lower().endswith(".npz"):
+        raise BCDIError(f"--out {args.out}: the output is an .npz file, give a name ending in .npz")
+    loaded = read(args.result)
+    if loaded.kind != "object":
+        raise BCDIError(
+            f"{args.result} holds a diffraction pattern, not a reconstruction: run 'bcdi-dl phase' on it first"
+        )
+    geom = _geometry(loaded.geometry or Geometry(), args)
+    voxel = None
+    if args.voxel_size is not None:
+        if len(args.voxel_size) not in (1, 3):
+            raise BCDIError(f"--voxel-size takes one or three values (z y x) in nm, got {len(args.voxel_size)}")
+        voxel = tuple(args.voxel_size) * (3 if len(args.voxel_size) == 1 else 1)
+    use_geometry = _knows_setup(geom)
+    with progress_bar("strain", unit="step") as bar:
+        result = postprocess(
+            loaded.data,
+            loaded.support,
+            geom if use_geometry else None,
+            hkl=geom.hkl,
+            lattice_nm=geom.lattice_nm,
+            voxel_size_nm=voxel,
+            unwrap=not args.no_unwrap,
+            remove_ramp=not args.keep_ramp,
+            offset=None if args.offset == "none" else args.offset,
+            flip=args.flip,
+            isosurface=args.isosurface,
+            orthogonalise=None if args.frame is None else args.frame == "lab",
+            lab_voxel_nm=args.lab_voxel,
+            crop_margin=args.crop,
+            phase_sign=args.phase_sign,
+            progress=bar,
+        )
+    out = write_npz(args.out, protect=[args.result], **result.arrays())
+    for note in result.notes:
+        print(f"bcdi-dl strain: note: {note}", file=sys.stderr)
+    vs = ", ".join(f"{v:.3g}" for v in result.voxel_size)
+    print(f"{out}: {result.frame} frame, voxel ({vs}) nm, {int(result.support.sum())} voxels in the support")
+    return 0

@@ -1,0 +1,536 @@
+"""Training sets for the two CNNs: reproducible, resumable, parallel, sharded HDF5.
+
+Layout: ``OUTDIR/manifest.json`` + ``OUTDIR/shard_NNNNN.h5``. Sample ``i`` is drawn from its own seed,
+``SeedSequence(seed, spawn_key=(kind, i))``, so its content does not depend on the number of workers, the
+shard size, or on how many times the run was interrupted and resumed. A shard is written to a temporary
+file and renamed when complete (``core/io/atomic.atomic_path``); the manifest lists the completed shards
+and is itself rewritten atomically, so an interrupted run leaves only whole shards behind and a second run
+with the same arguments finishes the job.
+
+Phase sets (``kind="phase"``), arrays (n, S, S, S):
+``intensity`` float32 noisy counts, ``expected`` float32 noise-free intensity, ``phase`` float32
+reciprocal-space phase, ``support`` uint8, ``obj`` complex64 (scaled so that ``|FT(obj)|² = expected``).
+
+Inpainting sets (``kind="inpaint"``), arrays (n, 32, 32, 32), cropped from patterns of size S:
+``patches`` float32 noisy counts (complete: the gap voxels hold the true counts, apply ``mask`` yourself),
+``expected`` float32 noise-free intensity, ``mask`` uint8 gap (1 = gap).
+
+Both: ``params`` (n,) JSON strings with every generation parameter of each sample, and ``index`` (n,) int64
+global sample numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+from ..errors import BCDIError, Cancelled
+from ..io.atomic import atomic_path
+from ..progress import CancelToken, ProgressFn, report
+from .diffraction import GapSpec, poisson_counts, simulate_pattern
+from .fields import FIELDS
+from .shapes import SHAPES
+
+DATASET_KINDS = ("phase", "inpaint")
+DATASET_SIZES = (32, 64, 128)
+PATCH = 32
+FORMAT = "napari-bcdi-dl/simulated-dataset"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_KIND_KEY = {"phase": 1, "inpaint": 2}
+_SHARD_RE = re.compile(r"^shard_(\d{5})\.h5$")
+_PART_RE = re.compile(r"^\.shard_\d{5}\.h5\..*\.part\.h5$")
+
+#: Ranges the datasets draw from (also written to the manifest). See docs/simulation.md.
+PHASE_RANGES = {
+    "shapes": list(SHAPES),
+    "fields": list(FIELDS),
+    "low_strain_fraction": 0.2,
+    "phase_range_low": [0.0, 2 * math.pi],
+    "phase_range_high": [2 * math.pi, 5 * math.pi],
+    "oversampling": [2.0, 5.0],
+    "max_counts_log10": [4.0, 8.0],
+    "edge_sigma": [0.3, 1.0],
+    "density_noise": [0.0, 0.1],
+    "density_noise_fraction": 0.5,
+}
+INPAINT_RANGES = {
+    **PHASE_RANGES,
+    "gap_width": [1, 12],
+    "cross_fraction": 0.2,
+    "gap_centred_fraction": 0.85,
+    "gap_jitter": 3,
+    "patch_near_centre_fraction": 0.25,
+    "patch_min_peak_counts": 20.0,
+}
+
+
+def sample_seed(seed: int, kind: str, index: int, stream: int = 0) -> np.random.SeedSequence:
+    """The seed of sample ``index`` of a ``kind`` dataset made with ``seed``.
+
+    ``stream`` 0 seeds patterns (sample ``index`` of a phase set, pattern ``index`` of an inpainting set),
+    stream 1 seeds the crop, gap and noise of inpainting patch ``index``.
+    """
+    return np.random.SeedSequence(entropy=int(seed), spawn_key=(_KIND_KEY[kind], int(stream), int(index)))
+
+
+def _draw_pattern_kwargs(rng: np.random.Generator, ranges: dict) -> dict:
+    shape = str(rng.choice(ranges["shapes"]))
+    low = rng.random() < ranges["low_strain_fraction"]
+    pr = float(rng.uniform(*(ranges["phase_range_low"] if low else ranges["phase_range_high"])))
+    fields = [f for f in ranges["fields"] if not (f == "screw" and pr < 2 * math.pi)]
+    field = str(rng.choice(fields))
+    os3 = [float(v) for v in rng.uniform(*ranges["oversampling"], size=3)]
+    counts = float(10 ** rng.uniform(*ranges["max_counts_log10"]))
+    sigma = float(rng.uniform(*ranges["edge_sigma"]))
+    dn = float(rng.uniform(*ranges["density_noise"])) if rng.random() < ranges["density_noise_fraction"] else 0.0
+    return dict(
+        shape=shape,
+        field=field,
+        phase_range=pr,
+        oversampling=os3,
+        max_counts=counts,
+        edge_sigma=sigma,
+        density_noise=dn,
+        orientation="random",
+    )
+
+
+def draw_phase_sample(size: int, seed: np.random.SeedSequence | int) -> dict:
+    """One sample of a phase set: arrays of ``size``³ and its parameters (dict)."""
+    rng = np.random.default_rng(seed)
+    kw = _draw_pattern_kwargs(rng, PHASE_RANGES)
+    p = simulate_pattern(size, seed=rng, noise=True, gap=None, workers=1, **kw)
+    return {
+        "intensity": p.intensity,
+        "expected": p.expected,
+        "phase": p.reciprocal_phase,
+        "support": p.support,
+        "obj": p.obj,
+        "params": p.params,
+    }
+
+
+def _patch_origin(expected: np.ndarray, rng: np.random.Generator, ranges: dict) -> tuple[list[int], str]:
+    """Origin of a 32³ patch: mostly away from the peak centre, sometimes on it, always with signal."""
+    n = np.array(expected.shape)
+    if np.all(n == PATCH):
+        return [0, 0, 0], "whole"
+    c = n // 2
+    lim = n // 2 - PATCH // 2  # largest offset of the patch centre from the peak centre
+    near = PATCH // 4
+    for _ in range(20):
+        if rng.random() < ranges["patch_near_centre_fraction"]:
+            off = rng.integers(-np.minimum(near, lim), np.minimum(near, lim) + 1)
+            where = "near"
+        else:
+            while True:  # away: at least PATCH/4 off the centre along one axis at least
+                off = rng.integers(-lim, lim + 1)
+                if np.max(np.abs(off)) >= min(near, int(lim.max())):
+                    break
+            where = "away"
+        o = c + off - PATCH // 2
+        sl = tuple(slice(a, a + PATCH) for a in o)
+        if float(expected[sl].max()) >= ranges["patch_min_peak_counts"]:
+            return [int(v) for v in o], where
+    return [int(v) for v in c - PATCH // 2], "centre"
+
+
+def _patch_gap(rng: np.random.Generator, ranges: dict) -> GapSpec:
+    """A gap for a 32³ patch: line or (one in five) cross, widths 1–12, mostly centred, sometimes anywhere."""
+    cross = rng.random() < ranges["cross_fraction"]
+    axes = (1, 2) if cross else (int(rng.choice((1, 2))),)
+    slabs = []
+    for axis in axes:
+        w = int(rng.integers(ranges["gap_width"][0], ranges["gap_width"][1] + 1))
+        if rng.random() < ranges["gap_centred_fraction"]:
+            j = ranges["gap_jitter"]
+            start = int(np.clip(round(PATCH / 2 - w / 2 + rng.integers(-j, j + 1)), 0, PATCH - w))
+        else:  # anywhere, possibly cut by the patch border
+            start = int(rng.integers(-(w - 1), PATCH))
+            w = min(w, PATCH - max(start, 0)) if start >= 0 else w + start
+            start = max(start, 0)
+        slabs.append((axis, start, w))
+    return GapSpec(tuple(slabs))
+
+
+def draw_inpaint_pattern(size: int, seed: np.random.SeedSequence | int):
+    """The noise-free ``size``³ pattern inpainting patches are cropped from (a :class:`SimulatedPattern`)."""
+    rng = np.random.default_rng(seed)
+    kw = _draw_pattern_kwargs(rng, INPAINT_RANGES)
+    return simulate_pattern(size, seed=rng, noise=False, gap=None, compute_phase=False, workers=1, **kw)
+
+
+def crop_inpaint_sample(pattern, seed: np.random.SeedSequence | int) -> dict:
+    """A 32³ patch of ``pattern``: crop, Poisson noise (on the patch only) and a gap mask."""
+    rng = np.random.default_rng(seed)
+    origin, where = _patch_origin(pattern.expected, rng, INPAINT_RANGES)
+    sl = tuple(slice(a, a + PATCH) for a in origin)
+    expected = np.ascontiguousarray(pattern.expected[sl])
+    gap = _patch_gap(rng, INPAINT_RANGES)
+    params = dict(pattern.params, noise=True, patch_origin=origin, patch_position=where, patch_gap=gap.to_dict())
+    return {
+        "patches": poisson_counts(expected, rng),
+        "expected": expected,
+        "mask": gap.mask((PATCH,) * 3),
+        "params": params,
+    }
+
+
+def draw_inpaint_sample(size: int, seed: np.random.SeedSequence | int, pattern_seed=None) -> dict:
+    """One sample of an inpainting set: a 32³ patch of a ``size``³ pattern, its gap mask and parameters.
+
+    The pattern is drawn from ``pattern_seed`` (default: ``seed`` itself), the crop, noise and gap from ``seed``.
+    """
+    return crop_inpaint_sample(draw_inpaint_pattern(size, seed if pattern_seed is None else pattern_seed), seed)
+
+
+_LAYOUT = {
+    "phase": {"intensity": "float32", "expected": "float32", "phase": "float32", "support": "uint8", "obj": "complex64"},
+    "inpaint": {"patches": "float32", "expected": "float32", "mask": "uint8"},
+}
+
+
+def dataset_keys(kind: str) -> list[str]:
+    """Array names of a ``kind`` dataset (besides ``params`` and ``index``)."""
+    return list(_LAYOUT[kind])
+
+
+def default_patches_per_pattern(kind: str, size: int) -> int:
+    """Inpainting patches cropped from one simulated pattern: 1, but 4 from 128³ patterns (their FFT is the
+    cost; the crops, gaps and noise of the four patches are independent)."""
+    return 4 if kind == "inpaint" and size >= 128 else 1
+
+
+def default_shard_size(kind: str, size: int, n: int) -> int:
+    """About 64 MB of arrays per shard, and at least 16 shards when ``n`` allows (parallelism)."""
+    s = PATCH if kind == "inpaint" else size
+    per = sum(np.dtype(t).itemsize for t in _LAYOUT[kind].values()) * s**3
+    by_bytes = max(1, (64 << 20) // per)
+    return int(max(1, min(by_bytes, math.ceil(n / 16), 1024)))
+
+
+def shard_name(i: int) -> str:
+    return f"shard_{i:05d}.h5"
+
+
+# --------------------------------------------------------------------------------------------- workers
+_STOP = None
+_PROGRESS_Q = None
+_PARENT = None
+
+
+def _worker_init(stop_event, progress_queue, parent_pid) -> None:
+    global _STOP, _PROGRESS_Q, _PARENT
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us via _STOP
+    _STOP, _PROGRESS_Q, _PARENT = stop_event, progress_queue, parent_pid
+
+
+def _should_stop() -> bool:
+    if _STOP is not None and _STOP.is_set():
+        return True
+    return _PARENT is not None and os.getppid() != _PARENT  # the parent died (killed): stop
+
+
+def _write_shard(
+    kind: str,
+    outdir: str,
+    index: int,
+    start: int,
+    count: int,
+    size: int,
+    seed: int,
+    per_pattern: int = 1,
+    tick=None,
+    stop=None,
+) -> tuple[int, int]:
+    """Generate samples ``start .. start+count-1`` into ``outdir/shard_{index}.h5`` (atomically)."""
+    import h5py
+
+    target = Path(outdir) / shard_name(index)
+    layout = _LAYOUT[kind]
+    s = PATCH if kind == "inpaint" else size
+    with atomic_path(target) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(
+                format=FORMAT, version=FORMAT_VERSION, kind=kind, size=size, seed=seed, start=start, count=count
+            )
+            dsets = {
+                k: f.create_dataset(k, shape=(count, s, s, s), dtype=t, chunks=(1, s, s, s)) for k, t in layout.items()
+            }
+            params = f.create_dataset("params", shape=(count,), dtype=h5py.string_dtype())
+            f.create_dataset("index", data=np.arange(start, start + count, dtype=np.int64))
+            cache: dict = {}
+            for j in range(count):
+                if (stop is not None and stop()) or _should_stop():
+                    raise Cancelled(f"shard {index} cancelled after {j} of {count} samples")
+                i = start + j
+                if kind == "phase":
+                    sample = draw_phase_sample(size, sample_seed(seed, kind, i))
+                else:
+                    p = i // per_pattern
+                    if p not in cache:
+                        cache.clear()
+                        cache[p] = draw_inpaint_pattern(size, sample_seed(seed, kind, p))
+                    sample = crop_inpaint_sample(cache[p], sample_seed(seed, kind, i, stream=1))
+                for k in layout:
+                    dsets[k][j] = sample[k]
+                params[j] = json.dumps(dict(sample["params"], seed={"dataset_seed": int(seed), "index": int(i)}))
+                if tick is not None:
+                    tick()
+                elif _PROGRESS_Q is not None:
+                    _PROGRESS_Q.put(1)
+    return index, count
+
+
+# --------------------------------------------------------------------------------------------- manifest
+def read_manifest(outdir: os.PathLike | str) -> dict:
+    """The manifest of a dataset folder (BCDIError if there is none or it is unreadable)."""
+    path = Path(outdir) / MANIFEST
+    if not path.is_file():
+        raise BCDIError(f"{outdir} holds no {MANIFEST}: it is not a dataset made by 'bcdi-dl dataset'")
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise BCDIError(f"{path} is unreadable ({err}): regenerate the dataset into a new folder") from None
+    if m.get("format") != FORMAT:
+        raise BCDIError(f"{path} is not a napari-bcdi-dl dataset manifest")
+    return m
+
+
+def _write_manifest(outdir: Path, manifest: dict) -> None:
+    with atomic_path(outdir / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def generate_dataset(
+    kind: str,
+    outdir: os.PathLike | str,
+    n: int,
+    size: int = 64,
+    seed: int = 0,
+    workers: Optional[int] = None,
+    shard_size: Optional[int] = None,
+    progress: Optional[ProgressFn] = None,
+    cancel: Optional[CancelToken] = None,
+    patches_per_pattern: Optional[int] = None,
+) -> dict:
+    """Generate (or finish) a simulated dataset of ``n`` samples in ``outdir``.
+
+    Parameters
+    ----------
+    kind : ``"phase"`` (full patterns and their reciprocal phase) or ``"inpaint"`` (32³ patches with gaps).
+    outdir : folder (created if missing). A folder holding a manifest made with the same arguments is
+        resumed: completed shards are kept, the others are (re)generated.
+    n : number of samples.
+    size : pattern size S (32, 64 or 128); inpainting patches are 32³ crops of S³ patterns.
+    seed : dataset seed; sample ``i`` uses :func:`sample_seed` ``(seed, kind, i)``.
+    workers : processes (default: all cores); 1 runs in this process.
+    shard_size : samples per shard (default :func:`default_shard_size`).
+    progress, cancel : see ``core/progress.py``; progress counts samples.
+    patches_per_pattern : inpainting sets: patches cropped from each simulated pattern
+        (default :func:`default_patches_per_pattern`); patch ``i`` comes from pattern ``i // k``.
+
+    Returns
+    -------
+    The manifest (dict), ``complete`` True.
+    """
+    if kind not in DATASET_KINDS:
+        raise BCDIError(f"unknown dataset kind {kind!r}: use 'phase' or 'inpaint'")
+    if size not in DATASET_SIZES:
+        raise BCDIError(f"dataset size {size} is not one of 32, 64, 128: choose one of them")
+    if int(n) < 1:
+        raise BCDIError(f"number of samples {n} must be at least 1")
+    if shard_size is not None and int(shard_size) < 1:
+        raise BCDIError(f"shard size {shard_size} must be at least 1")
+    n, size, seed = int(n), int(size), int(seed)
+    if patches_per_pattern is not None and (kind != "inpaint" or int(patches_per_pattern) < 1):
+        raise BCDIError("patches per pattern applies to inpainting sets only and must be at least 1")
+    per_pattern = int(patches_per_pattern or default_patches_per_pattern(kind, size))
+    if seed < 0:
+        raise BCDIError(f"seed {seed} must be a non-negative integer")
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise BCDIError(f"output {outdir} is a file: give a folder for the dataset")
+    if not outdir.parent.exists():
+        raise BCDIError(f"folder {outdir.parent} does not exist: create it or choose another output folder")
+    outdir.mkdir(exist_ok=True)
+
+    wanted = {"kind": kind, "n": n, "size": size, "seed": seed, "patches_per_pattern": per_pattern}
+    if (outdir / MANIFEST).exists():
+        manifest = read_manifest(outdir)
+        old = {k: manifest.get(k) for k in wanted}
+        if old != wanted or (shard_size is not None and int(shard_size) != manifest["shard_size"]):
+            raise BCDIError(
+                f"{outdir} holds a dataset made with {old} and shard size {manifest['shard_size']}, "
+                f"not {wanted}: resume it with the same arguments or choose another folder"
+            )
+        if manifest.get("version") != FORMAT_VERSION:
+            raise BCDIError(f"{outdir} holds a dataset of format version {manifest.get('version')}: use a new folder")
+    else:
+        if any(p.name != MANIFEST for p in outdir.iterdir() if not _PART_RE.match(p.name)):
+            raise BCDIError(f"{outdir} is not empty and holds no dataset manifest: choose an empty or new folder")
+        ss = int(shard_size) if shard_size is not None else default_shard_size(kind, size, n)
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            **wanted,
+            "patch": PATCH if kind == "inpaint" else None,
+            "shard_size": ss,
+            "n_shards": math.ceil(n / ss),
+            "keys": dataset_keys(kind) + ["params", "index"],
+            "ranges": INPAINT_RANGES if kind == "inpaint" else PHASE_RANGES,
+            "shards": {},
+            "complete": False,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        _write_manifest(outdir, manifest)
+
+    # Leftovers of an interrupted run: temporary shard files and shards missing from the manifest.
+    for p in outdir.iterdir():
+        if _PART_RE.match(p.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
+    ss = manifest["shard_size"]
+    todo = []
+    for i in range(manifest["n_shards"]):
+        name = shard_name(i)
+        start = i * ss
+        count = min(ss, n - start)
+        if name in manifest["shards"] and (outdir / name).is_file():
+            continue
+        manifest["shards"].pop(name, None)
+        todo.append((i, start, count))
+    done = sum(v["count"] for v in manifest["shards"].values())
+    report(progress, cancel, done, n)
+
+    def completed(i: int, start: int, count: int) -> None:
+        manifest["shards"][shard_name(i)] = {"start": start, "count": count}
+        manifest["complete"] = len(manifest["shards"]) == manifest["n_shards"]
+        _write_manifest(outdir, manifest)
+
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(int(workers), len(todo)))
+    if todo and workers == 1:
+        for i, start, count in todo:
+            state = {"done": done}
+
+            def tick(state=state) -> None:
+                state["done"] += 1
+                report(progress, cancel, state["done"], n)
+
+            _write_shard(
+                kind, str(outdir), i, start, count, size, seed, per_pattern, tick=tick,
+                stop=lambda: cancel is not None and cancel.is_set(),
+            )
+            completed(i, start, count)
+            done += count
+            report(progress, cancel, done, n)
+    elif todo:
+        done = _run_pool(kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel)
+    manifest["complete"] = len(manifest["shards"]) == manifest["n_shards"]
+    _write_manifest(outdir, manifest)
+    report(progress, cancel, n, n)
+    return manifest
+
+
+def _run_pool(kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel) -> int:
+    import multiprocessing as mp
+    import queue as _queue
+
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold Qt or BLAS threads
+    stop = ctx.Event()
+    ticks = ctx.Queue()
+    in_flight = 0
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(stop, ticks, os.getpid()))
+    futures = {}
+    try:
+        for i, start, count in todo:
+            fut = ex.submit(_write_shard, kind, str(outdir), i, start, count, size, seed, per_pattern)
+            futures[fut] = (i, start, count)
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            with contextlib.suppress(_queue.Empty):
+                while True:
+                    in_flight += ticks.get_nowait()
+            for fut in finished:
+                i, start, count = futures[fut]
+                fut.result()  # re-raises a worker's error here
+                completed(i, start, count)
+                done += count
+                in_flight -= count
+            report(progress, cancel, done + max(in_flight, 0), n)
+    except BaseException:
+        stop.set()
+        for fut in futures:
+            fut.cancel()
+        ex.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        ex.shutdown(wait=True)
+        ticks.close()
+    return done
+
+
+# --------------------------------------------------------------------------------------------- reading
+def iter_shards(
+    outdir: os.PathLike | str, keys: Optional[Sequence[str]] = None, allow_incomplete: bool = False
+) -> Iterator[dict]:
+    """Yield each completed shard, in sample order, as a dict of arrays.
+
+    Keys: the dataset's array names (see the module docstring), ``params`` (list of dicts) and ``index``
+    (int64 global sample numbers). ``keys`` restricts what is read. An unfinished dataset raises BCDIError
+    unless ``allow_incomplete`` (then only its completed shards are read, e.g. while it is being made).
+    """
+    import h5py
+
+    outdir = Path(outdir)
+    m = read_manifest(outdir)
+    if not m.get("complete") and not allow_incomplete:
+        raise BCDIError(
+            f"dataset {outdir} is incomplete ({sum(v['count'] for v in m['shards'].values())} of {m['n']} samples): "
+            "run the same 'bcdi-dl dataset' command again to finish it"
+        )
+    names = list(m["keys"]) if keys is None else list(keys)
+    unknown = set(names) - set(m["keys"])
+    if unknown:
+        raise BCDIError(f"dataset {outdir} has no {sorted(unknown)}: its keys are {m['keys']}")
+    for name, info in sorted(m["shards"].items(), key=lambda kv: kv[1]["start"]):
+        path = outdir / name
+        try:
+            with h5py.File(path, "r") as f:
+                out = {}
+                for k in names:
+                    if k == "params":
+                        out[k] = [json.loads(s) for s in f["params"].asstr()[()]]
+                    else:
+                        out[k] = f[k][()]
+        except (OSError, KeyError) as err:
+            raise BCDIError(f"shard {path} is unreadable or incomplete ({err}): delete it and resume the run") from None
+        yield out
+
+
+def load_dataset(
+    outdir: os.PathLike | str, keys: Optional[Sequence[str]] = None, allow_incomplete: bool = False
+) -> dict:
+    """All shards of a dataset concatenated (arrays (n, ...); ``params`` a list). Mind the memory."""
+    parts: dict = {}
+    for shard in iter_shards(outdir, keys, allow_incomplete):
+        for k, v in shard.items():
+            parts.setdefault(k, []).append(v)
+    out = {}
+    for k, v in parts.items():
+        out[k] = [p for chunk in v for p in chunk] if k == "params" else np.concatenate(v)
+    return out

@@ -1,0 +1,127 @@
+"""The reciprocal-space phase network: 3D U-Net from normalised log-intensity to the phase of the field.
+
+Structure after Masto, Bellec et al. (npj Comput. Mater. 2026): the first encoder blocks are chains of
+dilated 3×3×3 convolutions (a wide receptive field where the fringes are), every skip connection goes
+through its own convolution block before the decoder concatenates it, the decoder upsamples with
+transposed convolutions, and the last layer is a 1×1×1 convolution with **no activation**: the phase is
+unbounded and the WCA loss (:mod:`.wca`) ignores 2π wraps, global offset and the twin sign.
+
+The paper's network has 143.8 M parameters at 64³; here widths, depth and grid are arguments so that
+the shipped model can be what CPU training affords (see ``docs/models.md``). Cost is dominated by the
+full-resolution layers, so the width grows by ``growth`` per level from a thin ``base``.
+
+:func:`predict_phase` runs a model on one normalised log-intensity array of the model's grid.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..core.errors import BCDIError
+from ..core.progress import report
+
+
+def level_widths(base: int, depth: int, growth: float = 2.0, max_width: int = 256) -> list[int]:
+    """Channel widths of the encoder levels 0..depth (the last one is the bottleneck)."""
+    return [int(min(max_width, round(base * growth ** level))) for level in range(depth + 1)]
+
+
+def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: float = 2.5,
+                    max_width: int = 256, widths: Optional[Sequence[int]] = None,
+                    dilations: Sequence[int] = (1, 2, 3), n_dilated: int = 2, convs_per_block: int = 2,
+                    full_res_decoder_convs: int = 1, skip_convs: int = 1, bottleneck_convs: int = 3,
+                    norm: Optional[str] = "batch", activation: str = "leaky_relu", dropout: float = 0.0,
+                    name: Optional[str] = None):
+    """Build the phase U-Net (uncompiled Keras model) from the shared parts of :mod:`.blocks`.
+
+    Parameters
+    ----------
+    size : cubic input grid (32 or 64; any multiple of ``2**depth`` works).
+    base : channel width of the full-resolution level.
+    depth : number of down-samplings (the bottleneck is ``size / 2**depth`` wide).
+    growth, max_width : width of level ``l`` is ``min(max_width, base * growth**l)``.
+    widths : explicit widths, one per level plus the bottleneck (overrides ``base``/``growth``).
+    dilations : dilation rates of the chained convolutions of the first ``n_dilated`` encoder blocks.
+    convs_per_block : 3×3×3 convolutions of the other encoder blocks and of the decoder blocks.
+    full_res_decoder_convs : convolutions of the full-resolution decoder block (the costly level).
+    skip_convs : convolutions on each skip connection before it is concatenated (0 = plain skip).
+    bottleneck_convs : convolutions at the bottleneck.
+    norm : ``"batch"``, ``"group"`` or None.
+    activation : Keras activation name.
+    dropout : spatial dropout rate at the bottleneck.
+
+    Returns
+    -------
+    keras.Model mapping (n, size, size, size, 1) float32 in [0, 1] to (n, size, size, size, 1) phase.
+    """
+    from ._keras import keras
+    from .blocks import conv_block, down_block, up_block
+
+    k = keras()
+    if size % (2 ** depth):
+        raise BCDIError(f"phase net: size {size} is not a multiple of 2**depth = {2 ** depth}; "
+                        "choose size 32 or 64 or a smaller depth")
+    w = list(widths) if widths is not None else level_widths(base, depth, growth, max_width)
+    if len(w) != depth + 1:
+        raise BCDIError(f"phase net: {len(w)} widths given, {depth + 1} needed (one per level + bottleneck)")
+    kw = dict(norm=norm, activation=activation)
+    inp = k.Input(shape=(size, size, size, 1), name="log_intensity")
+    x = inp
+    skips = []
+    for level in range(depth):
+        rates = tuple(dilations) if level < n_dilated else (1,) * convs_per_block
+        skip, x = down_block(x, w[level], dilation_rates=rates, name=f"enc{level}", **kw)
+        if skip_convs:
+            skip = conv_block(skip, w[level], dilation_rates=(1,) * skip_convs, name=f"skip{level}", **kw)
+        skips.append(skip)
+    x = conv_block(x, w[depth], dilation_rates=(1,) * bottleneck_convs, name="bottleneck", **kw)
+    if dropout > 0:
+        x = k.layers.SpatialDropout3D(dropout, name="bottleneck_dropout")(x)
+    for level in reversed(range(depth)):
+        n_conv = full_res_decoder_convs if level == 0 else convs_per_block
+        x = up_block(x, skips[level], w[level], dilation_rates=(1,) * n_conv, name=f"dec{level}", **kw)
+    out = k.layers.Conv3D(1, 1, padding="same", name="phase")(x)  # no activation: unbounded phase
+    return k.Model(inp, out, name=name or f"phase_net_{size}")
+
+
+def model_grid_size(model) -> int:
+    """The cubic input size a phase model was built for."""
+    shape = tuple(model.input_shape)
+    if len(shape) != 5 or not (shape[1] == shape[2] == shape[3]) or shape[1] is None:
+        raise BCDIError(f"phase model: input shape {shape} is not (n, S, S, S, 1); load a phase model")
+    return int(shape[1])
+
+
+def predict_phase(model, log_intensity: np.ndarray, *, batch_size: int = 4, progress=None,
+                  cancel=None) -> np.ndarray:
+    """Predict the reciprocal-space phase of one (S, S, S) or a batch (n, S, S, S) of normalised inputs.
+
+    Parameters
+    ----------
+    model : a phase model (see :func:`build_phase_net`, :func:`..registry` for shipped ones).
+    log_intensity : float array in [0, 1] (``core.reciprocal.log_normalise`` of the intensity) on the
+        model grid.
+
+    Returns
+    -------
+    float32 phase, same shape as ``log_intensity`` (unbounded; wrap with ``np.angle(np.exp(1j*phi))``).
+    """
+    x = np.asarray(log_intensity, dtype=np.float32)
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    size = model_grid_size(model)
+    if x.ndim != 4 or x.shape[1:] != (size,) * 3:
+        raise BCDIError(f"predict_phase: input shape {np.shape(log_intensity)} does not match the model grid "
+                        f"{size}³; resample with core.reciprocal.to_model_grid first")
+    if not np.all(np.isfinite(x)):
+        raise BCDIError("predict_phase: input has NaN or infinite values; clean the intensity first")
+    out = np.empty(x.shape, dtype=np.float32)
+    n = len(x)
+    report(progress, cancel, 0, n)
+    for i in range(0, n, batch_size):
+        out[i:i + batch_size] = np.asarray(model(x[i:i + batch_size, ..., None], training=False))[..., 0]
+        report(progress, cancel, min(n, i + batch_size), n)
+    return out[0] if single else out

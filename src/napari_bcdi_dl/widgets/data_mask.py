@@ -1,0 +1,631 @@
+"""The **Data & mask** dock widget: open a scan, choose the data layer, build the gap mask.
+
+Data
+    A path field with *File…* / *Folder…* dialogs (a folder is a scan's TIFF/EDF frames); for a BLISS
+    master file the *Scan* list offers its scans (``core.io.list_scans``). *Load* reads in a worker
+    (``core.io.read``) and adds the layers exactly as the napari reader does (``_reader``): an Image of the
+    **raw counts** shown on a log-like scale (``gamma`` 0.2), plus the file's mask if it has one. *Add a log10
+    view* adds a derived ``"<data> log10"`` layer, log10(1 + counts), for a true log display (it costs one
+    more float32 copy of the scan). When the geometry is complete (energy, distance, pixel size, rocking
+    step) the voxel size of the detector frame (nm, ``core.geometry.detector_voxel_size``) becomes the
+    layers' ``scale``; results computed from the data inherit it.
+    *Data layer* lists the viewer's 3D Image layers (derived log views excepted).
+
+Gap mask (``core.masks``), always the Labels layer ``"<data> gap mask"`` (1 = gap), painted in 3D
+    (``n_edit_dimensions = 3``), with the data layer's ``scale``/``translate``. Every action computes a new
+    mask in a worker and replaces the layer's data with it (``layer.data = new``): the preset, the detected
+    gaps and an imported mask are **added** (union) to what is there, *Dilate* grows it, *Clear* empties
+    it. *Export…* writes ``.npz`` (key ``mask``) or PyNX ``.cxi`` atomically, never over the data file or
+    a mask file it was imported from. Input layers are never modified.
+
+Errors (``BCDIError`` or anything else) become napari notifications; the widget never takes napari down.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import BCDIError
+from ..core.progress import report
+from ._worker import Job, run_job
+
+log = logging.getLogger(__name__)
+
+MASK_SUFFIX = " gap mask"
+LOG_SUFFIX = " log10"
+MASK_EXPORT_FILTER = "Mask files (*.npz *.cxi)"
+MASK_IMPORT_FILTER = "Mask files (*.npz *.npy *.cxi *.h5 *.tif *.tiff);;All files (*)"
+DATA_FILTER = "BCDI data (*.npy *.npz *.tif *.tiff *.cxi *.h5 *.hdf5 *.nxs *.edf *.edf.gz);;All files (*)"
+AXIS_WORDS = {0: "frames", 1: "rows", 2: "cols"}
+
+
+def _notify_error(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(message)
+
+
+def _notify_info(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(message)
+
+
+def _guarded(method: Callable) -> Callable:
+    """Run a widget action; a BCDIError or any other exception becomes a notification (returns None)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BCDIError as err:
+            _notify_error(f"Data & mask: {err}")
+        except Exception as err:  # noqa: BLE001 - a bug must not take napari down: tell the user
+            log.exception("Data & mask: %s failed", method.__name__)
+            _notify_error(f"Data & mask: {method.__name__} failed: {type(err).__name__}: {err}")
+        return None
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------------- worker functions
+# Pure functions run in the worker thread: arrays in, arrays out, no layer access.
+
+def describe_mask(mask: np.ndarray) -> str:
+    """One line: masked voxels and the gap planes (``core.masks.gap_runs``)."""
+    from ..core.masks import gap_runs
+
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        return "mask empty"
+    runs = gap_runs(mask) if mask.ndim == 3 else []
+    planes = ", ".join(f"{AXIS_WORDS[a]} {s}-{e - 1}" for a, s, e in runs)
+    frac = 100.0 * n / mask.size
+    return f"{n} masked voxels ({frac:.2f} %)" + (f"; gap planes: {planes}" if planes else "")
+
+
+def _load(path: str, scan: Optional[str], log_view: bool, *, progress=None, cancel=None) -> dict:
+    from .. import _reader
+    from ..core import io
+    from ..core.geometry import detector_voxel_size
+
+    p = Path(path)
+    report(progress, cancel, 0, 3)
+    scans = io.list_scans(p)
+    loaded = io.read(p, scan=scan or None)
+    report(progress, cancel, 1, 3)
+    name = p.name if p.is_dir() else p.stem.removesuffix(".edf")
+    if scans:
+        name = f"{name} scan {loaded.meta.get('scan', scan or scans[0])}"
+    if loaded.kind == "object":
+        return {"layers": _reader._object_layers(loaded, name, p), "kind": "object", "notes": []}
+    notes = []
+    scale = None
+    if loaded.geometry.is_complete_for_voxel_size():
+        try:
+            scale = tuple(float(v) for v in detector_voxel_size(loaded.geometry, loaded.data.shape))
+        except BCDIError as err:
+            notes.append(f"voxel size unknown ({err}); scale left at 1 voxel")
+    report(progress, cancel, 2, 3)
+    layers = _reader._intensity_layers(loaded, name, p)
+    extra = {"scale": scale, "units": "nm"} if scale else {}
+    for _data, kw, _kind in layers:
+        kw.update(extra)
+        if scale:
+            kw["metadata"]["bcdi"]["voxel_size_nm"] = scale
+    if log_view:
+        logged = np.log10(1.0 + np.maximum(loaded.data, 0), dtype=np.float32)
+        top = float(logged.max()) if logged.size else 1.0
+        meta = {"bcdi": {"kind": "log_intensity", "source": str(p), "of": name}}
+        layers.append((logged, {"name": name + LOG_SUFFIX, "colormap": "magma", "rendering": "mip",
+                                "contrast_limits": (0.0, top if top > 0 else 1.0), "metadata": meta, **extra},
+                       "image"))
+    report(progress, cancel, 3, 3)
+    return {"layers": layers, "kind": "intensity", "notes": notes}
+
+
+def _mask_action(action: str, data: Any, current: Optional[np.ndarray], params: dict, *,
+                 progress=None, cancel=None) -> dict:
+    """Compute the new mask of ``action`` (preset | detect | dilate | import) and its one-line summary."""
+    from ..core import io, masks
+
+    report(progress, cancel, 0, 2)
+    shape = tuple(int(s) for s in np.shape(data))
+    if action == "preset":
+        new = masks.preset_mask(params["preset"], shape, roi_offset=params["roi_offset"])
+        out = masks.union(current, new)
+    elif action == "detect":
+        new = masks.detect_gaps(np.asarray(data))
+        out = masks.union(current, new)
+    elif action == "dilate":
+        if current is None or not current.any():
+            raise BCDIError("nothing to dilate: the gap mask is empty; apply a preset, detect or paint gaps first")
+        new = masks.dilate(current, params["n"], axes=params.get("axes"))
+        out = new
+    elif action == "import":
+        new = io.read_mask(params["path"], shape)
+        out = masks.union(current, new)
+    else:  # pragma: no cover - programming error
+        raise ValueError(f"unknown mask action {action!r}")
+    report(progress, cancel, 1, 2)
+    summary = describe_mask(out)
+    added = int(np.count_nonzero(new)) if action != "dilate" else int(out.sum()) - int(current.sum())
+    report(progress, cancel, 2, 2)
+    return {"mask": out, "summary": summary, "added": added, "new_summary": describe_mask(new)}
+
+
+def _export(path: str, mask: np.ndarray, protect: list, *, progress=None, cancel=None) -> str:
+    from ..core.io import write_cxi_mask, write_npz
+
+    report(progress, cancel, 0, 1)
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix == ".npz":
+        write_npz(out, protect=protect, mask=mask)
+    elif suffix == ".cxi":
+        write_cxi_mask(out, mask, protect=protect)
+    else:
+        raise BCDIError(f"{out}: masks are exported as .npz (key 'mask') or .cxi; choose one of these suffixes")
+    report(progress, cancel, 1, 1)
+    return str(out)
+
+
+# ------------------------------------------------------------------------------------------- widget
+class DataMaskWidget(QWidget):
+    """Dock widget *Data & mask* (see the module docstring)."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.job: Optional[Job] = None
+        self._mask_sources: dict[str, list[str]] = {}  # mask layer name -> files imported into it
+        self._build()
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._on_layer_inserted)
+        layers.events.removed.connect(self._refresh_layers)
+        layers.events.moved.connect(self._refresh_layers)
+        for layer in layers:
+            layer.events.name.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # --- construction ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        from ..core.masks import PRESETS
+
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("scan file or folder of frames")
+        self.path_edit.editingFinished.connect(self.refresh_scans)
+        self.file_button = QPushButton("File…")
+        self.file_button.clicked.connect(self._browse_file)
+        self.folder_button = QPushButton("Folder…")
+        self.folder_button.clicked.connect(self._browse_folder)
+        self.scan_combo = QComboBox()
+        self.scan_combo.setEnabled(False)
+        self.scan_combo.setToolTip("scans of a BLISS master file")
+        self.log_check = QCheckBox("add a log10 view layer")
+        self.log_check.setToolTip("log10(1 + counts) as a separate layer; the raw counts stay in the data layer")
+        self.load_button = QPushButton("Load")
+        self.load_button.clicked.connect(lambda: self.load())
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("3D Image layer of raw counts the mask belongs to")
+        self.layer_combo.currentIndexChanged.connect(self._on_data_layer_changed)
+
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(self.file_button)
+        path_row.addWidget(self.folder_button)
+        load_row = QHBoxLayout()
+        load_row.addWidget(self.load_button)
+        load_row.addWidget(self.cancel_button)
+        data_box = QGroupBox("Data")
+        form = QFormLayout(data_box)
+        form.addRow("Path", path_row)
+        form.addRow("Scan", self.scan_combo)
+        form.addRow("", self.log_check)
+        form.addRow("", load_row)
+        form.addRow("Data layer", self.layer_combo)
+
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(sorted(PRESETS))
+        if "maxipix" in PRESETS:
+            self.preset_combo.setCurrentText("maxipix")
+        self.roi_row = QSpinBox()
+        self.roi_col = QSpinBox()
+        for spin, what in ((self.roi_row, "row"), (self.roi_col, "column")):
+            spin.setRange(0, 100_000)
+            spin.setToolTip(f"detector {what} of the data's first {what} (the ROI offset of the scan)")
+        self.preset_button = QPushButton("Apply preset")
+        self.preset_button.clicked.connect(lambda: self.apply_preset())
+        self.detect_button = QPushButton("Auto-detect gaps")
+        self.detect_button.setToolTip("detector rows/columns empty in every frame while their neighbours count")
+        self.detect_button.clicked.connect(lambda: self.detect_gaps())
+        self.dilate_spin = QSpinBox()
+        self.dilate_spin.setRange(1, 50)
+        self.dilate_plane = QCheckBox("detector plane only")
+        self.dilate_button = QPushButton("Dilate")
+        self.dilate_button.clicked.connect(lambda: self.dilate())
+        self.import_button = QPushButton("Import…")
+        self.import_button.clicked.connect(self._browse_import)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self._browse_export)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(lambda: self.clear_mask())
+        self.status = QLabel("no data layer")
+        self.status.setWordWrap(True)
+
+        roi_row = QHBoxLayout()
+        roi_row.addWidget(QLabel("row0"))
+        roi_row.addWidget(self.roi_row)
+        roi_row.addWidget(QLabel("col0"))
+        roi_row.addWidget(self.roi_col)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset_combo, 1)
+        preset_row.addWidget(self.preset_button)
+        dilate_row = QHBoxLayout()
+        dilate_row.addWidget(self.dilate_spin)
+        dilate_row.addWidget(self.dilate_plane)
+        dilate_row.addWidget(self.dilate_button)
+        file_row = QHBoxLayout()
+        for b in (self.import_button, self.export_button, self.clear_button):
+            file_row.addWidget(b)
+        mask_box = QGroupBox("Gap mask (1 = gap; paint it in 3D)")
+        mform = QFormLayout(mask_box)
+        mform.addRow("Detector", preset_row)
+        mform.addRow("ROI offset", roi_row)
+        mform.addRow("", self.detect_button)
+        mform.addRow("Dilate by", dilate_row)
+        mform.addRow("", file_row)
+        mform.addRow(self.status)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(data_box)
+        layout.addWidget(mask_box)
+        layout.addStretch(1)
+        self._action_buttons = [self.load_button, self.preset_button, self.detect_button, self.dilate_button,
+                                self.import_button, self.export_button, self.clear_button]
+
+    # --- layers -----------------------------------------------------------------------------------
+    @staticmethod
+    def _is_data_layer(layer) -> bool:
+        from napari.layers import Image
+
+        if not isinstance(layer, Image) or layer.rgb or layer.ndim != 3:
+            return False
+        if np.issubdtype(np.dtype(layer.dtype), np.complexfloating):
+            return False
+        kind = ((layer.metadata or {}).get("bcdi") or {}).get("kind")
+        return kind not in ("log_intensity", "phase", "modulus")
+
+    def _on_layer_inserted(self, event) -> None:
+        event.value.events.name.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def _refresh_layers(self, *_args) -> None:
+        try:
+            combo = self.layer_combo
+            current = combo.currentText()
+            names = [layer.name for layer in self.viewer.layers if self._is_data_layer(layer)]
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        except RuntimeError:  # the Qt widget is gone (dock closed): stop listening
+            self._disconnect()
+            return
+        if combo.currentText() != current:
+            self._on_data_layer_changed()
+
+    def _disconnect(self) -> None:
+        layers = self.viewer.layers
+        for emitter, cb in ((layers.events.inserted, self._on_layer_inserted),
+                            (layers.events.removed, self._refresh_layers),
+                            (layers.events.moved, self._refresh_layers)):
+            emitter.disconnect(cb)
+        for layer in layers:
+            layer.events.name.disconnect(self._refresh_layers)
+
+    @property
+    def data_layer(self):
+        """The chosen data layer (an Image of raw counts), or None."""
+        name = self.layer_combo.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    def select_data_layer(self, layer_or_name) -> None:
+        name = getattr(layer_or_name, "name", layer_or_name)
+        self._refresh_layers()
+        self.layer_combo.setCurrentText(str(name))
+
+    @property
+    def mask_layer(self):
+        """The Labels layer ``"<data> gap mask"`` of the chosen data layer, or None."""
+        from napari.layers import Labels
+
+        data = self.data_layer
+        if data is None:
+            return None
+        name = data.name + MASK_SUFFIX
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer if isinstance(layer, Labels) else None
+
+    def _on_data_layer_changed(self, *_args) -> None:
+        data = self.data_layer
+        if data is None:
+            self.status.setText("no data layer: load a scan or open one in napari")
+            return
+        geometry = ((data.metadata or {}).get("bcdi") or {}).get("geometry")
+        if geometry is not None:
+            self._prefill_preset(geometry)
+        mask = self.mask_layer
+        if mask is not None:
+            self._make_editable(mask, data)
+            self.status.setText(f"mask layer: {mask.name}")
+        else:
+            self.status.setText(f"{data.name}: no gap mask yet")
+
+    def _prefill_preset(self, geometry) -> None:
+        from ..core.masks import get_preset
+
+        if getattr(geometry, "detector", None):
+            try:
+                self.preset_combo.setCurrentText(get_preset(geometry.detector).name)
+            except BCDIError:
+                pass
+        roi = getattr(geometry, "roi", None)
+        if roi is not None and len(roi) == 4:
+            self.roi_row.setValue(int(roi[0]))
+            self.roi_col.setValue(int(roi[2]))
+
+    @staticmethod
+    def _make_editable(mask_layer, data_layer) -> None:
+        mask_layer.n_edit_dimensions = 3
+        if tuple(mask_layer.scale) != tuple(data_layer.scale):
+            mask_layer.scale = tuple(data_layer.scale)
+        if tuple(mask_layer.translate) != tuple(data_layer.translate):
+            mask_layer.translate = tuple(data_layer.translate)
+
+    def _require_data(self):
+        data = self.data_layer
+        if data is None:
+            raise BCDIError("no data layer chosen: load a scan, or open one in napari and choose it under Data layer")
+        return data
+
+    def _current_mask(self, data) -> Optional[np.ndarray]:
+        """A uint8 copy of the mask layer (the user may paint while a worker runs), or None."""
+        layer = self.mask_layer
+        if layer is None:
+            return None
+        m = np.asarray(layer.data)
+        if m.shape != tuple(data.data.shape):
+            raise BCDIError(f"mask layer '{layer.name}' has shape {m.shape}, the data {tuple(data.data.shape)}: "
+                            "delete or clear the mask layer")
+        return (m != 0).astype(np.uint8)
+
+    def _set_mask(self, data, mask: np.ndarray, summary: str, source: Optional[str] = None):
+        """Put ``mask`` in ``"<data> gap mask"`` (a new layer, or ``layer.data = mask``) on the main thread."""
+        if data not in self.viewer.layers:
+            raise BCDIError(f"data layer '{data.name}' was removed while the mask was computed; nothing changed")
+        if mask.shape != tuple(data.data.shape):
+            raise BCDIError(f"mask shape {mask.shape} does not match '{data.name}' {tuple(data.data.shape)}")
+        name = data.name + MASK_SUFFIX
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        from napari.layers import Labels
+
+        if layer is not None and not isinstance(layer, Labels):
+            raise BCDIError(f"layer '{name}' exists and is not a Labels layer: rename it")
+        if layer is None:
+            src = ((data.metadata or {}).get("bcdi") or {}).get("source")
+            meta = {"bcdi": {"kind": "mask", "data_layer": data.name, "source": src}}
+            kw = {"name": name, "opacity": 0.6, "metadata": meta, "scale": tuple(data.scale),
+                  "translate": tuple(data.translate)}
+            units = getattr(data, "units", None)
+            if units is not None:
+                kw["units"] = units
+            layer = self.viewer.add_labels(mask, **kw)
+        else:
+            layer.data = mask
+        self._make_editable(layer, data)
+        if source:
+            self._mask_sources.setdefault(name, []).append(source)
+        self.status.setText(f"{name}: {summary}")
+        return layer
+
+    # --- jobs -------------------------------------------------------------------------------------
+    def _start(self, func: Callable, *args, desc: str, on_done: Callable) -> Optional[Job]:
+        if self.job is not None and self.job.running:
+            _notify_info(f"Data & mask: busy with '{self.job.desc}'; wait or press Cancel")
+            return None
+        self.job = run_job(func, *args, desc=desc, on_done=on_done)
+        for b in self._action_buttons:
+            b.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.job.finished.connect(self._job_finished)
+        return self.job
+
+    def _job_finished(self) -> None:
+        try:
+            for b in self._action_buttons:
+                b.setEnabled(True)
+            self.cancel_button.setEnabled(False)
+        except RuntimeError:  # widget closed while the job ran
+            pass
+
+    def cancel(self) -> None:
+        """Ask the running job to stop."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+
+    # --- data -------------------------------------------------------------------------------------
+    def set_path(self, path) -> None:
+        """Put ``path`` in the path field and list its scans."""
+        self.path_edit.setText(str(path))
+        self.refresh_scans()
+
+    @_guarded
+    def refresh_scans(self) -> list[str]:
+        """List the BLISS scans of the file in the path field (empty, disabled list for other formats)."""
+        from ..core import io
+
+        self.scan_combo.clear()
+        self.scan_combo.setEnabled(False)
+        text = self.path_edit.text().strip()
+        if not text or not Path(text).exists():
+            return []
+        scans = io.list_scans(text)
+        if scans:
+            self.scan_combo.addItems(scans)
+            self.scan_combo.setEnabled(True)
+        return scans
+
+    @_guarded
+    def load(self, path=None, scan: Optional[str] = None, log_view: Optional[bool] = None) -> Optional[Job]:
+        """Read ``path`` (default: the path field) in a worker and add its layers; returns the Job."""
+        if path is not None and str(path) != self.path_edit.text():
+            self.set_path(path)
+        text = self.path_edit.text().strip()
+        if not text:
+            raise BCDIError("no file chosen: type a path or use File… / Folder…")
+        if scan is None and self.scan_combo.isEnabled():
+            scan = self.scan_combo.currentText() or None
+        if log_view is None:
+            log_view = self.log_check.isChecked()
+        return self._start(_load, text, scan, bool(log_view), desc=f"load {Path(text).name}",
+                           on_done=self._loaded)
+
+    def _loaded(self, result: dict) -> None:
+        from napari.layers import Layer
+
+        added = [self.viewer.add_layer(Layer.create(data, dict(kw), kind)) for data, kw, kind in result["layers"]]
+        for note in result["notes"]:
+            _notify_info(note)
+        if result["kind"] != "intensity":
+            return
+        kinds = {id(lay): ((lay.metadata or {}).get("bcdi") or {}).get("kind") for lay in added}
+        data_layer = next(lay for lay in added if kinds[id(lay)] == "intensity")
+        for lay in added:
+            if kinds[id(lay)] == "mask" and lay.name != data_layer.name + MASK_SUFFIX:
+                lay.name = data_layer.name + MASK_SUFFIX  # napari may have renamed the data layer "x [1]"
+            if kinds[id(lay)] == "log_intensity":
+                data_layer.visible = False  # the log view on top; the raw counts stay one click away
+        self.select_data_layer(data_layer)
+        self._on_data_layer_changed()
+
+    # --- mask actions -------------------------------------------------------------------------------
+    def _mask_job(self, action: str, params: dict, desc: str, source: Optional[str] = None) -> Optional[Job]:
+        data = self._require_data()
+        current = self._current_mask(data)
+
+        def done(res: dict) -> None:
+            self._set_mask(data, res["mask"], res["summary"], source)
+            if action == "detect" and res["added"] == 0:
+                _notify_info(f"Data & mask: no detector gap found in '{data.name}' (mask unchanged)")
+            elif action != "dilate":
+                _notify_info(f"Data & mask: {desc}: {res['new_summary']}")
+
+        return self._start(_mask_action, action, data.data, current, params, desc=desc, on_done=done)
+
+    @_guarded
+    def apply_preset(self, name: Optional[str] = None, roi_offset: Optional[tuple[int, int]] = None):
+        """Add the gaps of a detector preset, placed through the ROI offset (row0, col0)."""
+        name = name or self.preset_combo.currentText()
+        if roi_offset is None:
+            roi_offset = (self.roi_row.value(), self.roi_col.value())
+        else:
+            self.roi_row.setValue(int(roi_offset[0]))
+            self.roi_col.setValue(int(roi_offset[1]))
+        return self._mask_job("preset", {"preset": name, "roi_offset": tuple(int(v) for v in roi_offset)},
+                              desc=f"{name} preset")
+
+    @_guarded
+    def detect_gaps(self):
+        """Add the gap planes detected in the data (``core.masks.detect_gaps``)."""
+        return self._mask_job("detect", {}, desc="auto-detect gaps")
+
+    @_guarded
+    def dilate(self, n: Optional[int] = None, plane_only: Optional[bool] = None):
+        """Grow the mask by ``n`` voxels (in the detector plane only if asked)."""
+        n = int(n if n is not None else self.dilate_spin.value())
+        plane_only = self.dilate_plane.isChecked() if plane_only is None else bool(plane_only)
+        return self._mask_job("dilate", {"n": n, "axes": (1, 2) if plane_only else None}, desc=f"dilate by {n}")
+
+    @_guarded
+    def import_mask(self, path):
+        """Add a mask read from a file (npz/npy/tif/cxi, shape-checked against the data)."""
+        return self._mask_job("import", {"path": str(path)}, desc=f"import {Path(path).name}", source=str(path))
+
+    @_guarded
+    def clear_mask(self) -> None:
+        """Empty the gap mask (a new zero array; the data are untouched)."""
+        data = self._require_data()
+        self._set_mask(data, np.zeros(tuple(data.data.shape), np.uint8), "mask empty")
+
+    @_guarded
+    def export_mask(self, path):
+        """Write the gap mask to ``.npz`` (key ``mask``) or ``.cxi``, atomically; returns the Job."""
+        data = self._require_data()
+        layer = self.mask_layer
+        if layer is None:
+            raise BCDIError(f"'{data.name}' has no gap mask to export: apply a preset, detect or paint gaps first")
+        mask = self._current_mask(data)
+        protect = list(self._mask_sources.get(layer.name, []))
+        for lay in (data, layer):
+            src = ((lay.metadata or {}).get("bcdi") or {}).get("source")
+            if src:
+                protect.append(src)
+        return self._start(_export, str(path), mask, protect, desc=f"export {Path(path).name}",
+                           on_done=lambda out: _notify_info(f"Data & mask: mask written to {out}"))
+
+    # --- dialogs (thin: the methods above do the work) ---------------------------------------------
+    def _browse_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a BCDI scan", self._start_dir(), DATA_FILTER)
+        if path:
+            self.set_path(path)
+
+    def _browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder of detector frames", self._start_dir())
+        if path:
+            self.set_path(path)
+
+    def _browse_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a gap mask", self._start_dir(), MASK_IMPORT_FILTER)
+        if path:
+            self.import_mask(path)
+
+    def _browse_export(self) -> None:
+        data = self.data_layer
+        suggestion = str(Path(self._start_dir()) / f"{data.name if data else 'data'}_mask.npz")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the gap mask", suggestion, MASK_EXPORT_FILTER)
+        if path:
+            if not Path(path).suffix:
+                path += ".npz"
+            self.export_mask(path)
+
+    def _start_dir(self) -> str:
+        text = self.path_edit.text().strip()
+        if text:
+            p = Path(text)
+            return str(p if p.is_dir() else p.parent)
+        return str(Path.cwd())
