@@ -49,8 +49,9 @@ def complex_object(shape=(16, 24, 20), seed=1) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------------ PyNX CXI
-def pynx_data_cxi(path: Path, iobs: np.ndarray, mask=None, *, wavelength_m=1.3776e-10, distance_m=0.83,
-                  pixel_m=55e-6) -> Path:
+def pynx_data_cxi(
+    path: Path, iobs: np.ndarray, mask=None, *, wavelength_m=1.3776e-10, distance_m=0.83, pixel_m=55e-6
+) -> Path:
     """A CXI data file as ``pynx.cdi.save_cdi_data_cxi`` writes it."""
     import h5py
 
@@ -90,8 +91,16 @@ def pynx_data_cxi(path: Path, iobs: np.ndarray, mask=None, *, wavelength_m=1.377
     return path
 
 
-def pynx_result_cxi(path: Path, obj: np.ndarray, support: np.ndarray, *, llk=1.0523, free_llk=1.061,
-                    pixel_object_m=6.1e-9, n_cycles=5) -> Path:
+def pynx_result_cxi(
+    path: Path,
+    obj: np.ndarray,
+    support: np.ndarray,
+    *,
+    llk=1.0523,
+    free_llk=1.061,
+    pixel_object_m=6.1e-9,
+    n_cycles=5,
+) -> Path:
     """A result file as ``CDI.save_obj_cxi`` writes it (cycle_history record array included)."""
     import h5py
 
@@ -127,8 +136,16 @@ def pynx_result_cxi(path: Path, obj: np.ndarray, support: np.ndarray, *, llk=1.0
         res.create_dataset("llk_poisson", data=llk)
         res.create_dataset("free_llk_poisson", data=free_llk)
         res.create_dataset("nb_point_support", data=int(support.sum()))
-        dt = np.dtype([("cycle", "<i4"), ("algorithm", "S8"), ("llk_poisson", "<f4"), ("free_llk_poisson", "<f4"),
-                       ("nb_point_support", "<i4"), ("time", "<f4")])
+        dt = np.dtype(
+            [
+                ("cycle", "<i4"),
+                ("algorithm", "S8"),
+                ("llk_poisson", "<f4"),
+                ("free_llk_poisson", "<f4"),
+                ("nb_point_support", "<i4"),
+                ("time", "<f4"),
+            ]
+        )
         hist = np.zeros(n_cycles, dtype=dt)
         hist["cycle"] = np.arange(n_cycles) * 20
         hist["algorithm"] = b"ER"
@@ -139,9 +156,21 @@ def pynx_result_cxi(path: Path, obj: np.ndarray, support: np.ndarray, *, llk=1.0
 
 
 # ------------------------------------------------------------------------------------------------ BLISS
-def bliss_dataset(folder: Path, frames_by_scan: dict, *, detector="mpx1x4", layout="vds", sample="sample",
-                  dataset="0001", eta0=17.2, eta_step=0.005, energy_kev=9.0, distance_m=0.835,
-                  beam_center=(301.0, 255.5), extra_counters=True) -> Path:
+def bliss_dataset(
+    folder: Path,
+    frames_by_scan: dict,
+    *,
+    detector="mpx1x4",
+    layout="vds",
+    sample="sample",
+    dataset="0001",
+    eta0=17.2,
+    eta_step=0.005,
+    energy_kev=9.0,
+    distance_m=0.835,
+    beam_center=(301.0, 255.5),
+    extra_counters=True,
+) -> Path:
     """An ID01 BLISS dataset file with LIMA frame files, as ESRF writes them. Returns the master path.
 
     ``frames_by_scan``: ``{scan_number: uint32 (n, rows, cols) frames}``. ``layout``: ``"vds"`` (virtual
@@ -161,7 +190,9 @@ def bliss_dataset(folder: Path, frames_by_scan: dict, *, detector="mpx1x4", layo
             n = frames.shape[0]
             g = f.create_group(f"{scan}.1")
             g.attrs["NX_class"] = "NXentry"
-            g.create_dataset("title", data=f"ascan eta {eta0:.4f} {eta0 + eta_step * (n - 1):.4f} {n - 1} 0.5")
+            g.create_dataset(
+                "title", data=f"ascan eta {eta0:.4f} {eta0 + eta_step * (n - 1):.4f} {n - 1} 0.5"
+            )
             g.create_dataset("start_time", data="2024-03-12T10:11:12.123456+01:00")
             g.create_dataset("sample/name", data=sample)
             inst = g.create_group("instrument")
@@ -186,15 +217,21 @@ def bliss_dataset(folder: Path, frames_by_scan: dict, *, detector="mpx1x4", layo
                 meas.create_dataset("mpx1x4_roi1", data=frames.reshape(n, -1).sum(axis=1))
                 meas.create_dataset("epoch", data=1.7e9 + np.arange(n))
             if layout == "direct":
-                det.create_dataset("data", data=frames, chunks=(1,) + frames.shape[1:], **hdf5plugin.Bitshuffle())
+                det.create_dataset(
+                    "data", data=frames, chunks=(1,) + frames.shape[1:], **hdf5plugin.Bitshuffle()
+                )
                 meas[detector] = h5py.SoftLink(f"/{scan}.1/instrument/{detector}/data")
                 continue
             lima_dir = root / f"scan{scan:04d}"
             lima_dir.mkdir(exist_ok=True)
             lima = lima_dir / f"{detector}_0000.h5"
             with h5py.File(lima, "w") as lf:
-                lf.create_dataset("entry_0000/measurement/data", data=frames, chunks=(1,) + frames.shape[1:],
-                                  **hdf5plugin.Bitshuffle())
+                lf.create_dataset(
+                    "entry_0000/measurement/data",
+                    data=frames,
+                    chunks=(1,) + frames.shape[1:],
+                    **hdf5plugin.Bitshuffle(),
+                )
             rel = f"scan{scan:04d}/{detector}_0000.h5"
             if layout == "vds":
                 vl = h5py.VirtualLayout(shape=frames.shape, dtype=frames.dtype)

@@ -152,7 +152,7 @@ def _top_level_door_calls(module: str, path: Path) -> list[str]:
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                for d in child.decorator_list + child.args.defaults + child.args.kw_defaults:
+                for d in getattr(child, "decorator_list", []) + child.args.defaults + child.args.kw_defaults:
                     if d is not None:
                         visit(ast.Expression(body=d))
                 continue

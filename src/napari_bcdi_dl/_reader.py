@@ -24,15 +24,16 @@ reader's meta) for the widgets and the writer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
 NULL_LAYER: list = [(None,)]
 
 
-def get_reader(path: Any) -> Optional[Callable]:
+def get_reader(path: Any) -> Callable | None:
     """Return a reader function if ``path`` is BCDI data this plugin reads, else None (never raises)."""
     try:
         if isinstance(path, (list, tuple)):
@@ -91,7 +92,8 @@ def _layers(p: Path) -> list:
     if len(scans) > 1:
         scan = _first_scan_with_frames(p, scans)
         _notify_info(
-            f"{p.name} holds {len(scans)} scans; opened scan {scan}. Choose another one in the Data & mask widget "
+            f"{p.name} holds {len(scans)} scans; opened scan {scan}. Choose another one in the Data & mask "
+            "widget "
             f"(or: bcdi-dl convert {p.name} out.cxi --scan N)"
         )
     loaded = io.read(p, scan=scan)
@@ -137,7 +139,11 @@ def _intensity_layers(loaded, name: str, p: Path) -> list:
     layers = [(data, image_kw, "image")]
     if loaded.mask is not None:
         layers.append(
-            (loaded.mask, {"name": f"{name} gap mask", "opacity": 0.6, "metadata": _meta("mask", p, loaded)}, "labels")
+            (
+                loaded.mask,
+                {"name": f"{name} gap mask", "opacity": 0.6, "metadata": _meta("mask", p, loaded)},
+                "labels",
+            )
         )
     return layers
 
@@ -150,12 +156,35 @@ def _object_layers(loaded, name: str, p: Path) -> list:
     phase = np.angle(obj).astype(np.float32)
     top = float(modulus.max()) if modulus.size else 1.0
     layers = [
-        (modulus, {"name": f"{name} modulus", "colormap": "gray", "contrast_limits": (0.0, top if top > 0 else 1.0),
-                   "metadata": _meta("modulus", p, loaded), **extra}, "image"),
-        (phase, {"name": f"{name} phase", "colormap": "twilight", "contrast_limits": (-np.pi, np.pi),
-                 "metadata": _meta("phase", p, loaded), **extra}, "image"),
+        (
+            modulus,
+            {
+                "name": f"{name} modulus",
+                "colormap": "gray",
+                "contrast_limits": (0.0, top if top > 0 else 1.0),
+                "metadata": _meta("modulus", p, loaded),
+                **extra,
+            },
+            "image",
+        ),
+        (
+            phase,
+            {
+                "name": f"{name} phase",
+                "colormap": "twilight",
+                "contrast_limits": (-np.pi, np.pi),
+                "metadata": _meta("phase", p, loaded),
+                **extra,
+            },
+            "image",
+        ),
     ]
     if loaded.support is not None:
-        layers.append((loaded.support, {"name": f"{name} support", "opacity": 0.4,
-                                        "metadata": _meta("support", p, loaded), **extra}, "labels"))
+        layers.append(
+            (
+                loaded.support,
+                {"name": f"{name} support", "opacity": 0.4, "metadata": _meta("support", p, loaded), **extra},
+                "labels",
+            )
+        )
     return layers

@@ -52,8 +52,9 @@ def write_image(path: str, data: Any, attributes: dict) -> list[str]:
         modulus = np.abs(obj)
         support = (modulus > 0.2 * float(modulus.max())).astype(np.uint8) if modulus.size else None
         meta = {"support_from": "modulus > 0.2 max (the layer had no support)", "layer": name}
-        rec = Reconstruction(obj=obj, support=support, method=str((info.get("meta") or {}).get("method", "unknown")),
-                             meta=meta)
+        rec = Reconstruction(
+            obj=obj, support=support, method=str((info.get("meta") or {}).get("method", "unknown")), meta=meta
+        )
         write_reconstruction(out, rec, geometry, protect=_protect(info))
     else:
         write_intensity(out, arr, None, geometry, protect=_protect(info))

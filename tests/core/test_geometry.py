@@ -69,6 +69,10 @@ def test_symmetric_bragg_case_matches_hand_computation():
     # detector-frame voxel sizes: λ/(2 N Δω sin θ), λD/(N p), λD/(N p)
     expected = (lam / (2 * nz * dw * np.sin(theta)), lam * d / (ny * p), lam * d / (nx * p))
     np.testing.assert_allclose(geo.detector_voxel_size(g, SHAPE), expected, rtol=1e-9)
+    q_steps = (dw * 2 * k * np.sin(theta), k * p / d, k * p / d)
+    np.testing.assert_allclose(geo.reciprocal_voxel_size(g, SHAPE), q_steps, rtol=1e-9)
+    # bcdi's λ/(N Δω) leaves out the 2 sin θ of the rocking axis
+    assert expected[0] == pytest.approx(lam / (nz * dw) / (2 * np.sin(theta)))
     # strain direction on the skewed grid: Q is along -a_row only
     w = f.index_direction()
     np.testing.assert_allclose(w, [0, -1 / np.linalg.norm(a_row), 0], atol=1e-12)

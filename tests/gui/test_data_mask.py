@@ -28,11 +28,12 @@ GEOMETRY = Geometry(energy_kev=9.0, distance_m=1.2, pixel_size_m=(55e-6, 55e-6),
 # ----------------------------------------------------------------------------------------- fixtures
 @pytest.fixture
 def widget(make_napari_viewer):
+    """The widget as a user gets it: docked from the plugin menu (napari hands it a PublicOnlyProxy viewer)."""
     from napari_bcdi_dl.widgets.data_mask import DataMaskWidget
 
     viewer = make_napari_viewer()
-    w = DataMaskWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Data & mask")
+    _dock, w = viewer.window.add_plugin_dock_widget("napari-bcdi-dl", "Data & mask")
+    assert isinstance(w, DataMaskWidget)
     return w
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
 
 from ..core.errors import BCDIError
 
@@ -39,7 +38,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> Optional[int]:
+def run(args: argparse.Namespace) -> int | None:
     from ..core import io
 
     out = Path(args.output)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
 
 import numpy as np
 
@@ -69,7 +68,9 @@ def describe(args: argparse.Namespace) -> list[str]:
     lines.append(f"kind: {loaded.kind}")
     lines.append(f"shape (z, y, x): {tuple(data.shape)}")
     stored = meta.get("stored_dtype")
-    lines.append(f"dtype: {data.dtype}" + (f" (stored as {stored})" if stored and stored != str(data.dtype) else ""))
+    lines.append(
+        f"dtype: {data.dtype}" + (f" (stored as {stored})" if stored and stored != str(data.dtype) else "")
+    )
     if loaded.kind == "object":
         modulus = np.abs(data)
         lines.append(f"max modulus: {float(modulus.max()):.6g}")
@@ -97,12 +98,14 @@ def describe(args: argparse.Namespace) -> list[str]:
         n = int(np.count_nonzero(loaded.mask))
         lines.append(f"mask in file: {n} masked voxels ({100.0 * n / loaded.mask.size:.2f} %)")
     if meta.get("invalid_pixels"):
-        lines.append(f"invalid detector values ({meta['invalid_value']}) masked: {meta['invalid_pixels']} voxels")
+        lines.append(
+            f"invalid detector values ({meta['invalid_value']}) masked: {meta['invalid_pixels']} voxels"
+        )
     lines += _fmt_geometry(loaded.geometry)
     return lines
 
 
-def run(args: argparse.Namespace) -> Optional[int]:
+def run(args: argparse.Namespace) -> int | None:
     for line in describe(args):
         print(line)
     return 0

@@ -11,8 +11,8 @@ Arrays are ``(z, y, x)``; masks ``uint8``/bool with 1 = gap. Nothing here modifi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -93,7 +93,7 @@ def _as_mask3d(mask: np.ndarray, where: str = "mask") -> np.ndarray:
     return m.astype(bool, copy=False)
 
 
-def find_gaps(mask: np.ndarray, *, max_width: Optional[int] = None) -> list[Gap]:
+def find_gaps(mask: np.ndarray, *, max_width: int | None = None) -> list[Gap]:
     """Describe the gap planes of a mask: lines, crosses of any widths, along any axis, partial planes.
 
     A masked voxel belongs to a gap normal to axis ``a`` when its run of masked voxels along ``a`` is the
@@ -167,7 +167,7 @@ def gaps_mask(gaps: Sequence[Gap], shape: Sequence[int]) -> np.ndarray:
     return out
 
 
-def other_masked(mask: np.ndarray, gaps: Optional[Sequence[Gap]] = None) -> np.ndarray:
+def other_masked(mask: np.ndarray, gaps: Sequence[Gap] | None = None) -> np.ndarray:
     """Masked voxels outside every gap slab (hot pixels, dead lines, painted blobs), as a bool array."""
     m = _as_mask3d(mask)
     if gaps is None:
@@ -220,7 +220,7 @@ def window_origins(
     size: int = 32,
     step: int = 4,
     *,
-    gaps: Optional[Sequence[Gap]] = None,
+    gaps: Sequence[Gap] | None = None,
     include_other: bool = True,
 ) -> np.ndarray:
     """Origins of ``size``³ windows along every gap, with the gap slab in the middle of the window.
@@ -271,7 +271,7 @@ def window_origins(
     if include_other:
         left = m & (coverage(origins, shape, size) == 0) if len(origins) else m.copy()
         if left.any():
-            labels, n = ndimage.label(left, structure=np.ones((3, 3, 3), bool))
+            labels, _ = ndimage.label(left, structure=np.ones((3, 3, 3), bool))
             extra = []
             for box in ndimage.find_objects(labels):
                 per_axis = [
@@ -343,11 +343,11 @@ def stitch_windows(
     windows: np.ndarray,
     origins: np.ndarray,
     shape: Sequence[int],
-    mask: Optional[np.ndarray] = None,
+    mask: np.ndarray | None = None,
     *,
-    weight: Optional[np.ndarray] = None,
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    weight: np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Accumulate window predictions on the full grid, to be averaged where windows overlap.
 
@@ -536,7 +536,6 @@ def _fill_directional(v: np.ndarray, mask: np.ndarray, cubic: bool, progress, ca
     valid = ~mask
     todo = mask.copy()
     total = int(todo.sum())
-    passes = 0
     while todo.any():
         check_cancel(cancel)
         coords, vals = _directional_pass(out, valid, todo, cubic, one_sided=False)
@@ -550,7 +549,6 @@ def _fill_directional(v: np.ndarray, mask: np.ndarray, cubic: bool, progress, ca
         out[coords] = vals
         valid[coords] = True
         todo[coords] = False
-        passes += 1
         report(progress, cancel, total - int(todo.sum()), total)
     return out
 
@@ -589,8 +587,8 @@ def fill_baseline(
     log: bool = True,
     k: int = 8,
     power: float = 2.0,
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """Fill the masked voxels by a classical method (the baselines the DL inpainter is compared against).
 

@@ -175,8 +175,8 @@ def id01_angles(
     """The ID01 angles (degrees) of a geometry, completing what is missing; returns ``(angles, notes)``.
 
     With ``delta`` or ``nu`` known, missing angles are 0 (``eta`` defaults to ``delta / 2``). With neither,
-    the symmetric vertical Bragg geometry of reflection ``hkl`` is assumed (``nu = 0``, ``delta = 2θ``,
-    ``eta = θ``, ``phi = 0``) and said so in ``notes``.
+    the symmetric vertical Bragg geometry of reflection ``hkl`` is assumed (``nu = 0``, ``delta = 2θ``, and
+    unless given ``eta = θ``, ``phi = 0``) and said so in ``notes``.
     """
     given = {k.lower(): float(v) for k, v in (geometry.angles_deg or {}).items() if v is not None}
     notes: list = []
@@ -201,9 +201,9 @@ def id01_angles(
     theta = float(np.degrees(bragg_angle(geometry.wavelength_nm, hkl, lattice_nm)))
     notes.append(
         f"detector angles unknown: symmetric vertical Bragg geometry assumed for {tuple(int(h) for h in hkl)} "
-        f"(delta = 2θ = {2 * theta:.4f} deg, eta = θ, nu = phi = 0)"
+        f"(delta = 2θ = {2 * theta:.4f} deg, nu = 0, eta = θ and phi = 0 unless given)"
     )
-    return {"delta": 2 * theta, "nu": 0.0, "eta": theta, "phi": 0.0}, notes
+    return {"delta": 2 * theta, "nu": 0.0, "eta": given.get("eta", theta), "phi": given.get("phi", 0.0)}, notes
 
 
 def _circles_matrix(circles, angles_deg: dict, upto: Optional[str] = None) -> np.ndarray:
@@ -310,6 +310,23 @@ def detector_voxel_size(
     right for ``phi`` rocking or ``nu ≠ 0``.
     """
     return detector_frame(geometry, shape, hkl=hkl, lattice_nm=lattice_nm).voxel_size
+
+
+def reciprocal_voxel_size(
+    geometry: Geometry,
+    shape: Sequence[int],
+    *,
+    hkl: Optional[Sequence[int]] = None,
+    lattice_nm: Optional[float] = None,
+) -> tuple[float, float, float]:
+    """Size (1/nm) of one step of the measured intensity along (rocking, rows, cols): ``|b_j|``.
+
+    ``Δω |â × Q|`` for the rocking axis (``2k sin θ Δω`` when ``â ⟂ Q``) and ``2π p / (λ D)`` for the
+    detector axes: the napari ``scale`` of a diffraction pattern (not :func:`detector_voxel_size`, which is
+    the real-space voxel of the object phased from it).
+    """
+    frame = detector_frame(geometry, shape, hkl=hkl, lattice_nm=lattice_nm)
+    return tuple(float(v) for v in np.linalg.norm(frame.q_basis, axis=0))
 
 
 def lab_grid(

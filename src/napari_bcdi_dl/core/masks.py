@@ -29,8 +29,8 @@ coordinates) that are gaps between chips or modules. Sources:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -215,20 +215,22 @@ def detect_gaps(
     if arr.size == 0:
         raise BCDIError("detect gaps: data is empty")
     out = np.zeros(arr.shape, dtype=np.uint8)
-    work = np.where(np.isfinite(arr), arr, 0).astype(np.float64, copy=False)
-    work = np.maximum(work, 0.0)
+    axes = [int(a) for a in axes]
     for ax in axes:
-        ax = int(ax)
         if ax not in (0, 1, 2):
             raise BCDIError(f"detect gaps: axis {ax} is not 0, 1 or 2")
-        # Sum over the axis that is never part of the line: for rows/cols that is the rocking axis,
-        # for whole frames it is nothing (a frame is a plane); use the (z, other) projection.
-        if ax == 0:
-            proj = work.sum(axis=1)  # (z, x): a dead frame is dead for every row
-            lines = proj  # lines along axis 0, "columns" = x
-        else:
-            proj = work.sum(axis=0)  # (y, x)
-            lines = proj if ax == 1 else proj.T  # (n_lines, n_cols)
+    # Projections of the positive counts, frame by frame (a 512x512x300 scan is never copied whole):
+    # ``det`` (y, x) summed over the rocking axis, ``frames`` (z, x) summed over the rows.
+    det = np.zeros(arr.shape[1:], dtype=np.float64)
+    frames = np.zeros((arr.shape[0], arr.shape[2]), dtype=np.float64)
+    for k in range(arr.shape[0]):
+        f = np.asarray(arr[k], dtype=np.float64)
+        f = np.where(np.isfinite(f) & (f > 0), f, 0.0)
+        det += f
+        frames[k] = f.sum(axis=0)
+    for ax in axes:
+        # each row of ``lines`` is one candidate line (a detector row, column or a frame)
+        lines = frames if ax == 0 else (det if ax == 1 else det.T)
         n = lines.shape[0]
         live = lines > 0
         live_frac = live.mean(axis=1)
@@ -286,7 +288,7 @@ def gap_runs(mask: np.ndarray, min_fraction: float = 0.5) -> list[tuple[int, int
     return out
 
 
-def dilate(mask: np.ndarray, n: int, axes: Optional[Sequence[int]] = None) -> np.ndarray:
+def dilate(mask: np.ndarray, n: int, axes: Sequence[int] | None = None) -> np.ndarray:
     """Grow the masked region by ``n`` voxels (a cube of half-width ``n``, i.e. Chebyshev distance).
 
     Parameters
@@ -313,7 +315,7 @@ def dilate(mask: np.ndarray, n: int, axes: Optional[Sequence[int]] = None) -> np
     return ndimage.maximum_filter(out.astype(np.uint8), size=size, mode="constant", cval=0)
 
 
-def union(*masks: Optional[np.ndarray]) -> np.ndarray:
+def union(*masks: np.ndarray | None) -> np.ndarray:
     """Voxel-wise OR of masks of the same shape (``None`` entries are skipped).
 
     Raises

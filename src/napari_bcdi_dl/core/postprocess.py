@@ -240,16 +240,19 @@ def complex_phase_ramp(obj: np.ndarray, support: np.ndarray) -> np.ndarray:
 
 
 def remove_offset(
-    phase: np.ndarray, support: np.ndarray, offset: Union[str, float, None] = "mean"
+    phase: np.ndarray, support: np.ndarray, offset: Union[str, float, None] = "mean", *, circular: bool = False
 ) -> tuple[np.ndarray, float]:
     """Subtract a phase offset: ``"mean"`` over the support, ``"com"`` (phase at the support's centre of
-    mass, or the support voxel nearest to it), a number (rad), or None/``"none"``. Returns ``(phase, offset)``."""
+    mass, or the support voxel nearest to it), a number (rad), or None/``"none"``. Returns ``(phase, offset)``.
+
+    ``circular``: the phase is wrapped; the mean is then the circular mean ``arg Σ exp(iφ)``.
+    """
     s = np.asarray(support) != 0
     p = np.asarray(phase, dtype=np.float64)
     if offset is None or (isinstance(offset, str) and offset.lower() == "none"):
         value = 0.0
     elif isinstance(offset, str) and offset.lower() == "mean":
-        value = float(p[s].mean())
+        value = float(np.angle(np.sum(np.exp(1j * p[s])))) if circular else float(p[s].mean())
     elif isinstance(offset, str) and offset.lower() == "com":
         com = np.asarray(ndimage.center_of_mass(s))
         idx = np.argwhere(s)
@@ -271,12 +274,16 @@ def displacement(phase: np.ndarray, g_norm_nm: Optional[float]) -> np.ndarray:
     return np.asarray(phase, dtype=np.float64) / g
 
 
-def hybrid_gradient(field_: np.ndarray, support: np.ndarray, axis: int) -> np.ndarray:
+def hybrid_gradient(field_: np.ndarray, support: np.ndarray, axis: int, *, period: Optional[float] = None) -> np.ndarray:
     """Derivative (per voxel) along ``axis`` using support voxels only.
 
     Central difference ``(f[i+1] − f[i−1]) / 2`` where both neighbours are inside, forward or backward
     difference where one is. A support voxel with no neighbour along ``axis`` (a one-voxel-thick column)
     takes the derivative of the nearest voxel that has one. 0 outside the support.
+
+    ``period`` (e.g. 2π for a phase): each one-voxel difference is wrapped into ``[−period/2, period/2)``
+    first, so a wrapped (or badly unwrapped) phase gives the same gradient as the unwrapped one wherever it
+    changes by less than half a period per voxel.
     """
     f = np.asarray(field_, dtype=np.float64)
     s = np.asarray(support) != 0
@@ -290,10 +297,14 @@ def hybrid_gradient(field_: np.ndarray, support: np.ndarray, axis: int) -> np.nd
     fp[tuple(inner)], sp[tuple(inner)] = f[tuple(outer)], s[tuple(outer)]  # value at i+1
     fm[tuple(outer)], sm[tuple(outer)] = f[tuple(inner)], s[tuple(inner)]  # value at i-1
     both, only_p, only_m = s & sp & sm, s & sp & ~sm, s & sm & ~sp
+    dp, dm = fp - f, f - fm  # forward and backward one-voxel differences
+    if period is not None:
+        dp = (dp + period / 2) % period - period / 2
+        dm = (dm + period / 2) % period - period / 2
     out = np.zeros_like(f)
-    out[both] = (fp[both] - fm[both]) / 2
-    out[only_p] = fp[only_p] - f[only_p]
-    out[only_m] = f[only_m] - fm[only_m]
+    out[both] = (dp[both] + dm[both]) / 2
+    out[only_p] = dp[only_p]
+    out[only_m] = dm[only_m]
     defined = both | only_p | only_m
     lonely = s & ~defined
     if lonely.any() and defined.any():
@@ -302,15 +313,19 @@ def hybrid_gradient(field_: np.ndarray, support: np.ndarray, axis: int) -> np.nd
     return out
 
 
-def directional_derivative(field_: np.ndarray, support: np.ndarray, index_direction: Sequence[float]) -> np.ndarray:
-    """``Σ_j w_j ∂f/∂m_j`` (``w`` = index steps per unit length along the wanted direction), 0 outside."""
+def directional_derivative(
+    field_: np.ndarray, support: np.ndarray, index_direction: Sequence[float], *, period: Optional[float] = None
+) -> np.ndarray:
+    """``Σ_j w_j ∂f/∂m_j`` (``w`` = index steps per unit length along the wanted direction), 0 outside.
+
+    ``period``: see :func:`hybrid_gradient`."""
     w = np.asarray(index_direction, dtype=np.float64).ravel()
     if w.size != 3 or not np.all(np.isfinite(w)):
         raise BCDIError(f"direction {tuple(w)} must be three finite numbers")
     out = np.zeros(np.shape(field_), dtype=np.float64)
     for axis in range(3):
         if w[axis] != 0:
-            out += w[axis] * hybrid_gradient(field_, support, axis)
+            out += w[axis] * hybrid_gradient(field_, support, axis, period=period)
     return out
 
 
@@ -328,18 +343,20 @@ def strain(
     g_direction: Sequence[float] = (1.0, 0.0, 0.0),
     *,
     index_direction: Optional[Sequence[float]] = None,
+    period: Optional[float] = None,
 ) -> np.ndarray:
     """Heterogeneous strain ``ε = ĝ·∇u`` on a Cartesian grid of ``voxel_size`` (z, y, x), 0 outside the support.
 
     ``index_direction`` (index steps per nm along ĝ, e.g. :meth:`.DetectorFrame.index_direction`) replaces
-    ``voxel_size``/``g_direction`` on a skewed grid.
+    ``voxel_size``/``g_direction`` on a skewed grid. ``period``: the displacement is only known modulo this
+    (``2π/|G|`` for a wrapped phase), see :func:`hybrid_gradient`.
     """
     if index_direction is None:
         v = np.asarray(voxel_size, dtype=np.float64).ravel()
         if v.size != 3 or not np.all(np.isfinite(v)) or np.any(v <= 0):
             raise BCDIError(f"voxel size {tuple(v)} must be three positive lengths")
         index_direction = _unit(g_direction, "G direction") / v
-    return directional_derivative(displacement_, support, index_direction)
+    return directional_derivative(displacement_, support, index_direction, period=period)
 
 
 # ------------------------------------------------------------------------------------------ the pipeline
@@ -382,7 +399,8 @@ def postprocess(
         step and either the angles or ``hkl``/``lattice_nm``, see :func:`.geometry.detector_frame`), the
         result is in the lab frame (``orthogonalise=None`` or True) or in the skewed detector frame
         (``orthogonalise=False``, strain then computed exactly on the skewed grid), with G along Q. An
-        incomplete geometry falls back to ``voxel_size_nm`` (or 1) with a note.
+        incomplete geometry falls back to ``voxel_size_nm`` (or 1) with a note. The object must have the
+        shape of the data it was phased from (the detector-frame voxel is ``λD/(N p)``...): crop after.
     hkl, lattice_nm : reflection and cubic lattice parameter (nm): ``|G| = 2π sqrt(h²+k²+l²)/a``. Without
         them ``|G|`` is ``|Q|`` of the geometry, else unknown (displacement in units of ``d``).
     voxel_size_nm : (z, y, x) voxel size of a Cartesian array (when no detector frame is used).
@@ -508,18 +526,20 @@ def postprocess(
     if remove_ramp and unwrap:
         phase, g1 = remove_phase_ramp(phase, s)
         ramp_total = ramp_total + g1
-    elif remove_ramp:
+    elif remove_ramp:  # wrapped phase: mean gradient of the complex field, immune to wraps
         g1 = complex_phase_ramp(np.where(s, np.exp(1j * phase), 0), s)
         phase = np.where(s, np.angle(np.exp(1j * (phase - ramp_array(g1, s.shape)))), 0.0)
         ramp_total = ramp_total + g1
-    phase, offset_value = remove_offset(phase, s, offset)
+    phase, offset_value = remove_offset(phase, s, offset, circular=not unwrap)
     if not unwrap:
         phase = np.where(s, np.angle(np.exp(1j * phase)), 0.0)
     report(progress, cancel, 5, total)
 
+    g_used = 2 * np.pi if g_norm_nm is None else g_norm_nm
     u = np.where(s, displacement(phase, g_norm_nm), 0.0)
     report(progress, cancel, 6, total)
-    eps = strain(u, s, index_direction=index_dir)
+    # one-voxel differences of u are wrapped to ±π/|G|: the strain is right even where the phase is wrapped
+    eps = strain(u, s, index_direction=index_dir, period=2 * np.pi / g_used)
     report(progress, cancel, 7, total)
 
     result = StrainResult(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 from qtpy.QtWidgets import (
@@ -45,17 +45,15 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import BCDIError
-from ..core.progress import report
+from ._data_mask_jobs import compute_mask, load_data, write_mask
 from ._worker import Job, run_job
 
 log = logging.getLogger(__name__)
 
 MASK_SUFFIX = " gap mask"
-LOG_SUFFIX = " log10"
 MASK_EXPORT_FILTER = "Mask files (*.npz *.cxi)"
 MASK_IMPORT_FILTER = "Mask files (*.npz *.npy *.cxi *.h5 *.tif *.tiff);;All files (*)"
 DATA_FILTER = "BCDI data (*.npy *.npz *.tif *.tiff *.cxi *.h5 *.hdf5 *.nxs *.edf *.edf.gz);;All files (*)"
-AXIS_WORDS = {0: "frames", 1: "rows", 2: "cols"}
 
 
 def _notify_error(message: str) -> None:
@@ -85,108 +83,6 @@ def _guarded(method: Callable) -> Callable:
         return None
 
     return wrapper
-
-
-# ----------------------------------------------------------------------------------- worker functions
-# Pure functions run in the worker thread: arrays in, arrays out, no layer access.
-
-def describe_mask(mask: np.ndarray) -> str:
-    """One line: masked voxels and the gap planes (``core.masks.gap_runs``)."""
-    from ..core.masks import gap_runs
-
-    n = int(np.count_nonzero(mask))
-    if n == 0:
-        return "mask empty"
-    runs = gap_runs(mask) if mask.ndim == 3 else []
-    planes = ", ".join(f"{AXIS_WORDS[a]} {s}-{e - 1}" for a, s, e in runs)
-    frac = 100.0 * n / mask.size
-    return f"{n} masked voxels ({frac:.2f} %)" + (f"; gap planes: {planes}" if planes else "")
-
-
-def _load(path: str, scan: Optional[str], log_view: bool, *, progress=None, cancel=None) -> dict:
-    from .. import _reader
-    from ..core import io
-    from ..core.geometry import detector_voxel_size
-
-    p = Path(path)
-    report(progress, cancel, 0, 3)
-    scans = io.list_scans(p)
-    loaded = io.read(p, scan=scan or None)
-    report(progress, cancel, 1, 3)
-    name = p.name if p.is_dir() else p.stem.removesuffix(".edf")
-    if scans:
-        name = f"{name} scan {loaded.meta.get('scan', scan or scans[0])}"
-    if loaded.kind == "object":
-        return {"layers": _reader._object_layers(loaded, name, p), "kind": "object", "notes": []}
-    notes = []
-    scale = None
-    if loaded.geometry.is_complete_for_voxel_size():
-        try:
-            scale = tuple(float(v) for v in detector_voxel_size(loaded.geometry, loaded.data.shape))
-        except BCDIError as err:
-            notes.append(f"voxel size unknown ({err}); scale left at 1 voxel")
-    report(progress, cancel, 2, 3)
-    layers = _reader._intensity_layers(loaded, name, p)
-    extra = {"scale": scale, "units": "nm"} if scale else {}
-    for _data, kw, _kind in layers:
-        kw.update(extra)
-        if scale:
-            kw["metadata"]["bcdi"]["voxel_size_nm"] = scale
-    if log_view:
-        logged = np.log10(1.0 + np.maximum(loaded.data, 0), dtype=np.float32)
-        top = float(logged.max()) if logged.size else 1.0
-        meta = {"bcdi": {"kind": "log_intensity", "source": str(p), "of": name}}
-        layers.append((logged, {"name": name + LOG_SUFFIX, "colormap": "magma", "rendering": "mip",
-                                "contrast_limits": (0.0, top if top > 0 else 1.0), "metadata": meta, **extra},
-                       "image"))
-    report(progress, cancel, 3, 3)
-    return {"layers": layers, "kind": "intensity", "notes": notes}
-
-
-def _mask_action(action: str, data: Any, current: Optional[np.ndarray], params: dict, *,
-                 progress=None, cancel=None) -> dict:
-    """Compute the new mask of ``action`` (preset | detect | dilate | import) and its one-line summary."""
-    from ..core import io, masks
-
-    report(progress, cancel, 0, 2)
-    shape = tuple(int(s) for s in np.shape(data))
-    if action == "preset":
-        new = masks.preset_mask(params["preset"], shape, roi_offset=params["roi_offset"])
-        out = masks.union(current, new)
-    elif action == "detect":
-        new = masks.detect_gaps(np.asarray(data))
-        out = masks.union(current, new)
-    elif action == "dilate":
-        if current is None or not current.any():
-            raise BCDIError("nothing to dilate: the gap mask is empty; apply a preset, detect or paint gaps first")
-        new = masks.dilate(current, params["n"], axes=params.get("axes"))
-        out = new
-    elif action == "import":
-        new = io.read_mask(params["path"], shape)
-        out = masks.union(current, new)
-    else:  # pragma: no cover - programming error
-        raise ValueError(f"unknown mask action {action!r}")
-    report(progress, cancel, 1, 2)
-    summary = describe_mask(out)
-    added = int(np.count_nonzero(new)) if action != "dilate" else int(out.sum()) - int(current.sum())
-    report(progress, cancel, 2, 2)
-    return {"mask": out, "summary": summary, "added": added, "new_summary": describe_mask(new)}
-
-
-def _export(path: str, mask: np.ndarray, protect: list, *, progress=None, cancel=None) -> str:
-    from ..core.io import write_cxi_mask, write_npz
-
-    report(progress, cancel, 0, 1)
-    out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix == ".npz":
-        write_npz(out, protect=protect, mask=mask)
-    elif suffix == ".cxi":
-        write_cxi_mask(out, mask, protect=protect)
-    else:
-        raise BCDIError(f"{out}: masks are exported as .npz (key 'mask') or .cxi; choose one of these suffixes")
-    report(progress, cancel, 1, 1)
-    return str(out)
 
 
 # ------------------------------------------------------------------------------------------- widget
@@ -338,6 +234,8 @@ class DataMaskWidget(QWidget):
             return
         if combo.currentText() != current:
             self._on_data_layer_changed()
+        elif self.mask_layer is not None and self.mask_layer.n_edit_dimensions != 3:
+            self._on_data_layer_changed()  # its mask just arrived (sample data, reader): make it 3D-paintable
 
     def _disconnect(self) -> None:
         layers = self.viewer.layers
@@ -348,11 +246,16 @@ class DataMaskWidget(QWidget):
         for layer in layers:
             layer.events.name.disconnect(self._refresh_layers)
 
+    def _find(self, name: str):
+        # iterate rather than index: napari hands plugins a PublicOnlyProxy viewer whose ``layers[name]``
+        # returns wrapped layers that are not identical (``is``) to the viewer's own layer objects
+        return next((layer for layer in self.viewer.layers if layer.name == name), None)
+
     @property
     def data_layer(self):
         """The chosen data layer (an Image of raw counts), or None."""
         name = self.layer_combo.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+        return self._find(name) if name else None
 
     def select_data_layer(self, layer_or_name) -> None:
         name = getattr(layer_or_name, "name", layer_or_name)
@@ -367,8 +270,7 @@ class DataMaskWidget(QWidget):
         data = self.data_layer
         if data is None:
             return None
-        name = data.name + MASK_SUFFIX
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        layer = self._find(data.name + MASK_SUFFIX)
         return layer if isinstance(layer, Labels) else None
 
     def _on_data_layer_changed(self, *_args) -> None:
@@ -426,13 +328,14 @@ class DataMaskWidget(QWidget):
 
     def _set_mask(self, data, mask: np.ndarray, summary: str, source: Optional[str] = None):
         """Put ``mask`` in ``"<data> gap mask"`` (a new layer, or ``layer.data = mask``) on the main thread."""
-        if data not in self.viewer.layers:
+        if not any(layer is data for layer in self.viewer.layers):
             raise BCDIError(f"data layer '{data.name}' was removed while the mask was computed; nothing changed")
         if mask.shape != tuple(data.data.shape):
             raise BCDIError(f"mask shape {mask.shape} does not match '{data.name}' {tuple(data.data.shape)}")
-        name = data.name + MASK_SUFFIX
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
         from napari.layers import Labels
+
+        name = data.name + MASK_SUFFIX
+        layer = self._find(name)
 
         if layer is not None and not isinstance(layer, Labels):
             raise BCDIError(f"layer '{name}' exists and is not a Labels layer: rename it")
@@ -512,7 +415,7 @@ class DataMaskWidget(QWidget):
             scan = self.scan_combo.currentText() or None
         if log_view is None:
             log_view = self.log_check.isChecked()
-        return self._start(_load, text, scan, bool(log_view), desc=f"load {Path(text).name}",
+        return self._start(load_data, text, scan, bool(log_view), desc=f"load {Path(text).name}",
                            on_done=self._loaded)
 
     def _loaded(self, result: dict) -> None:
@@ -545,7 +448,7 @@ class DataMaskWidget(QWidget):
             elif action != "dilate":
                 _notify_info(f"Data & mask: {desc}: {res['new_summary']}")
 
-        return self._start(_mask_action, action, data.data, current, params, desc=desc, on_done=done)
+        return self._start(compute_mask, action, data.data, current, params, desc=desc, on_done=done)
 
     @_guarded
     def apply_preset(self, name: Optional[str] = None, roi_offset: Optional[tuple[int, int]] = None):
@@ -569,6 +472,10 @@ class DataMaskWidget(QWidget):
         """Grow the mask by ``n`` voxels (in the detector plane only if asked)."""
         n = int(n if n is not None else self.dilate_spin.value())
         plane_only = self.dilate_plane.isChecked() if plane_only is None else bool(plane_only)
+        self._require_data()
+        layer = self.mask_layer
+        if layer is None or not np.any(layer.data):
+            raise BCDIError("nothing to dilate: the gap mask is empty; apply a preset, detect or paint gaps first")
         return self._mask_job("dilate", {"n": n, "axes": (1, 2) if plane_only else None}, desc=f"dilate by {n}")
 
     @_guarded
@@ -595,7 +502,7 @@ class DataMaskWidget(QWidget):
             src = ((lay.metadata or {}).get("bcdi") or {}).get("source")
             if src:
                 protect.append(src)
-        return self._start(_export, str(path), mask, protect, desc=f"export {Path(path).name}",
+        return self._start(write_mask, str(path), mask, protect, desc=f"export {Path(path).name}",
                            on_done=lambda out: _notify_info(f"Data & mask: mask written to {out}"))
 
     # --- dialogs (thin: the methods above do the work) ---------------------------------------------

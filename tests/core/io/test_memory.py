@@ -13,8 +13,8 @@ import tracemalloc
 import numpy as np
 import pytest
 import tifffile
-
 from bcdi_test_files import bliss_dataset, pynx_data_cxi, tiff_frames
+
 from napari_bcdi_dl.core import io
 
 SHAPE = (48, 256, 256)  # 12 MiB as uint32 and as float32
@@ -33,8 +33,13 @@ def files(tmp_path_factory):
     pynx_data_cxi(d / "s.cxi", counts)
     master = bliss_dataset(d / "bliss", {1: counts}, extra_counters=False)
     paths = {
-        "npy": d / "s.npy", "npz": d / "s.npz", "npz-deflate": d / "sc.npz", "tiff": d / "s.tif",
-        "frames": d / "frames", "cxi-gzip": d / "s.cxi", "bliss-vds-bitshuffle": master,
+        "npy": d / "s.npy",
+        "npz": d / "s.npz",
+        "npz-deflate": d / "sc.npz",
+        "tiff": d / "s.tif",
+        "frames": d / "frames",
+        "cxi-gzip": d / "s.cxi",
+        "bliss-vds-bitshuffle": master,
     }
     return paths
 
@@ -54,4 +59,6 @@ def test_peak_memory_is_one_float32_copy(files, fmt):
     assert loaded.data.nbytes == out_bytes
     extra = peak - out_bytes
     # one float32 copy, plus at most a few MiB of blocks/frames: far below a second copy (12 MiB)
-    assert extra < 0.35 * out_bytes, f"{fmt}: peak {peak / 2**20:.1f} MiB for a {out_bytes / 2**20:.0f} MiB scan"
+    assert extra < 0.35 * out_bytes, (
+        f"{fmt}: peak {peak / 2**20:.1f} MiB for a {out_bytes / 2**20:.0f} MiB scan"
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-
 from bcdi_test_files import (
     bliss_dataset,
     complex_object,
@@ -16,6 +15,7 @@ from bcdi_test_files import (
     tiff_frames,
     with_gap,
 )
+
 from napari_bcdi_dl.core import io
 from napari_bcdi_dl.core.errors import BCDIError
 

@@ -5,24 +5,40 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-
 from bcdi_test_files import complex_object, pattern, with_gap
+
 from napari_bcdi_dl.core import io
 from napari_bcdi_dl.core.errors import BCDIError
 from napari_bcdi_dl.core.types import Geometry, Reconstruction
 
 GEOMETRY = Geometry(
-    energy_kev=9.0, distance_m=0.835, pixel_size_m=(55e-6, 55e-6), rocking_step_deg=0.005, rocking_motor="eta",
-    beam_center=(301.0, 255.5), angles_deg={"eta": 17.3, "delta": 34.6}, roi=(0, 24, 0, 20), detector="mpx1x4",
+    energy_kev=9.0,
+    distance_m=0.835,
+    pixel_size_m=(55e-6, 55e-6),
+    rocking_step_deg=0.005,
+    rocking_motor="eta",
+    beam_center=(301.0, 255.5),
+    angles_deg={"eta": 17.3, "delta": 34.6},
+    roi=(0, 24, 0, 20),
+    detector="mpx1x4",
 )
 
 
 def _rec():
     obj, sup = complex_object()
-    history = [{"iteration": i * 10, "llk": 3.0 - i * 0.1, "llk_free": 3.1 - i * 0.1, "support_size": 400}
-               for i in range(4)]
-    return Reconstruction(obj=obj, support=sup, llk=1.07, llk_free=1.09, method="dl", history=history,
-                          meta={"seed": 3, "voxel_size_nm": (5.0, 6.0, 7.0)})
+    history = [
+        {"iteration": i * 10, "llk": 3.0 - i * 0.1, "llk_free": 3.1 - i * 0.1, "support_size": 400}
+        for i in range(4)
+    ]
+    return Reconstruction(
+        obj=obj,
+        support=sup,
+        llk=1.07,
+        llk_free=1.09,
+        method="dl",
+        history=history,
+        meta={"seed": 3, "voxel_size_nm": (5.0, 6.0, 7.0)},
+    )
 
 
 def test_cxi_data_file_has_pynx_layout_and_round_trips(tmp_path):
@@ -53,7 +69,9 @@ def test_cxi_result_has_pynx_layout_and_round_trips(tmp_path):
         assert f["entry_last/image_1/process_1/results/llk_poisson"][()] == pytest.approx(1.07)
         hist = f["entry_1/image_1/process_1/results/cycle_history"][()]
         assert list(hist["cycle"]) == [0, 10, 20, 30]
-        assert f["entry_1/image_1/image_size"][()] == pytest.approx(np.array([5.0, 6.0, 7.0]) * 1e-9 * np.array(rec.obj.shape))
+        assert f["entry_1/image_1/image_size"][()] == pytest.approx(
+            np.array([5.0, 6.0, 7.0]) * 1e-9 * np.array(rec.obj.shape)
+        )
     loaded = io.read(p)
     back = io.reconstruction_from(loaded)
     np.testing.assert_array_equal(back.obj, rec.obj)

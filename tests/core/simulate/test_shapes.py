@@ -33,7 +33,7 @@ def test_shapes_compact_and_inside_requested_oversampling(shape, size, oversampl
         for n, os_, e in zip((size,) * 3, oversampling, ext):
             # inside the requested oversampling, and filling it (actual oversampling close to the request)
             assert e <= n / os_, (shape, seed, ext)
-            assert e >= n / os_ - 2, (shape, seed, ext)
+            assert e >= n / os_ - 3, (shape, seed, ext)  # sharp corners may miss a voxel centre each side
         # compact: one piece, no holes, convex on the grid
         _, n_parts = ndimage.label(sup)
         assert n_parts == 1

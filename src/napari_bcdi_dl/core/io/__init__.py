@@ -26,18 +26,18 @@ from .read import (
 )
 
 __all__ = [
-    "read",
     "can_read",
-    "list_scans",
-    "list_detectors",
-    "read_mask",
     "format_of",
     "is_mask_file",
-    "write_cxi_mask",
+    "list_detectors",
+    "list_scans",
+    "read",
+    "read_mask",
     "reconstruction_from",
-    "write_npz",
     "write_cxi_data",
+    "write_cxi_mask",
     "write_cxi_result",
-    "write_reconstruction",
     "write_intensity",
+    "write_npz",
+    "write_reconstruction",
 ]

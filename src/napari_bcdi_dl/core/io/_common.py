@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -38,14 +38,14 @@ def short(path) -> str:
 
 
 @contextlib.contextmanager
-def open_h5(path: Path) -> Iterator["object"]:
+def open_h5(path: Path) -> Iterator[object]:
     """Open an HDF5 file read-only with the ESRF compression filters registered.
 
     ``hdf5plugin`` is imported first: ESRF detector data are bitshuffle/LZ4 compressed and h5py cannot
     decompress them without it. Any failure to open becomes a one-line :class:`BCDIError`.
     """
-    import hdf5plugin  # noqa: F401  (registers bitshuffle/LZ4/... before h5py opens the file)
     import h5py
+    import hdf5plugin  # noqa: F401  (registers bitshuffle/LZ4/... before h5py opens the file)
 
     p = existing_path(path)
     if p.is_dir():
@@ -58,7 +58,8 @@ def open_h5(path: Path) -> Iterator["object"]:
         f = h5py.File(str(p), "r")
     except OSError as err:
         raise BCDIError(
-            f"{p} cannot be opened as HDF5 ({_first_line(err)}): the file is truncated or corrupt; copy it again"
+            f"{p} cannot be opened as HDF5 ({_first_line(err)}): the file is truncated or corrupt; "
+            "copy it again"
         ) from None
     try:
         yield f
@@ -71,7 +72,9 @@ def _first_line(err: BaseException) -> str:
     return text[:160] if text else type(err).__name__
 
 
-def read_h5_into(ds, path: Path, roi: Optional[Sequence[int]] = None, *, complex_out: bool = False) -> np.ndarray:
+def read_h5_into(
+    ds, path: Path, roi: Sequence[int] | None = None, *, complex_out: bool = False
+) -> np.ndarray:
     """Read an h5py dataset straight into a new float32 (or complex64) array, one conversion, no copy.
 
     A virtual dataset whose source files are missing reads as zeros in HDF5; that is refused here.
@@ -87,7 +90,8 @@ def read_h5_into(ds, path: Path, roi: Optional[Sequence[int]] = None, *, complex
             ds.read_direct(out, source_sel=sel if roi is not None else None)
     except (OSError, RuntimeError, ValueError, TypeError) as err:
         raise BCDIError(
-            f"{path}: dataset {ds.name} cannot be read ({_first_line(err)}): the file is truncated, corrupt, or "
+            f"{path}: dataset {ds.name} cannot be read ({_first_line(err)}): the file is truncated, "
+            "corrupt, or "
             "compressed with a filter that is not installed (pip install hdf5plugin)"
         ) from None
     return out
@@ -111,12 +115,13 @@ def check_virtual_sources(ds, path: Path) -> None:
             candidate = base / candidate
         if not candidate.exists():
             raise BCDIError(
-                f"{path}: the detector frames of {ds.name} are in {name}, which is missing next to the master "
+                f"{path}: the detector frames of {ds.name} are in {name}, which is missing next to the "
+                "master "
                 "file; copy the scan folder together with the master file"
             )
 
 
-def roi_selection(shape: Sequence[int], roi: Optional[Sequence[int]], path) -> tuple:
+def roi_selection(shape: Sequence[int], roi: Sequence[int] | None, path) -> tuple:
     """Slices ``(all frames, rows r0:r1, cols c0:c1)`` for a detector ROI ``(r0, r1, c0, c1)``, checked."""
     if roi is None:
         return tuple(slice(None) for _ in shape)
@@ -126,7 +131,8 @@ def roi_selection(shape: Sequence[int], roi: Optional[Sequence[int]], path) -> t
     ny, nx = shape[-2], shape[-1]
     if not (0 <= r0 < r1 <= ny and 0 <= c0 < c1 <= nx):
         raise BCDIError(
-            f"{path}: ROI rows {r0}:{r1}, cols {c0}:{c1} is outside the {ny}x{nx} detector frames; give a ROI "
+            f"{path}: ROI rows {r0}:{r1}, cols {c0}:{c1} is outside the {ny}x{nx} detector frames; "
+            "give a ROI "
             "inside the frame"
         )
     return (slice(None),) * (len(shape) - 2) + (slice(r0, r1), slice(c0, c1))
@@ -160,8 +166,8 @@ def check_numeric_dtype(dtype, path, what: str = "data") -> None:
 
 
 def finish_intensity(
-    data: np.ndarray, path, source_dtype, mask: Optional[np.ndarray] = None, where: str = "intensity"
-) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
+    data: np.ndarray, path, source_dtype, mask: np.ndarray | None = None, where: str = "intensity"
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Validate float32 counts in place of a fresh array: finite, non-negative; flag detector invalid values.
 
     Pixels holding the detector's "invalid" value (``2**bits - 1`` of unsigned 16/32-bit data, as Dectris
@@ -175,7 +181,8 @@ def finish_intensity(
     if np.isnan(mn) or np.isnan(mx):
         n = int(np.count_nonzero(np.isnan(data)))
         raise BCDIError(
-            f"{path}: {where} holds {n} NaN voxels; counts must be finite: set them to 0 and mask them, then load again"
+            f"{path}: {where} holds {n} NaN voxels; counts must be finite: set them to 0 and mask them, "
+            "then load again"
         )
     if np.isinf(mn) or np.isinf(mx):
         n = int(np.count_nonzero(np.isinf(data)))
@@ -185,7 +192,8 @@ def finish_intensity(
     if mn < 0:
         n = int(np.count_nonzero(data < 0))
         raise BCDIError(
-            f"{path}: {where} holds {n} negative counts (min {mn:g}); photon counts are >= 0: set them to 0 and "
+            f"{path}: {where} holds {n} negative counts (min {mn:g}); photon counts are >= 0: "
+            "set them to 0 and "
             "mask them (detectors write -1/-2 in gaps)"
         )
     invalid = _INVALID_UINT.get(np.dtype(source_dtype)) if source_dtype is not None else None
@@ -206,7 +214,9 @@ def finish_object(obj: np.ndarray, path, where: str = "object") -> np.ndarray:
         raise BCDIError(f"{path}: {where} is empty (shape {obj.shape})")
     s = obj.sum(dtype=np.complex128)
     if not np.isfinite(s):
-        raise BCDIError(f"{path}: {where} holds NaN or infinite values; the reconstruction is broken, run it again")
+        raise BCDIError(
+            f"{path}: {where} holds NaN or infinite values; the reconstruction is broken, run it again"
+        )
     return obj
 
 
@@ -223,13 +233,16 @@ def as_mask(values: np.ndarray, shape: Sequence[int], path, what: str = "mask") 
         values = values[0]
     if values.shape == shape:
         if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
-            raise BCDIError(f"{path}: {what} holds NaN or infinite values; a mask holds 0 (valid) and 1 (invalid)")
+            raise BCDIError(
+                f"{path}: {what} holds NaN or infinite values; a mask holds 0 (valid) and 1 (invalid)"
+            )
         return (values != 0).astype(np.uint8)
     if values.ndim == 2 and values.shape == shape[1:]:
         frame = (values != 0).astype(np.uint8)
         return np.ascontiguousarray(np.broadcast_to(frame, shape))
     raise BCDIError(
-        f"{path}: {what} has shape {values.shape} but the data have shape {shape}; use the mask made for these "
+        f"{path}: {what} has shape {values.shape} but the data have shape {shape}; "
+        "use the mask made for these "
         "data (same ROI and number of frames)"
     )
 

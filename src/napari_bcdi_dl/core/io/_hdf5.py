@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ._common import to_text
@@ -17,7 +15,7 @@ def get(group, path: str):
     if group is None:
         return None
     try:
-        return group[path] if path in group else None
+        return group.get(path)
     except (KeyError, OSError, ValueError, RuntimeError):
         return None
 
@@ -45,7 +43,7 @@ def units(ds) -> str:
     return ""
 
 
-def values(group, path: str) -> Optional[np.ndarray]:
+def values(group, path: str) -> np.ndarray | None:
     """A small numeric dataset as a float64 array (any shape), or None."""
     ds = get(group, path)
     if not is_dataset(ds):
@@ -59,7 +57,7 @@ def values(group, path: str) -> Optional[np.ndarray]:
     return v.astype(np.float64)
 
 
-def scalar(group, path: str) -> Optional[float]:
+def scalar(group, path: str) -> float | None:
     """A numeric scalar (first element of a 1-element array, the mean of a longer one), or None."""
     v = values(group, path)
     if v is None or v.size == 0:
@@ -68,7 +66,7 @@ def scalar(group, path: str) -> Optional[float]:
     return x if np.isfinite(x) else None
 
 
-def text(group, path: str) -> Optional[str]:
+def text(group, path: str) -> str | None:
     ds = get(group, path)
     if not is_dataset(ds):
         return None
@@ -78,11 +76,23 @@ def text(group, path: str) -> Optional[str]:
         return None
 
 
-_LENGTH = {"m": 1.0, "meter": 1.0, "metre": 1.0, "mm": 1e-3, "millimeter": 1e-3, "um": 1e-6, "µm": 1e-6,
-           "micron": 1e-6, "microns": 1e-6, "micrometer": 1e-6, "nm": 1e-9, "cm": 1e-2}
+_LENGTH = {
+    "m": 1.0,
+    "meter": 1.0,
+    "metre": 1.0,
+    "mm": 1e-3,
+    "millimeter": 1e-3,
+    "um": 1e-6,
+    "µm": 1e-6,
+    "micron": 1e-6,
+    "microns": 1e-6,
+    "micrometer": 1e-6,
+    "nm": 1e-9,
+    "cm": 1e-2,
+}
 
 
-def length_m(group, path: str, *, typical_m: float) -> Optional[float]:
+def length_m(group, path: str, *, typical_m: float) -> float | None:
     """A length in m from a dataset with a ``units`` attribute; without one, guess from the magnitude.
 
     ``typical_m`` is the expected order of magnitude (pixel 5e-5, distance 1): a value 1e3 or 1e6 times too
@@ -100,7 +110,7 @@ def length_m(group, path: str, *, typical_m: float) -> Optional[float]:
     return v * 1e-6
 
 
-def energy_kev(group, path: str) -> Optional[float]:
+def energy_kev(group, path: str) -> float | None:
     """An X-ray energy in keV from J, eV or keV (``units`` attribute, else by magnitude)."""
     v = scalar(group, path)
     if v is None or v <= 0:
@@ -119,7 +129,7 @@ def energy_kev(group, path: str) -> Optional[float]:
     return v
 
 
-def wavelength_to_kev(group, path: str) -> Optional[float]:
+def wavelength_to_kev(group, path: str) -> float | None:
     """Energy in keV from a wavelength dataset in m (or Å / nm by ``units`` or magnitude)."""
     v = scalar(group, path)
     if v is None or v <= 0:

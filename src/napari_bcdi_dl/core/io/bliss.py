@@ -17,8 +17,8 @@ The rocking motor is the one of ``eta``/``phi`` whose positions vary during the 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -29,7 +29,17 @@ from ._common import check_ndim, check_numeric_dtype, finish_intensity, read_h5_
 
 _SCAN = re.compile(r"^(?:(?P<prefix>.*)_)?(?P<num>\d+)\.(?P<sub>\d+)$")
 #: Detector names seen at ID01, tried first when a scan has several 3D datasets.
-KNOWN_DETECTORS = ("mpx1x4", "mpxgaas", "eiger2M", "eiger2m", "eiger500k", "maxipix", "mpx4", "eiger", "andor_zyla")
+KNOWN_DETECTORS = (
+    "mpx1x4",
+    "mpxgaas",
+    "eiger2M",
+    "eiger2m",
+    "eiger500k",
+    "maxipix",
+    "mpx4",
+    "eiger",
+    "andor_zyla",
+)
 ANGLES = ("eta", "phi", "delta", "nu", "mu", "chi")
 ROCKING_MOTORS = ("eta", "phi")
 
@@ -44,31 +54,39 @@ def _scan_key(name: str) -> tuple:
 def scan_names(f) -> list[str]:
     """Names of the scan groups of an open BLISS file (groups named ``N.M`` holding ``measurement``)."""
     names = []
-    for name in f.keys():
+    for name in f:
         if not _SCAN.match(name):
             continue
         g = h.get(f, name)
-        if h.is_group(g) and "measurement" in g:
-            names.append(name)
-        elif g is None:  # an external link to a dataset file that is missing: still list it
+        if h.is_group(g) and "measurement" in g or g is None:
             names.append(name)
     return sorted(names, key=_scan_key)
 
 
 def is_bliss(f) -> bool:
-    return bool(scan_names(f))
+    """True when the file has at least one scan group (stops at the first: master files hold hundreds)."""
+    for name in f:
+        if _SCAN.match(name):
+            g = h.get(f, name)
+            if g is None or (h.is_group(g) and "measurement" in g):
+                return True
+    return False
 
 
-def resolve_scan(f, scan: Optional[str], p: Path) -> str:
+def resolve_scan(f, scan: str | None, p: Path) -> str:
     """The scan group name for a user's choice: ``"12"``, ``"12.1"`` or the full group name."""
     names = scan_names(f)
     if not names:
-        raise BCDIError(f"{p}: no BLISS scan found (no '<n>.1/measurement' group); is it a BLISS master file?")
+        raise BCDIError(
+            f"{p}: no BLISS scan found (no '<n>.1/measurement' group); is it a BLISS master file?"
+        )
     shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
     if scan is None or str(scan).strip() == "":
         if len(names) == 1:
             return names[0]
-        raise BCDIError(f"{p} holds {len(names)} scans ({shown}); choose one with --scan (e.g. --scan {names[0]})")
+        raise BCDIError(
+            f"{p} holds {len(names)} scans ({shown}); choose one with --scan (e.g. --scan {names[0]})"
+        )
     s = str(scan).strip()
     if s in names:
         return s
@@ -88,7 +106,9 @@ def _scan_group(f, name: str, p: Path):
         link = f.get(name, getlink=True)
         target = getattr(link, "filename", None)
         where = f" ({target})" if target else ""
-        raise BCDIError(f"{p}: scan {name} points to a file that is missing{where}; copy it next to the master file")
+        raise BCDIError(
+            f"{p}: scan {name} points to a file that is missing{where}; copy it next to the master file"
+        )
     return g
 
 
@@ -98,7 +118,7 @@ def detectors(scan_group) -> list[str]:
     if not h.is_group(meas):
         return []
     found = []
-    for name in meas.keys():
+    for name in meas:
         ds = h.get(meas, name)
         if h.is_dataset(ds) and len(ds.shape) == 3:
             found.append(name)
@@ -106,7 +126,7 @@ def detectors(scan_group) -> list[str]:
     return known + sorted(d for d in found if d not in known)
 
 
-def _choose_detector(scan_group, detector: Optional[str], p: Path, scan: str) -> str:
+def _choose_detector(scan_group, detector: str | None, p: Path, scan: str) -> str:
     dets = detectors(scan_group)
     meas = h.get(scan_group, "measurement")
     if detector is not None:
@@ -119,28 +139,37 @@ def _choose_detector(scan_group, detector: Optional[str], p: Path, scan: str) ->
                     f"{p}: the frames of {scan}/measurement/{detector} are in a file that is missing "
                     f"({getattr(link, 'filename', '?')}); copy the scan folder next to the master file"
                 )
-            raise BCDIError(f"{p}: {scan}/measurement/{detector} is not a 3D stack of frames; choose a detector")
+            raise BCDIError(
+                f"{p}: {scan}/measurement/{detector} is not a 3D stack of frames; choose a detector"
+            )
         raise BCDIError(
             f"{p}: no detector '{detector}' in scan {scan}; available: {', '.join(dets) or 'none'}"
         )
     if not dets:
         broken = []
         if h.is_group(meas):
-            broken = [n for n in meas.keys() if h.get(meas, n) is None]
+            broken = [n for n in meas if h.get(meas, n) is None]
         if broken:
             raise BCDIError(
-                f"{p}: the detector frames of scan {scan} ({', '.join(broken)}) are in files that are missing; "
+                f"{p}: the detector frames of scan {scan} ({', '.join(broken)}) are in files that are "
+                "missing; "
                 "copy the scan folder next to the master file"
             )
-        raise BCDIError(f"{p}: scan {scan} has no detector images in measurement/ (only counters); choose another scan")
+        raise BCDIError(
+            f"{p}: scan {scan} has no detector images in measurement/ (only counters); choose another scan"
+        )
     known = [d for d in dets if d in KNOWN_DETECTORS]
     if len(dets) == 1 or len(known) == 1:
         return known[0] if known else dets[0]
     raise BCDIError(f"{p}: scan {scan} has several detectors ({', '.join(dets)}); choose one with --detector")
 
 
-def _positions(scan_group, motor: str) -> Optional[np.ndarray]:
-    for path in (f"instrument/positioners/{motor}", f"measurement/{motor}", f"instrument/positioners_start/{motor}"):
+def _positions(scan_group, motor: str) -> np.ndarray | None:
+    for path in (
+        f"instrument/positioners/{motor}",
+        f"measurement/{motor}",
+        f"instrument/positioners_start/{motor}",
+    ):
         v = h.values(scan_group, path)
         if v is not None and v.size:
             return v.reshape(-1)
@@ -201,7 +230,12 @@ def geometry_of(scan_group, detector: str, n_frames: int) -> tuple[Geometry, dic
 
 
 def read_bliss(
-    f, p: Path, *, scan: Optional[str] = None, detector: Optional[str] = None, roi: Optional[Sequence[int]] = None
+    f,
+    p: Path,
+    *,
+    scan: str | None = None,
+    detector: str | None = None,
+    roi: Sequence[int] | None = None,
 ) -> LoadedData:
     """Read one scan's detector stack (float32) and geometry from an open BLISS master file."""
     name = resolve_scan(f, scan, p)
@@ -216,6 +250,12 @@ def read_bliss(
     if roi is not None:
         geometry.roi = tuple(int(v) for v in roi)
     meta.update(gmeta)
-    meta.update(format="bliss", scan=name, detector=det, dataset=ds.name, stored_dtype=str(ds.dtype),
-                virtual=bool(getattr(ds, "is_virtual", False)))
+    meta.update(
+        format="bliss",
+        scan=name,
+        detector=det,
+        dataset=ds.name,
+        stored_dtype=str(ds.dtype),
+        virtual=bool(getattr(ds, "is_virtual", False)),
+    )
     return LoadedData(data=data, kind="intensity", mask=mask, geometry=geometry, source=p, meta=meta)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -64,22 +64,26 @@ def entry_of(f):
     return None
 
 
-def classify(f) -> Optional[str]:
+def classify(f) -> str | None:
     """``"result"``, ``"data"``, ``"mask"`` (a mask and nothing else) or None for an open HDF5 file."""
     entry = entry_of(f)
     if entry is None:
         return None
     if h.is_dataset(h.get(entry, "image_1/data")):
         return "result"
-    if h.is_dataset(h.get(entry, "instrument_1/detector_1/data")) or h.is_dataset(h.get(entry, "data_1/data")):
+    if h.is_dataset(h.get(entry, "instrument_1/detector_1/data")) or h.is_dataset(
+        h.get(entry, "data_1/data")
+    ):
         return "data"
-    if h.is_dataset(h.get(entry, "instrument_1/detector_1/mask")) or h.is_dataset(h.get(entry, "image_1/mask")):
+    if h.is_dataset(h.get(entry, "instrument_1/detector_1/mask")) or h.is_dataset(
+        h.get(entry, "image_1/mask")
+    ):
         return "mask"
     return None
 
 
 # --------------------------------------------------------------------------------------------------- read
-def read_cxi(f, p: Path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
+def read_cxi(f, p: Path, *, roi: Sequence[int] | None = None) -> LoadedData:
     """Read an open CXI file (data or result)."""
     kind = classify(f)
     if kind == "result":
@@ -113,7 +117,10 @@ def _geometry(entry, instrument_path: str) -> Geometry:
         name = h.text(inst, "detector_1/description") or h.text(inst, "detector_1/name")
         if name:
             g.detector = name
-    for path in ("data_1/process_1/configuration/geometry_json", "image_1/process_1/configuration/geometry_json"):
+    for path in (
+        "data_1/process_1/configuration/geometry_json",
+        "image_1/process_1/configuration/geometry_json",
+    ):
         txt = h.text(entry, path)
         if txt:
             try:
@@ -132,8 +139,13 @@ def _read_data(f, p: Path, roi) -> LoadedData:
     shape3 = check_ndim(ds.shape, p, ds.name)
     if is_complex_dtype(ds.dtype):
         obj = _read_object_dataset(ds, p, roi)
-        return LoadedData(data=finish_object(obj, p), kind="object", source=p, geometry=_geometry(entry, "instrument_1"),
-                          meta={"format": "cxi", "dataset": ds.name})
+        return LoadedData(
+            data=finish_object(obj, p),
+            kind="object",
+            source=p,
+            geometry=_geometry(entry, "instrument_1"),
+            meta={"format": "cxi", "dataset": ds.name},
+        )
     data = read_h5_into(ds, p, roi).reshape(_out_shape(shape3, roi, p))
     mask = None
     mds = h.get(entry, "instrument_1/detector_1/mask")
@@ -149,7 +161,9 @@ def _read_data(f, p: Path, roi) -> LoadedData:
     geometry = _geometry(entry, "instrument_1")
     if roi is not None:
         geometry.roi = tuple(int(v) for v in roi)
-    meta.update(format="cxi", dataset=ds.name, stored_dtype=str(ds.dtype), program=h.text(entry, "program_name"))
+    meta.update(
+        format="cxi", dataset=ds.name, stored_dtype=str(ds.dtype), program=h.text(entry, "program_name")
+    )
     return LoadedData(data=data, kind="intensity", mask=mask, geometry=geometry, source=p, meta=meta)
 
 
@@ -168,7 +182,9 @@ def _read_object_dataset(ds, p: Path, roi) -> np.ndarray:
         try:
             ds.read_direct(out, source_sel=np.s_[0])
         except (OSError, RuntimeError, ValueError, TypeError) as err:
-            raise BCDIError(f"{p}: {ds.name} cannot be read ({err}); the file is truncated or corrupt") from None
+            raise BCDIError(
+                f"{p}: {ds.name} cannot be read ({err}); the file is truncated or corrupt"
+            ) from None
     else:
         check_ndim(shape, p, ds.name)
         out = read_h5_into(ds, p, None, complex_out=True).reshape(check_ndim(shape, p, ds.name))
@@ -218,8 +234,14 @@ def _read_result(f, p: Path, roi) -> LoadedData:
     size = h.values(entry, "image_1/image_size")
     if size is not None and size.size == 3 and np.all(size > 0):
         meta["voxel_size_nm"] = tuple(float(s) * 1e9 / n for s, n in zip(size, shape[-3:]))
-    return LoadedData(data=obj, kind="object", support=support, geometry=_geometry(entry, "image_1/instrument_1"),
-                      source=p, meta=meta)
+    return LoadedData(
+        data=obj,
+        kind="object",
+        support=support,
+        geometry=_geometry(entry, "image_1/instrument_1"),
+        source=p,
+        meta=meta,
+    )
 
 
 def _history(proc) -> list:
@@ -240,8 +262,12 @@ def _history(proc) -> list:
     out = []
     for row in np.atleast_1d(rec):
         item = {}
-        for ours, theirs in (("iteration", "cycle"), ("llk", "llk_poisson"), ("llk_free", "free_llk_poisson"),
-                             ("support_size", "nb_point_support")):
+        for ours, theirs in (
+            ("iteration", "cycle"),
+            ("llk", "llk_poisson"),
+            ("llk_free", "free_llk_poisson"),
+            ("support_size", "nb_point_support"),
+        ):
             if theirs in names:
                 v = row[theirs].item()
                 item[ours] = v.decode() if isinstance(v, bytes) else v
@@ -285,7 +311,9 @@ def _check_intensity_for_write(a: np.ndarray, where) -> np.ndarray:
     if a.size:
         mn, mx = float(a.min()), float(a.max())
         if not (np.isfinite(mn) and np.isfinite(mx)):
-            raise BCDIError(f"{where}: the intensity holds NaN or infinite values; set them to 0 and mask them first")
+            raise BCDIError(
+                f"{where}: the intensity holds NaN or infinite values; set them to 0 and mask them first"
+            )
         if mn < 0:
             raise BCDIError(f"{where}: the intensity holds negative counts (min {mn:g}); counts are >= 0")
     return a
@@ -301,7 +329,7 @@ def _root_attrs(f) -> None:
     f.attrs["default"] = "entry_1"
 
 
-def _write_instrument(inst, geometry: Optional[Geometry]) -> None:
+def _write_instrument(inst, geometry: Geometry | None) -> None:
     inst.attrs["NX_class"] = "NXinstrument"
     det = inst.create_group("detector_1")
     det.attrs["NX_class"] = "NXdetector"
@@ -332,7 +360,7 @@ def _write_instrument(inst, geometry: Optional[Geometry]) -> None:
     return det
 
 
-def _process(group, geometry: Optional[Geometry]):
+def _process(group, geometry: Geometry | None):
     proc = group.create_group("process_1")
     proc.attrs["NX_class"] = "NXprocess"
     proc.create_dataset("program", data=PROGRAM)
@@ -344,42 +372,41 @@ def _process(group, geometry: Optional[Geometry]):
     return proc, conf
 
 
-_CHUNKED = dict(chunks=True, shuffle=True, compression="gzip", compression_opts=1)
+_CHUNKED = {"chunks": True, "shuffle": True, "compression": "gzip", "compression_opts": 1}
 
 
-def write_cxi_data(path, intensity, mask=None, geometry: Optional[Geometry] = None, *, protect=()) -> Path:
+def write_cxi_data(path, intensity, mask=None, geometry: Geometry | None = None, *, protect=()) -> Path:
     """Write a PyNX CXI data file (intensity float32 + optional uint8 mask + geometry), atomically."""
     import h5py
 
     out = Path(path)
     a = _check_intensity_for_write(intensity, out)
     m = None if mask is None else as_mask(mask, a.shape, out, "mask")
-    with atomic_path(out, protect) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _root_attrs(f)
-            f.create_dataset("cxi_version", data=140)
-            entry = f.create_group("entry_1")
-            entry.attrs["NX_class"] = "NXentry"
-            entry.attrs["default"] = "data_1"
-            entry.create_dataset("program_name", data=f"{PROGRAM} {__version__}")
-            entry.create_dataset("start_time", data=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()))
-            det = _write_instrument(entry.create_group("instrument_1"), geometry)
-            ds = det.create_dataset("data", shape=a.shape, dtype=np.float32, **_CHUNKED)
-            ds.write_direct(np.ascontiguousarray(a))
-            ds.attrs["units"] = "photons"
-            if m is not None:
-                det.create_dataset("mask", data=m, **_CHUNKED)
-                det["mask"].attrs["note"] = "1 = invalid / gap voxel, 0 = valid"
-            data_1 = entry.create_group("data_1")
-            data_1.attrs["NX_class"] = "NXdata"
-            data_1.attrs["signal"] = "data"
-            data_1.attrs["interpretation"] = "scaler"
-            data_1["data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
-            _process(data_1, geometry)
+    with atomic_path(out, protect) as tmp, h5py.File(tmp, "w") as f:
+        _root_attrs(f)
+        f.create_dataset("cxi_version", data=140)
+        entry = f.create_group("entry_1")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "data_1"
+        entry.create_dataset("program_name", data=f"{PROGRAM} {__version__}")
+        entry.create_dataset("start_time", data=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()))
+        det = _write_instrument(entry.create_group("instrument_1"), geometry)
+        ds = det.create_dataset("data", shape=a.shape, dtype=np.float32, **_CHUNKED)
+        ds.write_direct(np.ascontiguousarray(a))
+        ds.attrs["units"] = "photons"
+        if m is not None:
+            det.create_dataset("mask", data=m, **_CHUNKED)
+            det["mask"].attrs["note"] = "1 = invalid / gap voxel, 0 = valid"
+        data_1 = entry.create_group("data_1")
+        data_1.attrs["NX_class"] = "NXdata"
+        data_1.attrs["signal"] = "data"
+        data_1.attrs["interpretation"] = "scaler"
+        data_1["data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
+        _process(data_1, geometry)
     return out
 
 
-def write_cxi_result(path, rec: Reconstruction, geometry: Optional[Geometry] = None, *, protect=()) -> Path:
+def write_cxi_result(path, rec: Reconstruction, geometry: Geometry | None = None, *, protect=()) -> Path:
     """Write a reconstruction in the PyNX result layout (object, support, LLK, history), atomically."""
     import h5py
 
@@ -390,53 +417,60 @@ def write_cxi_result(path, rec: Reconstruction, geometry: Optional[Geometry] = N
     obj = obj.reshape(shape)
     if not np.isfinite(obj.sum(dtype=np.complex128)):
         raise BCDIError(f"{out}: the object holds NaN or infinite values; nothing written")
-    support = as_support(rec.support, shape, out, "support") if rec.support is not None else np.ones(shape, np.uint8)
-    with atomic_path(out, protect) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _root_attrs(f)
-            f.create_dataset("cxi_version", data=150)
-            entry = f.create_group("entry_1")
-            entry.attrs["NX_class"] = "NXentry"
-            entry.attrs["default"] = "data_1"
-            f["entry_last"] = h5py.SoftLink("/entry_1")
-            entry.create_dataset("program_name", data=f"{PROGRAM} {__version__}")
-            entry.create_dataset("start_time", data=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()))
-            image = entry.create_group("image_1")
-            image.attrs["NX_class"] = "NXdata"
-            image.attrs["signal"] = "data"
-            image.attrs["interpretation"] = "scaler"
-            ds = image.create_dataset("data", shape=shape, dtype=np.complex64, **_CHUNKED)
-            ds.write_direct(np.ascontiguousarray(obj))
-            image.create_dataset("mask", data=support, **_CHUNKED)
-            image["support"] = h5py.SoftLink("/entry_1/image_1/mask")
-            image.create_dataset("data_type", data="electron density")
-            image.create_dataset("data_space", data="real")
-            vs = (rec.meta or {}).get("voxel_size_nm")
-            if vs is not None and np.size(vs) == 3:
-                image.create_dataset("image_size", data=np.asarray(vs, float) * 1e-9 * np.asarray(shape))
-            _write_instrument(image.create_group("instrument_1"), geometry)
-            data_1 = entry.create_group("data_1")
-            data_1.attrs["NX_class"] = "NXdata"
-            data_1.attrs["signal"] = "data"
-            data_1.attrs["interpretation"] = "scaler"
-            data_1["data"] = h5py.SoftLink("/entry_1/image_1/data")
-            proc, conf = _process(image, geometry)
-            proc.create_dataset("method", data=str(rec.method))
-            conf.create_dataset("method", data=str(rec.method))
-            conf.create_dataset("iobs_shape", data=np.asarray(shape))
-            conf.create_dataset("meta_json", data=to_json(rec.meta or {}))
-            conf.create_dataset("history_json", data=to_json(list(rec.history or [])))
-            results = proc.create_group("results")
-            results.attrs["NX_class"] = "NXcollection"
-            results.create_dataset("llk_poisson", data=np.nan if rec.llk is None else float(rec.llk))
-            results.create_dataset("free_llk_poisson", data=np.nan if rec.llk_free is None else float(rec.llk_free))
-            results.create_dataset("nb_point_support", data=int(np.count_nonzero(support)))
-            results.create_dataset("cycle_history", data=_cycle_history(rec.history or []))
+    support = (
+        as_support(rec.support, shape, out, "support")
+        if rec.support is not None
+        else np.ones(shape, np.uint8)
+    )
+    with atomic_path(out, protect) as tmp, h5py.File(tmp, "w") as f:
+        _root_attrs(f)
+        f.create_dataset("cxi_version", data=150)
+        entry = f.create_group("entry_1")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "data_1"
+        f["entry_last"] = h5py.SoftLink("/entry_1")
+        entry.create_dataset("program_name", data=f"{PROGRAM} {__version__}")
+        entry.create_dataset("start_time", data=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()))
+        image = entry.create_group("image_1")
+        image.attrs["NX_class"] = "NXdata"
+        image.attrs["signal"] = "data"
+        image.attrs["interpretation"] = "scaler"
+        ds = image.create_dataset("data", shape=shape, dtype=np.complex64, **_CHUNKED)
+        ds.write_direct(np.ascontiguousarray(obj))
+        image.create_dataset("mask", data=support, **_CHUNKED)
+        image["support"] = h5py.SoftLink("/entry_1/image_1/mask")
+        image.create_dataset("data_type", data="electron density")
+        image.create_dataset("data_space", data="real")
+        vs = (rec.meta or {}).get("voxel_size_nm")
+        if vs is not None and np.size(vs) == 3:
+            image.create_dataset("image_size", data=np.asarray(vs, float) * 1e-9 * np.asarray(shape))
+        _write_instrument(image.create_group("instrument_1"), geometry)
+        data_1 = entry.create_group("data_1")
+        data_1.attrs["NX_class"] = "NXdata"
+        data_1.attrs["signal"] = "data"
+        data_1.attrs["interpretation"] = "scaler"
+        data_1["data"] = h5py.SoftLink("/entry_1/image_1/data")
+        proc, conf = _process(image, geometry)
+        proc.create_dataset("method", data=str(rec.method))
+        conf.create_dataset("method", data=str(rec.method))
+        conf.create_dataset("iobs_shape", data=np.asarray(shape))
+        conf.create_dataset("meta_json", data=to_json(rec.meta or {}))
+        conf.create_dataset("history_json", data=to_json(list(rec.history or [])))
+        results = proc.create_group("results")
+        results.attrs["NX_class"] = "NXcollection"
+        results.create_dataset("llk_poisson", data=np.nan if rec.llk is None else float(rec.llk))
+        results.create_dataset(
+            "free_llk_poisson", data=np.nan if rec.llk_free is None else float(rec.llk_free)
+        )
+        results.create_dataset("nb_point_support", data=int(np.count_nonzero(support)))
+        results.create_dataset("cycle_history", data=_cycle_history(rec.history or []))
     return out
 
 
 def _cycle_history(history: list) -> np.ndarray:
-    dt = np.dtype([("cycle", "<i8"), ("llk_poisson", "<f8"), ("free_llk_poisson", "<f8"), ("nb_point_support", "<i8")])
+    dt = np.dtype(
+        [("cycle", "<i8"), ("llk_poisson", "<f8"), ("free_llk_poisson", "<f8"), ("nb_point_support", "<i8")]
+    )
     arr = np.zeros(len(history), dtype=dt)
     for i, item in enumerate(history):
         item = item if isinstance(item, dict) else {}
@@ -463,16 +497,17 @@ def write_cxi_mask(path, mask, *, protect=()) -> Path:
     out = Path(path)
     m = np.asarray(mask)
     if m.ndim not in (2, 3):
-        raise BCDIError(f"{out}: a mask is 2D (one detector frame) or 3D (got shape {m.shape}); nothing written")
+        raise BCDIError(
+            f"{out}: a mask is 2D (one detector frame) or 3D (got shape {m.shape}); nothing written"
+        )
     m = (m != 0).astype(np.uint8)
-    with atomic_path(out, protect) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _root_attrs(f)
-            f.create_dataset("cxi_version", data=140)
-            entry = f.create_group("entry_1")
-            entry.attrs["NX_class"] = "NXentry"
-            entry.create_dataset("program_name", data=f"{PROGRAM} {__version__}")
-            det = _write_instrument(entry.create_group("instrument_1"), None)
-            det.create_dataset("mask", data=m, **_CHUNKED)
-            det["mask"].attrs["note"] = "1 = invalid / gap voxel, 0 = valid"
+    with atomic_path(out, protect) as tmp, h5py.File(tmp, "w") as f:
+        _root_attrs(f)
+        f.create_dataset("cxi_version", data=140)
+        entry = f.create_group("entry_1")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.create_dataset("program_name", data=f"{PROGRAM} {__version__}")
+        det = _write_instrument(entry.create_group("instrument_1"), None)
+        det.create_dataset("mask", data=m, **_CHUNKED)
+        det["mask"].attrs["note"] = "1 = invalid / gap voxel, 0 = valid"
     return out

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ EDF_SUFFIXES = (".edf", ".edf.gz")
 FRAME_SUFFIXES = TIFF_SUFFIXES + EDF_SUFFIXES
 
 
-def _suffix(p: Path) -> Optional[str]:
+def _suffix(p: Path) -> str | None:
     name = p.name.lower()
     for s in sorted(FRAME_SUFFIXES, key=len, reverse=True):
         if name.endswith(s):
@@ -39,7 +39,9 @@ def frame_files(folder) -> list[Path]:
         raise BCDIError(f"{d} is not a folder")
     files = [p for p in d.iterdir() if p.is_file() and not p.name.startswith(".") and _suffix(p)]
     if not files:
-        raise BCDIError(f"{d}: no .tif/.tiff/.edf frames in this folder; choose the folder of the scan frames")
+        raise BCDIError(
+            f"{d}: no .tif/.tiff/.edf frames in this folder; choose the folder of the scan frames"
+        )
     kinds = {"edf" if _suffix(p) in EDF_SUFFIXES else "tiff" for p in files}
     if len(kinds) > 1:
         raise BCDIError(f"{d} mixes TIFF and EDF frames; keep one scan's frames per folder")
@@ -65,9 +67,13 @@ def _read_edf(path: Path) -> np.ndarray:
         img = fabio.open(str(path))
         frame = img.data
     except Exception as err:  # noqa: BLE001 - fabio raises many types for broken files
-        raise BCDIError(f"{path}: not a readable EDF frame ({' '.join(str(err).split())[:100]}); remove or replace it") from None
+        raise BCDIError(
+            f"{path}: not a readable EDF frame ({' '.join(str(err).split())[:100]}); remove or replace it"
+        ) from None
     if frame is None or frame.ndim != 2:
-        raise BCDIError(f"{path}: expected one 2D detector frame, found {None if frame is None else frame.shape}")
+        raise BCDIError(
+            f"{path}: expected one 2D detector frame, found {None if frame is None else frame.shape}"
+        )
     return frame
 
 
@@ -78,7 +84,7 @@ def read_frame(path: Path) -> np.ndarray:
     return read_tiff_frame(path)
 
 
-def read_frames(folder, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
+def read_frames(folder, *, roi: Sequence[int] | None = None) -> LoadedData:
     """Stack the frames of a folder into a float32 (frames, rows, cols) intensity."""
     files = frame_files(folder)
     d = Path(folder)
@@ -93,7 +99,8 @@ def read_frames(folder, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
         frame = first if i == 0 else read_frame(f)
         if frame.shape != first.shape:
             raise BCDIError(
-                f"{f}: frame shape {frame.shape} differs from {files[0].name} {first.shape}; all frames of a scan "
+                f"{f}: frame shape {frame.shape} differs from {files[0].name} {first.shape}; "
+                "all frames of a scan "
                 "have the detector's shape"
             )
         if not (np.issubdtype(frame.dtype, np.number) and not np.issubdtype(frame.dtype, np.complexfloating)):
@@ -111,7 +118,7 @@ def read_frames(folder, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
     return LoadedData(data=out, mask=mask, source=d, geometry=geometry, meta=meta)
 
 
-def read_edf_stack(path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
+def read_edf_stack(path, *, roi: Sequence[int] | None = None) -> LoadedData:
     """A single multi-frame EDF file as a stack (a single-frame EDF is refused: open its folder)."""
     import fabio
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import zipfile
-from zlib import error as zlib_error
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from zlib import error as zlib_error
 
 import numpy as np
 
@@ -61,13 +61,17 @@ def _read_header(fh, path) -> tuple[tuple[int, ...], bool, np.dtype]:
         else:
             shape, fortran, dtype = fmt.read_array_header_2_0(fh)
     except (ValueError, OSError, SyntaxError) as err:
-        raise BCDIError(f"{path}: not a NumPy .npy array ({' '.join(str(err).split())[:100]}); save it with numpy.save") from None
+        raise BCDIError(
+            f"{path}: not a NumPy .npy array ({' '.join(str(err).split())[:100]}); save it with numpy.save"
+        ) from None
     if dtype.hasobject:
-        raise BCDIError(f"{path}: holds Python objects (pickled), which are never loaded; save numbers with numpy.save")
+        raise BCDIError(
+            f"{path}: holds Python objects (pickled), which are never loaded; save numbers with numpy.save"
+        )
     return tuple(int(s) for s in shape), bool(fortran), dtype
 
 
-def read_npy(path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
+def read_npy(path, *, roi: Sequence[int] | None = None) -> LoadedData:
     """Read a 3D ``.npy``: real -> float32 intensity, complex -> complex64 object."""
     p = existing_path(path)
     if p.stat().st_size == 0:
@@ -78,7 +82,9 @@ def read_npy(path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
     try:
         mm = np.load(p, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as err:
-        raise BCDIError(f"{p}: the array cannot be read ({' '.join(str(err).split())[:100]}); the file is truncated") from None
+        raise BCDIError(
+            f"{p}: the array cannot be read ({' '.join(str(err).split())[:100]}); the file is truncated"
+        ) from None
     mm = mm.reshape(shape3)
     sel = roi_selection(shape3, roi, p)
     src = mm[sel] if roi is not None else mm
@@ -135,7 +141,9 @@ def _headers(zf: zipfile.ZipFile, p: Path) -> dict[str, tuple[tuple[int, ...], n
             raise BCDIError(f"{p}: member {name} is corrupt ({err}); save the archive again") from None
         out[name[:-4]] = (shape, dtype)
     if not out:
-        raise BCDIError(f"{p}: the .npz archive holds no arrays; save the data with numpy.savez(path, data=...)")
+        raise BCDIError(
+            f"{p}: the .npz archive holds no arrays; save the data with numpy.savez(path, data=...)"
+        )
     return out
 
 
@@ -155,7 +163,8 @@ def _read_member(zf, p: Path, key: str, dtype_out, roi=None) -> np.ndarray:
                 raw = fh.read(count * dtype.itemsize)
                 if len(raw) != count * dtype.itemsize:
                     raise BCDIError(
-                        f"{p}: array '{key}' is truncated ({done + len(raw) // dtype.itemsize} of {n} values); "
+                        f"{p}: array '{key}' is truncated "
+                        f"({done + len(raw) // dtype.itemsize} of {n} values); "
                         "save it again"
                     )
                 np.copyto(flat[done : done + count], np.frombuffer(raw, dtype=dtype), casting="unsafe")
@@ -180,14 +189,13 @@ def _read_small(zf, p: Path, key: str) -> np.ndarray:
 
 
 def choose_npz_key(headers: dict, p: Path) -> tuple[str, str]:
-    """``(key, kind)`` of the main array of an npz: ``obj`` -> object, ``data`` -> intensity, else the only 3D."""
+    """``(key, kind)`` of an npz's main array: ``obj`` -> object, ``data`` -> intensity, else the only 3D."""
     if "obj" in headers:
         return "obj", "object"
     if "data" in headers:
         return "data", "object" if is_complex_dtype(headers["data"][1]) else "intensity"
     candidates = [
-        k for k, (shape, _dt) in headers.items()
-        if k not in MASK_KEYS + SUPPORT_KEYS and len(shape) in (3, 4)
+        k for k, (shape, _dt) in headers.items() if k not in MASK_KEYS + SUPPORT_KEYS and len(shape) in (3, 4)
     ]
     if len(candidates) == 1:
         k = candidates[0]
@@ -195,12 +203,16 @@ def choose_npz_key(headers: dict, p: Path) -> tuple[str, str]:
     keys = ", ".join(f"{k}{list(s)}" for k, (s, _d) in headers.items())
     if not candidates:
         if set(headers) <= set(MASK_KEYS + SUPPORT_KEYS):
-            raise BCDIError(f"{p} holds only a mask ({keys}); import it as a mask, next to the data it belongs to")
+            raise BCDIError(
+                f"{p} holds only a mask ({keys}); import it as a mask, next to the data it belongs to"
+            )
         raise BCDIError(f"{p}: no 3D array in the archive ({keys}); save the stack under the key 'data'")
-    raise BCDIError(f"{p}: several 3D arrays ({keys}) and none named 'data'; save the intensity under the key 'data'")
+    raise BCDIError(
+        f"{p}: several 3D arrays ({keys}) and none named 'data'; save the intensity under the key 'data'"
+    )
 
 
-def read_npz(path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
+def read_npz(path, *, roi: Sequence[int] | None = None) -> LoadedData:
     """Read a ``.npz``: intensity (``data`` + optional ``mask``) or reconstruction (``obj`` + ``support``)."""
     p = existing_path(path)
     with _open_zip(p) as zf:
@@ -231,7 +243,9 @@ def read_npz(path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
                         meta[k[: -len("_json")]] = json.loads(str(_read_small(zf, p, k)))
                     except ValueError:
                         pass
-            return LoadedData(data=obj, kind="object", support=support, geometry=geometry, source=p, meta=meta)
+            return LoadedData(
+                data=obj, kind="object", support=support, geometry=geometry, source=p, meta=meta
+            )
         data = _read_member(zf, p, key, INTENSITY_DTYPE, roi)
         mask = None
         if "mask" in headers:
@@ -265,7 +279,9 @@ def read_npz_mask(path, shape) -> np.ndarray:
         elif len(headers) == 1:
             key = next(iter(headers))
         else:
-            raise BCDIError(f"{p}: no array named 'mask' among {', '.join(headers)}; save the mask under the key 'mask'")
+            raise BCDIError(
+                f"{p}: no array named 'mask' among {', '.join(headers)}; save the mask under the key 'mask'"
+            )
         return as_mask(_read_small(zf, p, key), shape, p, f"array '{key}'")
 
 
@@ -277,14 +293,13 @@ def write_npz(path, *, protect=(), **arrays) -> Path:
         raise BCDIError(f"{out}: an .npz file name is needed (got '{out.suffix}')")
     if not arrays:
         raise BCDIError(f"{out}: nothing to write")
-    with atomic_path(out, protect) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    with atomic_path(out, protect) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
     return out
 
 
 # --------------------------------------------------------------------------------------------------- json
-def geometry_to_json(geometry: Optional[Geometry]) -> str:
+def geometry_to_json(geometry: Geometry | None) -> str:
     """Serialise a :class:`Geometry` (tuples become lists)."""
     from dataclasses import asdict
 

@@ -6,8 +6,8 @@ Formats are recognised by what the file is (magic bytes, HDF5 layout), the suffi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -55,9 +55,9 @@ def format_of(path) -> str:
 def read(
     path,
     *,
-    scan: Optional[str] = None,
-    detector: Optional[str] = None,
-    roi: Optional[Sequence[int]] = None,
+    scan: str | None = None,
+    detector: str | None = None,
+    roi: Sequence[int] | None = None,
 ) -> LoadedData:
     """Read a 3D intensity (or a reconstruction) from any supported format.
 
@@ -83,7 +83,9 @@ def read(
     p = existing_path(path, "file or folder")
     fmt = format_of(p)
     if fmt != "hdf5" and (scan is not None or detector is not None):
-        raise BCDIError(f"{p}: --scan/--detector apply to BLISS master files only; leave them out for a {fmt} file")
+        raise BCDIError(
+            f"{p}: --scan/--detector apply to BLISS master files only; leave them out for a {fmt} file"
+        )
     if fmt == "frames":
         return read_frames(p, roi=roi)
     if p.is_dir():
@@ -127,7 +129,7 @@ def list_scans(path) -> list[str]:
         return bliss.scan_names(f)
 
 
-def list_detectors(path, scan: Optional[str] = None) -> list[str]:
+def list_detectors(path, scan: str | None = None) -> list[str]:
     """3D detector datasets of a BLISS scan (known ID01 detectors first)."""
     p = existing_path(path)
     with open_h5(p) as f:
@@ -226,7 +228,9 @@ def _stored_mask_shape(p: Path, fmt: str) -> tuple[int, ...]:
         headers = npz_headers(p)
         key = "mask" if "mask" in headers else (next(iter(headers)) if len(headers) == 1 else None)
         if key is None:
-            raise BCDIError(f"{p}: no array named 'mask' among {', '.join(headers)}; save the mask under 'mask'")
+            raise BCDIError(
+                f"{p}: no array named 'mask' among {', '.join(headers)}; save the mask under 'mask'"
+            )
         shape = headers[key][0]
     elif fmt == "tiff":
         shape = tiff_shape(p)[0]
@@ -234,7 +238,9 @@ def _stored_mask_shape(p: Path, fmt: str) -> tuple[int, ...]:
         with open_h5(p) as f:
             shape = cxi.mask_shape(f, p)
     if len(shape) != 3:
-        raise BCDIError(f"{p}: the mask has shape {tuple(shape)}; open it next to its data (a 3D mask is needed alone)")
+        raise BCDIError(
+            f"{p}: the mask has shape {tuple(shape)}; open it next to its data (a 3D mask is needed alone)"
+        )
     return tuple(shape)
 
 
@@ -253,7 +259,7 @@ def is_mask_file(path) -> bool:
     return False
 
 
-def write_reconstruction(path, rec: Reconstruction, geometry: Optional[Geometry] = None, *, protect=()) -> Path:
+def write_reconstruction(path, rec: Reconstruction, geometry: Geometry | None = None, *, protect=()) -> Path:
     """Write a reconstruction by suffix: ``.npz`` (obj, support, llk, llk_free, method...) or ``.cxi``."""
     out = Path(path)
     suffix = out.suffix.lower()
@@ -287,8 +293,8 @@ def write_reconstruction(path, rec: Reconstruction, geometry: Optional[Geometry]
     )
 
 
-def write_intensity(path, intensity, mask=None, geometry: Optional[Geometry] = None, *, protect=()) -> Path:
-    """Write an intensity (and mask) by suffix: ``.cxi`` (PyNX data file) or ``.npz`` (data, mask, geometry)."""
+def write_intensity(path, intensity, mask=None, geometry: Geometry | None = None, *, protect=()) -> Path:
+    """Write an intensity (and mask) by suffix: ``.cxi`` (PyNX data file) or ``.npz`` (data, mask...)."""
     out = Path(path)
     suffix = out.suffix.lower()
     if suffix == ".cxi":

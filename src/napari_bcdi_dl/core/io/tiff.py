@@ -6,8 +6,8 @@ Pages are converted to float32 one at a time into the output array (never the wh
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -35,7 +35,9 @@ def _open(p: Path):
     try:
         return tifffile.TiffFile(str(p))
     except (tifffile.TiffFileError, ValueError, OSError, struct.error) as err:
-        raise BCDIError(f"{p} is not a readable TIFF ({' '.join(str(err).split())[:100]}); export it again") from None
+        raise BCDIError(
+            f"{p} is not a readable TIFF ({' '.join(str(err).split())[:100]}); export it again"
+        ) from None
 
 
 def tiff_shape(path) -> tuple[tuple[int, ...], np.dtype]:
@@ -48,7 +50,7 @@ def tiff_shape(path) -> tuple[tuple[int, ...], np.dtype]:
         return tuple(int(n) for n in s.shape), np.dtype(s.dtype)
 
 
-def read_tiff(path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
+def read_tiff(path, *, roi: Sequence[int] | None = None) -> LoadedData:
     """Read a multi-page TIFF stack (frames, rows, cols) as float32 intensity (complex -> object)."""
     p = existing_path(path)
     with _open(p) as tif:
@@ -83,8 +85,9 @@ def read_tiff(path, *, roi: Optional[Sequence[int]] = None) -> LoadedData:
             ) from None
     geometry = Geometry(roi=None if roi is None else tuple(int(v) for v in roi))
     if complex_data:
-        return LoadedData(data=finish_object(out, p), kind="object", source=p, geometry=geometry,
-                          meta={"format": "tiff"})
+        return LoadedData(
+            data=finish_object(out, p), kind="object", source=p, geometry=geometry, meta={"format": "tiff"}
+        )
     out, mask, meta = finish_intensity(out, p, dtype)
     meta.update(format="tiff", stored_dtype=str(dtype))
     return LoadedData(data=out, mask=mask, source=p, geometry=geometry, meta=meta)
@@ -111,7 +114,9 @@ def read_tiff_frame(path: Path) -> np.ndarray:
         try:
             frame = tif.series[0].asarray()
         except (ValueError, OSError, RuntimeError) as err:
-            raise BCDIError(f"{path}: the TIFF frame cannot be decoded ({err}); remove or replace it") from None
+            raise BCDIError(
+                f"{path}: the TIFF frame cannot be decoded ({err}); remove or replace it"
+            ) from None
     if frame.ndim == 3 and frame.shape[0] == 1:
         frame = frame[0]
     if frame.ndim != 2:

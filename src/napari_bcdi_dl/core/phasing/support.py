@@ -42,17 +42,19 @@ class SupportFractionError(BCDIError):
 
 
 def sigma_at(iteration: int, total: int, sigma: Any) -> float:
-    """Smoothing width at ``iteration`` of ``total``: ``sigma`` is a number or ``(σ₀, σ₁)``.
+    """Smoothing width at ``iteration`` of a run of ``total``: ``sigma`` is σ, (σ₀, σ₁) or (σ₀, σ₁, n).
 
-    With two values σ decays exponentially, ``σ₀ · (σ₁/σ₀)^(i/total)``, reaching σ₁ at the end (PyNX's
-    ``smooth_width=(a, b, nb)`` with nb = the run length).
+    With two or three values σ decays exponentially, ``σ₀ · (σ₁/σ₀)^(i/n)``, reaching σ₁ after ``n``
+    iterations (default: the run length) and staying there (PyNX's ``smooth_width=(a, b, nb)``).
     """
     if np.isscalar(sigma):
         return float(sigma)
-    s0, s1 = (float(v) for v in sigma)
-    if total <= 0 or s0 <= 0 or s1 <= 0:
+    vals = [float(v) for v in sigma]
+    s0, s1 = vals[0], vals[1]
+    n = vals[2] if len(vals) > 2 else float(total)
+    if n <= 0 or s0 <= 0 or s1 <= 0:
         return s1
-    f = min(max(iteration / total, 0.0), 1.0)
+    f = min(max(iteration / n, 0.0), 1.0)
     return float(s0 * (s1 / s0) ** f)
 
 

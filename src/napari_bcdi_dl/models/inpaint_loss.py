@@ -1,0 +1,114 @@
+"""Loss of the inpainting model: masked L1 + gradient term + SSIM-like structural term (``keras.ops`` only).
+
+The target tensor packs what the loss needs, channels last:
+
+* ``y_true[..., 0]`` — the target patch in the model's normalised log scale;
+* ``y_true[..., 1]`` — the loss weight: 1 on the gap voxels to score (the gap), 0 elsewhere.
+
+The prediction is used only inside the gap, so every term is computed on the *composite*
+``c = w·pred + (1 − w)·target`` (what inference produces): L1 is then an L1 inside the gap, the gradient
+term also sees the seams at the gap border, and the structural term compares local statistics of windows
+that straddle the gap. Each term is normalised per sample by the number of gap voxels it touches.
+
+``L = l1 + grad_weight · grad + ssim_weight · (1 − ssim)``
+
+Works for 2D or 3D patches (``(batch, *spatial, 2)``) on every Keras backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ._keras import keras
+
+EPS = 1e-6
+
+
+def _spatial_axes(ndim: int) -> tuple[int, ...]:
+    return tuple(range(1, ndim - 1))
+
+
+def _split(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
+    ops = keras().ops
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    target = y_true[..., :1]
+    weight = y_true[..., 1:2]
+    comp = weight * y_pred[..., :1] + (1.0 - weight) * target
+    return target, weight, comp
+
+
+def masked_l1(y_true: Any, y_pred: Any) -> Any:
+    """Per-sample mean absolute error inside the gap, shape (batch,)."""
+    ops = keras().ops
+    target, weight, comp = _split(y_true, y_pred)
+    axes = _spatial_axes(len(target.shape)) + (len(target.shape) - 1,)
+    return ops.sum(ops.abs(comp - target), axis=axes) / (ops.sum(weight, axis=axes) + EPS)
+
+
+def gradient_l1(y_true: Any, y_pred: Any) -> Any:
+    """Per-sample L1 of the finite-difference gradient error on pairs that touch the gap, shape (batch,)."""
+    ops = keras().ops
+    target, weight, comp = _split(y_true, y_pred)
+    nd = len(target.shape)
+    axes = tuple(range(1, nd))
+    err = comp - target
+    total = 0.0
+    count = 0.0
+    for ax in _spatial_axes(nd):
+        n = target.shape[ax]
+        lo = [slice(None)] * nd
+        hi = [slice(None)] * nd
+        lo[ax] = slice(0, n - 1)
+        hi[ax] = slice(1, n)
+        lo, hi = tuple(lo), tuple(hi)
+        d = err[hi] - err[lo]
+        touch = ops.maximum(weight[hi], weight[lo])
+        total = total + ops.sum(ops.abs(d) * touch, axis=axes)
+        count = count + ops.sum(touch, axis=axes)
+    return total / (count + EPS)
+
+
+def _box(x: Any, size: int) -> Any:
+    ops = keras().ops
+    nd = len(x.shape) - 2
+    return ops.average_pool(x, pool_size=(size,) * nd, strides=(1,) * nd, padding="same")
+
+
+def ssim_term(y_true: Any, y_pred: Any, *, size: int = 5, c1: float = 1e-4, c2: float = 9e-4) -> Any:
+    """Per-sample mean local SSIM over the voxels whose ``size``-box touches the gap, shape (batch,).
+
+    Local means, variances and covariance come from a box filter (``average_pool``, stride 1). The
+    constants are the usual ``(0.01·L)²`` and ``(0.03·L)²`` for a dynamic range L = 1.
+    """
+    ops = keras().ops
+    target, weight, comp = _split(y_true, y_pred)
+    mu_t = _box(target, size)
+    mu_c = _box(comp, size)
+    var_t = _box(target * target, size) - mu_t * mu_t
+    var_c = _box(comp * comp, size) - mu_c * mu_c
+    cov = _box(target * comp, size) - mu_t * mu_c
+    ssim = ((2.0 * mu_t * mu_c + c1) * (2.0 * cov + c2)) / (
+        (mu_t * mu_t + mu_c * mu_c + c1) * (ops.maximum(var_t, 0.0) + ops.maximum(var_c, 0.0) + c2))
+    near = ops.cast(_box(weight, size) > 0.0, "float32")
+    axes = tuple(range(1, len(target.shape)))
+    return ops.sum(ssim * near, axis=axes) / (ops.sum(near, axis=axes) + EPS)
+
+
+def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_weight: float = 0.1,
+                      ssim_size: int = 5) -> Callable[[Any, Any], Any]:
+    """Return ``loss(y_true, y_pred) -> (batch,)`` combining the three terms (see the module docstring)."""
+
+    def inpaint_loss(y_true: Any, y_pred: Any) -> Any:
+        loss = l1_weight * masked_l1(y_true, y_pred)
+        if grad_weight:
+            loss = loss + grad_weight * gradient_l1(y_true, y_pred)
+        if ssim_weight:
+            loss = loss + ssim_weight * (1.0 - ssim_term(y_true, y_pred, size=ssim_size))
+        return loss
+
+    return inpaint_loss
+
+
+#: The loss the shipped model was trained with.
+inpaint_loss = make_inpaint_loss()
