@@ -137,8 +137,8 @@ def test_models_import_no_gui():
 
 
 def test_only_the_keras_door_imports_keras_or_tensorflow():
-    bad = [str(i) for i in ALL_IMPORTS if i.module != KERAS_DOOR and _root(i.target) in {"tensorflow", "keras",
-                                                                                          "tf_keras"}]
+    ml = {"tensorflow", "keras", "tf_keras"}
+    bad = [str(i) for i in ALL_IMPORTS if i.module != KERAS_DOOR and _root(i.target) in ml]
     assert not bad, ("import keras only through napari_bcdi_dl.models._keras.keras() inside functions:\n"
                      + "\n".join(bad))
 

@@ -30,7 +30,8 @@ def _run(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env.pop("QT_QPA_PLATFORM", None)
     env.setdefault("KERAS_BACKEND", "tensorflow")
     src = textwrap.dedent(code) + _CHECK.format(heavy=set(HEAVY))
-    return subprocess.run([sys.executable, "-c", src], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-c", src], env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def _assert_clean(proc: subprocess.CompletedProcess) -> None:
@@ -88,6 +89,7 @@ def test_importing_every_module_does_not_import_tensorflow():
 
 
 @pytest.mark.gui
+@pytest.mark.slow
 def test_napari_opening_reader_sample_and_widgets_does_not_import_tensorflow(small_npy):
     """The same through a real napari viewer: File > Open, File > Open Sample, Plugins > BCDI DL."""
     if not os.environ.get("DISPLAY"):

@@ -28,7 +28,7 @@ GEOMETRY = Geometry(energy_kev=9.0, distance_m=1.2, pixel_size_m=(55e-6, 55e-6),
 # ----------------------------------------------------------------------------------------- fixtures
 @pytest.fixture
 def widget(make_napari_viewer):
-    """The widget as a user gets it: docked from the plugin menu (napari hands it a PublicOnlyProxy viewer)."""
+    """The widget as a user gets it: docked from the plugin menu (napari hands it a PublicOnlyProxy)."""
     from napari_bcdi_dl.widgets.data_mask import DataMaskWidget
 
     viewer = make_napari_viewer()
@@ -113,8 +113,8 @@ def test_log10_view_is_a_separate_layer(widget, qtbot, real_file, real_pattern):
     assert logl.visible and not raw.visible
 
 
-def test_preset_detect_dilate_export_import_on_the_real_pattern(widget, qtbot, gapped_file, gapped, expected_gap,
-                                                                tmp_path, notes):
+def test_preset_detect_dilate_export_import_on_the_real_pattern(widget, qtbot, gapped_file, gapped,
+                                                                expected_gap, tmp_path, notes):
     data = load(widget, qtbot, gapped_file)
     data_before = data.data
     assert data.name == "maxipix_scan"

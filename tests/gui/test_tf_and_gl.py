@@ -33,7 +33,8 @@ def _child_env() -> dict:
     return env
 
 
-@pytest.mark.parametrize("steps", [["tf", "gl"], ["gl", "tf", "gl"]], ids=["tf-then-gl", "gl-then-tf-then-gl"])
+@pytest.mark.parametrize("steps", [["tf", "gl"], ["gl", "tf", "gl"]],
+                         ids=["tf-then-gl", "gl-then-tf-then-gl"])
 def test_3d_canvas_and_keras_model_in_one_process(steps):
     env = _child_env()
     proc = subprocess.run([sys.executable, str(CHILD), *steps], env=env, capture_output=True, text=True,
@@ -41,7 +42,8 @@ def test_3d_canvas_and_keras_model_in_one_process(steps):
     out = proc.stdout + proc.stderr
     crashed = " (SIGSEGV: the TensorFlow/Mesa LLVM clash, the guard did not hold)" if proc.returncode in (
         -11, 139) else ""
-    assert proc.returncode == 0, f"child {' -> '.join(steps)} exited {proc.returncode}{crashed}\n{out[-3000:]}"
+    order = " -> ".join(steps)
+    assert proc.returncode == 0, f"child {order} exited {proc.returncode}{crashed}\n{out[-3000:]}"
     assert "ALL OK" in proc.stdout, out[-3000:]
     assert proc.stdout.count("gl ok") == steps.count("gl")
     assert proc.stdout.count("tf ok: backend tensorflow") == 1

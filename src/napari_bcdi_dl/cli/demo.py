@@ -85,7 +85,7 @@ def open_demo(viewer, *, sample: bool = True, sample_key: str = SAMPLE,
     for name in widget_names():
         try:
             _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=bool(widgets))
-        except Exception as err:  # noqa: BLE001 - one broken widget must not keep the others out
+        except Exception as err:  # one broken widget must not keep the others out
             log.exception("could not dock %s", name)
             show_error(f"bcdi-dl demo: the '{name}' widget could not be opened: {type(err).__name__}: {err}")
             continue
@@ -97,13 +97,14 @@ def open_demo(viewer, *, sample: bool = True, sample_key: str = SAMPLE,
     return {"widgets": widgets, "layers": layers, "source": source}
 
 
-def load_demo_data(viewer, *, sample_key: str = SAMPLE, real_pattern: Optional[Path] = None) -> tuple[list, str]:
+def load_demo_data(viewer, *, sample_key: str = SAMPLE,
+                   real_pattern: Optional[Path] = None) -> tuple[list, str]:
     """Open the sample, else the measured pattern, else the tiny built-in pattern; return (layers, source)."""
     try:
         layers = viewer.open_sample(PLUGIN, sample_key)
         if layers:
             return list(layers), f"sample '{sample_key}'"
-    except Exception as err:  # noqa: BLE001 - fall back to other data
+    except Exception as err:  # fall back to other data
         log.warning("sample %s unavailable (%s: %s); falling back", sample_key, type(err).__name__, err)
     path = real_pattern if real_pattern is not None else find_real_pattern()
     if path is not None and Path(path).is_file():
@@ -111,7 +112,7 @@ def load_demo_data(viewer, *, sample_key: str = SAMPLE, real_pattern: Optional[P
             layers = viewer.open(str(path), plugin=PLUGIN)
             if layers and any(getattr(layer, "data", None) is not None for layer in layers):
                 return list(layers), str(path)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # the tiny pattern below always works
             log.warning("could not open %s (%s: %s)", path, type(err).__name__, err)
     data = tiny_pattern()
     layer = viewer.add_image(data, name=TINY_NAME, colormap="magma", gamma=0.2,

@@ -152,6 +152,7 @@ def unet(
     norm: Optional[str] = None,
     residual: bool = False,
     out_activation: Optional[str] = None,
+    out_kernel_initializer: str = "glorot_uniform",
     name: str = "unet",
 ) -> Any:
     """Build a U-Net as a functional ``keras.Model``.
@@ -170,6 +171,8 @@ def unet(
     pool, up : see :func:`down_block` and :func:`up_block`.
     activation, norm, residual : see :func:`conv_block`.
     out_activation : activation of the output (None: linear).
+    out_kernel_initializer : initialiser of the output convolution (``"zeros"`` for a model that predicts
+        a correction and should start as the identity).
     name : model name.
     """
     k = keras()
@@ -200,5 +203,5 @@ def unet(
         x = up_block(x, skips[i], widths[i], dilation_rates=(1,) * int(decoder_convs[i]), up=up,
                      name=f"dec{i}", **kw)
     outputs = _layer("Conv", dims)(out_channels, 1, padding="same", activation=out_activation,
-                                   name="output")(x)
+                                   kernel_initializer=out_kernel_initializer, name="output")(x)
     return k.Model(inputs, outputs, name=name)

@@ -33,7 +33,7 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
                     dilations: Sequence[int] = (1, 2, 3), n_dilated: int = 2, convs_per_block: int = 2,
                     full_res_decoder_convs: int = 1, skip_convs: int = 1, bottleneck_convs: int = 3,
                     norm: Optional[str] = "batch", activation: str = "leaky_relu", dropout: float = 0.0,
-                    name: Optional[str] = None):
+                    stem: str = "none", head_width: int = 8, name: Optional[str] = None):
     """Build the phase U-Net (uncompiled Keras model) from the shared parts of :mod:`.blocks`.
 
     Parameters
@@ -51,6 +51,11 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
     norm : ``"batch"``, ``"group"`` or None.
     activation : Keras activation name.
     dropout : spatial dropout rate at the bottleneck.
+    stem : ``"none"`` (the U-Net works at the input resolution) or ``"patch"``: a 2×2×2 stride-2
+        convolution folds each 2³ cell into channels, the U-Net (its dilated first blocks included) runs
+        at half resolution, a stride-2 transposed convolution unfolds it, and a thin full-resolution head
+        (``head_width`` channels, with the input concatenated) gives the phase. About 4–8× cheaper.
+    head_width : channels of the full-resolution head of the ``"patch"`` stem.
 
     Returns
     -------
@@ -60,8 +65,11 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
     from .blocks import conv_block, down_block, up_block
 
     k = keras()
-    if size % (2 ** depth):
-        raise BCDIError(f"phase net: size {size} is not a multiple of 2**depth = {2 ** depth}; "
+    if stem not in ("none", "patch"):
+        raise BCDIError(f"phase net: stem {stem!r} unknown; use 'none' or 'patch'")
+    factor = 2 ** (depth + (stem == "patch"))
+    if size % factor:
+        raise BCDIError(f"phase net: size {size} is not a multiple of {factor}; "
                         "choose size 32 or 64 or a smaller depth")
     w = list(widths) if widths is not None else level_widths(base, depth, growth, max_width)
     if len(w) != depth + 1:
@@ -69,6 +77,9 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
     kw = dict(norm=norm, activation=activation)
     inp = k.Input(shape=(size, size, size, 1), name="log_intensity")
     x = inp
+    if stem == "patch":
+        x = k.layers.Conv3D(w[0], 2, strides=2, padding="same", activation=activation,
+                            kernel_initializer="he_normal", name="stem")(x)
     skips = []
     for level in range(depth):
         rates = tuple(dilations) if level < n_dilated else (1,) * convs_per_block
@@ -82,6 +93,11 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
     for level in reversed(range(depth)):
         n_conv = full_res_decoder_convs if level == 0 else convs_per_block
         x = up_block(x, skips[level], w[level], dilation_rates=(1,) * n_conv, name=f"dec{level}", **kw)
+    if stem == "patch":
+        x = k.layers.Conv3DTranspose(head_width, 2, strides=2, padding="same", activation=activation,
+                                     kernel_initializer="he_normal", name="unstem")(x)
+        x = k.layers.Concatenate(name="head_cat")([x, inp])
+        x = conv_block(x, head_width, dilation_rates=(1,), name="head", **kw)
     out = k.layers.Conv3D(1, 1, padding="same", name="phase")(x)  # no activation: unbounded phase
     return k.Model(inp, out, name=name or f"phase_net_{size}")
 

@@ -103,26 +103,26 @@ def _json_default(o: Any) -> Any:
 
 
 def save_model_atomic(model: Any, path: os.PathLike | str) -> Path:
-    """``model.save(path)`` through a temporary file and a rename (``.keras``, no optimizer)."""
+    """Save ``model`` as ``.keras`` through a temporary file and a rename.
+
+    A compiled model is saved as an uncompiled copy (same architecture and weights, no optimizer, no
+    loss), so the file loads anywhere with ``keras.saving.load_model`` without the training code.
+    """
+    k = keras()
     path = Path(path)
+    if getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None:
+        clone = k.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        model = clone
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
     os.close(fd)
     try:
-        model.save(tmp, include_optimizer=False) if _save_accepts_include_optimizer() else model.save(tmp)
+        model.save(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-def _save_accepts_include_optimizer() -> bool:
-    import inspect
-
-    try:
-        return "include_optimizer" in inspect.signature(keras().Model.save).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -175,10 +175,10 @@ def latest_checkpoint(out_dir: os.PathLike | str) -> Optional[Path]:
 def load_checkpoint(path: os.PathLike | str, model: Any) -> dict:
     """Restore weights and optimizer state of a compiled ``model`` from a checkpoint; return its state."""
     path = Path(path)
-    model.load_weights(str(path / "model.weights.h5"))
     opt = model.optimizer
     if not opt.built:
         opt.build(model.trainable_variables)
+    model.load_weights(str(path / "model.weights.h5"))
     with np.load(path / "optimizer.npz") as f:
         arrays = [f[k] for k in sorted(f.files)]
     if len(arrays) != len(opt.variables):
@@ -246,7 +246,8 @@ def fit(
         (None: never stop early).
     resume : continue from ``out_dir``'s latest checkpoint if there is one (else start fresh).
     rng : the Generator the data iterator draws from; its state is saved and restored.
-    metrics_fn : ``metrics_fn(model, val_batches) -> dict`` of extra held-out metrics logged per epoch.
+    metrics_fn : ``metrics_fn(model, val_batches) -> dict`` of extra held-out metrics logged per epoch; when
+        it returns ``"val_loss"`` too (one pass over the held-out set), the loop uses it as is.
     on_epoch : ``on_epoch(record, model)`` called after each epoch (e.g. to export weights).
     jit_compile : passed to ``model.compile``.
     keep : checkpoints kept on disk.
@@ -315,9 +316,10 @@ def fit(
                 record = {"epoch": len(history) + 1, "step": step, "train_loss": float(np.mean(epoch_losses)),
                           "lr": lr, "epoch_s": round(now - t_epoch, 2), "elapsed_s": round(elapsed, 1)}
                 if val_batches is not None:
-                    record["val_loss"] = evaluate(model, val_batches)
-                    if metrics_fn is not None:
-                        record.update(metrics_fn(model, val_batches))
+                    extra = metrics_fn(model, val_batches) if metrics_fn is not None else {}
+                    if "val_loss" not in extra:
+                        record["val_loss"] = evaluate(model, val_batches)
+                    record.update(extra)
                     if record["val_loss"] < best_val - min_delta:
                         best_val, best_step, bad_epochs = record["val_loss"], step, 0
                         save_model_atomic(model, out / "best.keras")

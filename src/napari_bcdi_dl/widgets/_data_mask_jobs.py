@@ -86,7 +86,8 @@ def compute_mask(action: str, data: Any, current: Optional[np.ndarray], params: 
         out = masks.union(current, new)
     elif action == "dilate":
         if current is None or not current.any():
-            raise BCDIError("nothing to dilate: the gap mask is empty; apply a preset, detect or paint gaps first")
+            raise BCDIError("nothing to dilate: the gap mask is empty; apply a preset, detect or paint "
+                            "gaps first")
         out = new = masks.dilate(current, params["n"], axes=params.get("axes"))
     elif action == "import":
         new = io.read_mask(params["path"], shape)
@@ -111,6 +112,7 @@ def write_mask(path: str, mask: np.ndarray, protect: list, *, progress=None, can
     elif suffix == ".cxi":
         write_cxi_mask(out, mask, protect=protect)
     else:
-        raise BCDIError(f"{out}: masks are exported as .npz (key 'mask') or .cxi; choose one of these suffixes")
+        raise BCDIError(f"{out}: masks are exported as .npz (key 'mask') or .cxi; choose one of these "
+                        "suffixes")
     report(progress, cancel, 1, 1)
     return str(out)

@@ -3,9 +3,12 @@
 A job calls a core/models function in a napari thread worker with ``progress=`` and ``cancel=`` keyword
 arguments (the protocol of :mod:`napari_bcdi_dl.core.progress`). Progress goes to a bar in napari's
 activity dock, updated on the main thread; ``job.cancel()`` sets the token the function checks at each
-step. Results come back on the main thread through ``on_done``: the worker thread never touches layers.
+step; napari's own cancel (``worker.quit()``: the status-bar task, closing the window) sets it too.
+Results come back on the main thread through ``on_done``: the worker thread never touches layers.
 A :class:`BCDIError` becomes an error notification with its one-line message, a cancellation an info
 notification, anything else an error notification naming the exception; the bar is closed in every case.
+Errors are *not* re-raised on the main thread (napari's default for thread workers): the notification is
+the report, and an uncaught re-raise would show a second, traceback-laden error.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def _guarded(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
         except BCDIError as err:
             _notify_error(f"Data & mask: {err}")
-        except Exception as err:  # noqa: BLE001 - a bug must not take napari down: tell the user
+        except Exception as err:  # a bug must not take napari down: tell the user
             log.exception("Data & mask: %s failed", method.__name__)
             _notify_error(f"Data & mask: {method.__name__} failed: {type(err).__name__}: {err}")
         return None
@@ -118,7 +118,7 @@ class DataMaskWidget(QWidget):
         self.scan_combo.setEnabled(False)
         self.scan_combo.setToolTip("scans of a BLISS master file")
         self.log_check = QCheckBox("add a log10 view layer")
-        self.log_check.setToolTip("log10(1 + counts) as a separate layer; the raw counts stay in the data layer")
+        self.log_check.setToolTip("log10(1 + counts) as a separate layer; the data layer keeps raw counts")
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(lambda: self.load())
         self.cancel_button = QPushButton("Cancel")
@@ -155,7 +155,7 @@ class DataMaskWidget(QWidget):
         self.preset_button = QPushButton("Apply preset")
         self.preset_button.clicked.connect(lambda: self.apply_preset())
         self.detect_button = QPushButton("Auto-detect gaps")
-        self.detect_button.setToolTip("detector rows/columns empty in every frame while their neighbours count")
+        self.detect_button.setToolTip("detector rows/columns empty in every frame while neighbours count")
         self.detect_button.clicked.connect(lambda: self.detect_gaps())
         self.dilate_spin = QSpinBox()
         self.dilate_spin.setRange(1, 50)
@@ -312,7 +312,8 @@ class DataMaskWidget(QWidget):
     def _require_data(self):
         data = self.data_layer
         if data is None:
-            raise BCDIError("no data layer chosen: load a scan, or open one in napari and choose it under Data layer")
+            raise BCDIError("no data layer chosen: load a scan, or open one in napari and choose it "
+                            "under Data layer")
         return data
 
     def _current_mask(self, data) -> Optional[np.ndarray]:
@@ -322,14 +323,16 @@ class DataMaskWidget(QWidget):
             return None
         m = np.asarray(layer.data)
         if m.shape != tuple(data.data.shape):
-            raise BCDIError(f"mask layer '{layer.name}' has shape {m.shape}, the data {tuple(data.data.shape)}: "
+            raise BCDIError(f"mask layer '{layer.name}' has shape {m.shape}, the data "
+                            f"{tuple(data.data.shape)}: "
                             "delete or clear the mask layer")
         return (m != 0).astype(np.uint8)
 
     def _set_mask(self, data, mask: np.ndarray, summary: str, source: Optional[str] = None):
-        """Put ``mask`` in ``"<data> gap mask"`` (a new layer, or ``layer.data = mask``) on the main thread."""
+        """Put ``mask`` in ``"<data> gap mask"`` (new layer, or ``layer.data = mask``); main thread."""
         if not any(layer is data for layer in self.viewer.layers):
-            raise BCDIError(f"data layer '{data.name}' was removed while the mask was computed; nothing changed")
+            raise BCDIError(f"data layer '{data.name}' was removed while the mask was computed; "
+                            "nothing changed")
         if mask.shape != tuple(data.data.shape):
             raise BCDIError(f"mask shape {mask.shape} does not match '{data.name}' {tuple(data.data.shape)}")
         from napari.layers import Labels
@@ -421,7 +424,8 @@ class DataMaskWidget(QWidget):
     def _loaded(self, result: dict) -> None:
         from napari.layers import Layer
 
-        added = [self.viewer.add_layer(Layer.create(data, dict(kw), kind)) for data, kw, kind in result["layers"]]
+        added = [self.viewer.add_layer(Layer.create(data, dict(kw), kind))
+                 for data, kw, kind in result["layers"]]
         for note in result["notes"]:
             _notify_info(note)
         if result["kind"] != "intensity":
@@ -475,13 +479,16 @@ class DataMaskWidget(QWidget):
         self._require_data()
         layer = self.mask_layer
         if layer is None or not np.any(layer.data):
-            raise BCDIError("nothing to dilate: the gap mask is empty; apply a preset, detect or paint gaps first")
-        return self._mask_job("dilate", {"n": n, "axes": (1, 2) if plane_only else None}, desc=f"dilate by {n}")
+            raise BCDIError("nothing to dilate: the gap mask is empty; apply a preset, detect or paint "
+                            "gaps first")
+        params = {"n": n, "axes": (1, 2) if plane_only else None}
+        return self._mask_job("dilate", params, desc=f"dilate by {n}")
 
     @_guarded
     def import_mask(self, path):
         """Add a mask read from a file (npz/npy/tif/cxi, shape-checked against the data)."""
-        return self._mask_job("import", {"path": str(path)}, desc=f"import {Path(path).name}", source=str(path))
+        return self._mask_job("import", {"path": str(path)}, desc=f"import {Path(path).name}",
+                              source=str(path))
 
     @_guarded
     def clear_mask(self) -> None:
@@ -495,7 +502,8 @@ class DataMaskWidget(QWidget):
         data = self._require_data()
         layer = self.mask_layer
         if layer is None:
-            raise BCDIError(f"'{data.name}' has no gap mask to export: apply a preset, detect or paint gaps first")
+            raise BCDIError(f"'{data.name}' has no gap mask to export: apply a preset, detect or paint "
+                            "gaps first")
         mask = self._current_mask(data)
         protect = list(self._mask_sources.get(layer.name, []))
         for lay in (data, layer):
@@ -517,7 +525,8 @@ class DataMaskWidget(QWidget):
             self.set_path(path)
 
     def _browse_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a gap mask", self._start_dir(), MASK_IMPORT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Import a gap mask", self._start_dir(),
+                                              MASK_IMPORT_FILTER)
         if path:
             self.import_mask(path)
 

@@ -8,7 +8,7 @@ numpy otherwise. ``"numpy"`` or ``"cupy"`` force one (forcing CuPy where it cann
 :class:`~napari_bcdi_dl.core.errors.BCDIError`). The environment variable ``BCDI_DL_BACKEND`` sets the
 default for ``"auto"``. CuPy is never imported unless the selection asks for it.
 
-Performance notes (numpy): FFTs are ``scipy.fft`` with ``workers=-1`` and ``overwrite_x=True`` on
+Performance notes (numpy): FFTs are ``scipy.fft`` with ``workers=-1`` (one worker below 64³ voxels) and ``overwrite_x=True`` on
 complex64 arrays, which pocketfft performs in place (no array-sized temporary). Everything elementwise
 uses ufuncs with ``out=``; ``where=`` ufuncs are avoided (several times slower than plain ones in numpy,
 and absent from CuPy).
@@ -27,6 +27,8 @@ import numpy as np
 from ..errors import BCDIError
 
 BACKENDS = ("auto", "numpy", "cupy")
+#: arrays smaller than this are transformed on one thread (thread start-up costs more than it saves)
+THREADED_FFT_MIN_SIZE = 1 << 18
 ENV_VAR = "BCDI_DL_BACKEND"
 
 
@@ -72,6 +74,11 @@ def select_backend_name(requested: Optional[str] = "auto", cupy_available: Optio
     return name
 
 
+def _workers(a: Any) -> int:
+    """scipy.fft workers: all cores (-1) for large arrays, 1 for small ones."""
+    return -1 if a.size >= THREADED_FFT_MIN_SIZE else 1
+
+
 @dataclass(frozen=True)
 class Backend:
     """An array module plus the few operations that differ between numpy and CuPy.
@@ -106,13 +113,13 @@ class Backend:
     def fftn_(self, a: Any) -> Any:
         """Forward FFT of a complex64 array, in place where the library allows; returns the result."""
         if self.name == "numpy":
-            return self._fft.fftn(a, overwrite_x=True, workers=-1)
+            return self._fft.fftn(a, overwrite_x=True, workers=_workers(a))
         return self._fft.fftn(a, overwrite_x=True)
 
     def ifftn_(self, a: Any) -> Any:
         """Backward FFT (scaled by 1/N) of a complex64 array, in place where possible."""
         if self.name == "numpy":
-            return self._fft.ifftn(a, overwrite_x=True, workers=-1)
+            return self._fft.ifftn(a, overwrite_x=True, workers=_workers(a))
         return self._fft.ifftn(a, overwrite_x=True)
 
     def rfftn(self, a: Any) -> Any:

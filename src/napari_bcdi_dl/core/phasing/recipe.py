@@ -4,7 +4,10 @@ Grammar (case-insensitive, whitespace ignored, items separated by commas, read l
 
     recipe   := item ("," item)*
     item     := step | setting
-    step     := ALGO [ "(" [ "beta=" ] NUMBER ")" ] [ "**" INT ]      ER, HIO, RAAR; no "**N" means 1
+    step     := ALGO [ "(" [ "beta=" ] NUMBER ")" ] [ "**" INT ]      no "**N" means 1
+    ALGO     := "ER" | "HIO" | "RAAR" | "DETWIN"
+                DETWIN = HIO with the support cut in half along z through its centre, restored after
+                the step (PyNX's DetwinHIO): breaks the object/twin symmetry of a loose early support
     setting  := "sup=" ( INT | "off" )      support update every INT iterations from here on; off = frozen
               | "beta=" NUMBER              default β of the following HIO / RAAR steps (0 < β < 1)
               | "pos=" ( "on" | "off" )     positivity (real part ≥ 0 inside the support) from here on
@@ -25,7 +28,7 @@ from typing import Optional
 
 from ..errors import BCDIError
 
-ALGORITHMS = ("ER", "HIO", "RAAR")
+ALGORITHMS = ("ER", "HIO", "RAAR", "DETWIN")
 DEFAULT_RECIPE = "HIO**400, RAAR**1000, ER**300"
 MAX_ITERATIONS = 1_000_000
 
@@ -38,7 +41,7 @@ class Step:
 
     Attributes
     ----------
-    algorithm : ``"ER"``, ``"HIO"`` or ``"RAAR"``.
+    algorithm : ``"ER"``, ``"HIO"``, ``"RAAR"`` or ``"DETWIN"`` (HIO on a halved support).
     n : number of iterations.
     beta : feedback parameter (HIO, RAAR; ignored by ER).
     support_period : support update every this many iterations, 0 = frozen.
@@ -133,7 +136,7 @@ def parse_recipe(
             raise _err(f"cannot read {item!r}: write ALGO**N such as HIO**400", recipe)
         algo = m.group("algo").upper()
         if algo not in ALGORITHMS:
-            raise _err(f"unknown algorithm {m.group('algo')!r} in {item!r}: use ER, HIO or RAAR", recipe)
+            raise _err(f"unknown algorithm {m.group('algo')!r} in {item!r}: use ER, HIO, RAAR or DETWIN", recipe)
         n = 1 if m.group("n") is None else _int(m.group("n"), "the iteration count", recipe)
         if n < 1 or n > MAX_ITERATIONS:
             raise _err(f"the iteration count of {item!r} must be between 1 and {MAX_ITERATIONS}", recipe)

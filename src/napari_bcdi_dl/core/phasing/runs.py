@@ -109,10 +109,16 @@ def run_recipe(
     it = 0
     for step in steps:
         engine.positivity = step.positivity
+        algo = step.algorithm
+        saved = None
+        if algo == "DETWIN":
+            saved = engine.support
+            engine.set_support(halve_support(engine.be, saved, axis=0))
+            algo = "HIO"
         for _ in range(step.n):
             it += 1
             want = llk_every > 0 and (it % llk_every == 0 or it == 1)
-            res = engine.iterate(step.algorithm, step.beta, want_llk=want)
+            res = engine.iterate(algo, step.beta, want_llk=want)
             if res is not None:
                 history.append(
                     {
@@ -123,7 +129,7 @@ def run_recipe(
                         "support_size": engine.n_support,
                     }
                 )
-            if step.support_period and it % step.support_period == 0 and it < total:
+            if saved is None and step.support_period and it % step.support_period == 0 and it < total:
                 engine.update_support(
                     sigma=sigma_at(it, total, support_sigma),
                     threshold=support_threshold,
@@ -133,7 +139,24 @@ def run_recipe(
                     max_fraction=max_support,
                 )
             tick()
+        if saved is not None:
+            engine.set_support(saved)
     return history
+
+
+def halve_support(be: Any, support: Any, axis: int = 0) -> Any:
+    """The support with the half beyond its (periodic) centre of mass along ``axis`` removed (FFT-native)."""
+    from .operators import circular_centre
+
+    host = be.to_numpy(support)
+    n = host.shape[axis]
+    c = circular_centre(host)[axis]
+    # keep the half-period [c - n/2, c) along the axis
+    coord = (np.arange(n) - c) % n
+    keep = coord >= n / 2
+    shape = [1, 1, 1]
+    shape[axis] = n
+    return support & be.asarray(keep.reshape(shape))
 
 
 def _finish(engine: Engine, history: list, it: int, *, method: str, meta: dict) -> Reconstruction:

@@ -1,0 +1,274 @@
+"""Training data and the training entry point of the inpainting model.
+
+Data: inpainting shards of ``core.simulate`` (``bcdi-dl dataset inpaint``): 32³ ``expected`` (noise-free)
+intensities and their ``mask``. Every training sample is re-drawn on the fly (:func:`augment`):
+
+* one of the 48 symmetries of the cube (axis permutation × flips), applied to pattern and mask;
+* a fresh noise level: the expected counts are scaled by ``10^U(-1, 0.5)`` and Poisson-sampled, so the
+  model sees each patch at many photon budgets and never the same noise twice;
+* the dataset's own gap (half the time) or a random gap from :func:`random_gap_mask`: lines and crosses
+  of widths 1–12 along any axis, mostly centred, sometimes off-centre, cut by the window border or
+  covering only part of the plane — every geometry the sliding windows of inference produce.
+
+The target is the *noise-free* expected intensity, in the scale of the noisy input (the best estimate
+of a gap voxel is its expectation; see ``../shared/notes/measuring-model-quality.md``). Held-out sets
+are used as generated (their own noise and gap), without augmentation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from ..core.errors import BCDIError
+from .inpaint import PATCH, encode_target, encode_windows
+
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+# ------------------------------------------------------------------------------------------------ data
+def load_patches(dirs: Sequence[os.PathLike | str], limit: Optional[int] = None,
+                 keys: Sequence[str] = ("expected", "mask")) -> dict[str, np.ndarray]:
+    """Concatenate the (completed shards of the) inpainting datasets in ``dirs``."""
+    from ..core.simulate.datasets import iter_shards, read_manifest
+
+    parts: dict[str, list] = {k: [] for k in keys}
+    n = 0
+    for d in dirs:
+        m = read_manifest(d)
+        if m.get("kind") != "inpaint":
+            raise BCDIError(f"{d} is a {m.get('kind')!r} dataset; give inpainting sets "
+                            "('bcdi-dl dataset inpaint')")
+        for shard in iter_shards(d, keys=list(keys), allow_incomplete=True):
+            for k in keys:
+                parts[k].append(shard[k])
+            n += len(shard[keys[0]])
+            if limit is not None and n >= limit:
+                break
+        if limit is not None and n >= limit:
+            break
+    if n == 0:
+        raise BCDIError(f"no completed shard in {', '.join(str(d) for d in dirs)}: generate data first")
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    if limit is not None:
+        out = {k: v[:limit] for k, v in out.items()}
+    return out
+
+
+def random_gap_mask(rng: np.random.Generator, size: int = PATCH, max_width: int = 12) -> np.ndarray:
+    """A random gap of a ``size``³ window: line (55 %), cross (40 %) or triple cross (5 %).
+
+    Widths 1–``max_width``; 70 % centred (±3 voxels), otherwise anywhere, possibly cut by the window
+    border; 15 % of slabs cover only part of their plane (a partial gap ending inside the window).
+    """
+    m = np.zeros((size,) * 3, dtype=np.uint8)
+    r = rng.random()
+    n_slabs = 1 if r < 0.55 else (2 if r < 0.95 else 3)
+    axes = rng.permutation(3)[:n_slabs]
+    for ax in axes:
+        w = int(rng.integers(1, max_width + 1))
+        if rng.random() < 0.7:
+            start = int(np.clip(size // 2 - w // 2 + rng.integers(-3, 4), 0, size - w))
+            stop = start + w
+        else:
+            start = int(rng.integers(-(w - 1), size))
+            stop = min(size, start + w)
+            start = max(0, start)
+        sl = [slice(None)] * 3
+        sl[ax] = slice(start, stop)
+        if rng.random() < 0.15:
+            other = int(rng.choice([a for a in range(3) if a != ax]))
+            cut = int(rng.integers(size // 4, 3 * size // 4))
+            sl[other] = slice(0, cut) if rng.random() < 0.5 else slice(cut, size)
+        m[tuple(sl)] = 1
+    return m
+
+
+def _symmetry(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    return tuple(int(a) for a in rng.permutation(3)), tuple(bool(b) for b in rng.random(3) < 0.5)
+
+
+def _apply_symmetry(a: np.ndarray, perm: tuple[int, int, int], flips: tuple[bool, bool, bool]) -> np.ndarray:
+    a = np.transpose(a, perm)
+    sl = tuple(slice(None, None, -1) if f else slice(None) for f in flips)
+    return a[sl]
+
+
+def augment(expected: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+            scale_range: tuple[float, float] = (-1.0, 0.5), p_dataset_mask: float = 0.5
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented sample: ``(noisy counts, noise-free counts, gap mask)`` (see the module docstring)."""
+    perm, flips = _symmetry(rng)
+    e = _apply_symmetry(expected, perm, flips) * np.float32(10 ** rng.uniform(*scale_range))
+    if rng.random() < p_dataset_mask and mask.any():
+        m = _apply_symmetry(mask, perm, flips)
+    else:
+        m = random_gap_mask(rng, expected.shape[0])
+    noisy = rng.poisson(np.maximum(e, 0).astype(np.float64)).astype(np.float32)
+    if (m == 0).sum() == 0:
+        m = random_gap_mask(rng, expected.shape[0])
+    return noisy, e.astype(np.float32), np.ascontiguousarray(m)
+
+
+def make_batch(noisy: np.ndarray, truth: np.ndarray, masks: np.ndarray) -> Batch:
+    """``(x, y)`` for :func:`napari_bcdi_dl.models.inpaint_loss.inpaint_loss` from count windows."""
+    x, lo, scale = encode_windows(noisy, masks)
+    t = encode_target(truth, lo, scale)
+    y = np.stack([t, np.asarray(masks, np.float32)], axis=-1).astype(np.float32)
+    return x, y
+
+
+def train_batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator) -> Iterator[Batch]:
+    """Endless augmented batches drawn lazily from ``rng`` (so a resumed run continues the stream)."""
+    n = len(data["expected"])
+    while True:
+        idx = rng.integers(0, n, size=batch)
+        samples = [augment(data["expected"][i], data["mask"][i], rng) for i in idx]
+        noisy, truth, masks = (np.stack(s) for s in zip(*samples))
+        yield make_batch(noisy, truth, masks)
+
+
+def val_batches(data: dict[str, np.ndarray], batch: int) -> list[Batch]:
+    """Held-out batches as generated (their noise and gap), target = noise-free expected."""
+    out = []
+    n = len(data["expected"])
+    for s in range(0, n, batch):
+        out.append(make_batch(data["patches"][s:s + batch], data["expected"][s:s + batch],
+                              data["mask"][s:s + batch]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- metrics
+def gap_pcc_batch(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-window Pearson correlation of two ``(n, s, s, s)`` arrays over each window's gap voxels."""
+    m = np.asarray(mask).astype(bool)
+    out = np.full(len(a), np.nan)
+    for i in range(len(a)):
+        x, y = a[i][m[i]].astype(np.float64), b[i][m[i]].astype(np.float64)
+        if x.size < 2:
+            continue
+        x, y = x - x.mean(), y - y.mean()
+        den = np.sqrt((x * x).sum() * (y * y).sum())
+        if den > 0:
+            out[i] = float((x * y).sum() / den)
+    return out
+
+
+def make_val_metrics(loss_fn: Any):
+    """``metrics_fn(model, val) -> {val_loss, val_pcc, val_pcc_linear, val_l1, val_l1_linear}`` in one pass.
+
+    PCCs are per-window correlations inside the gap (normalised log scale = log(1 + I) up to an affine
+    map, so the PCC of log(1 + I)), against the noise-free expected intensity, averaged over windows.
+    """
+    from ._keras import keras
+
+    def metrics(model: Any, batches: Sequence[Batch]) -> dict:
+        ops = keras().ops
+        losses, pcc, pcc_lin, l1, l1_lin, n = [], [], [], [], [], 0
+        for x, y in batches:
+            p = np.asarray(ops.convert_to_numpy(model.predict_on_batch(x)))
+            losses.append(float(np.mean(ops.convert_to_numpy(loss_fn(y, p)))) * len(x))
+            n += len(x)
+            t, m = y[..., 0], y[..., 1]
+            pcc.append(gap_pcc_batch(p[..., 0], t, m))
+            pcc_lin.append(gap_pcc_batch(x[..., 0], t, m))
+            mb = m.astype(bool)
+            l1.append(np.abs(p[..., 0] - t)[mb].mean())
+            l1_lin.append(np.abs(x[..., 0] - t)[mb].mean())
+        return {"val_loss": float(np.sum(losses) / max(n, 1)),
+                "val_pcc": float(np.nanmean(np.concatenate(pcc))),
+                "val_pcc_linear": float(np.nanmean(np.concatenate(pcc_lin))),
+                "val_l1": float(np.mean(l1)), "val_l1_linear": float(np.mean(l1_lin))}
+
+    return metrics
+
+
+# -------------------------------------------------------------------------------------------- training
+def export_model(model: Any, path: os.PathLike | str, card: dict) -> Path:
+    """Save ``model`` (``.keras``, atomically) and its card (``.json`` beside it)."""
+    import json
+
+    from .training import _write_json, save_model_atomic
+
+    path = Path(path)
+    save_model_atomic(model, path)
+    _write_json(path.with_suffix(".json"), card)
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > 25:
+        raise BCDIError(f"exported model {path} is {size_mb:.1f} MB, over the 25 MB limit for shipped weights")
+    json.dumps(card)
+    return path
+
+
+def train_inpaint(
+    data: Sequence[os.PathLike | str],
+    val: Sequence[os.PathLike | str],
+    out: os.PathLike | str,
+    *,
+    steps: int = 20000,
+    batch: int = 8,
+    steps_per_epoch: int = 250,
+    lr: float = 1e-3,
+    warmup: int = 100,
+    patience: Optional[int] = 12,
+    checkpoint_every: int = 50,
+    resume: bool = False,
+    seed: int = 0,
+    val_limit: Optional[int] = None,
+    train_limit: Optional[int] = None,
+    export: Optional[os.PathLike | str] = None,
+    arch: Optional[dict] = None,
+    command: Optional[str] = None,
+    log=None,
+    progress=None,
+    cancel=None,
+):
+    """Train (or resume training) the inpainting model; see :mod:`napari_bcdi_dl.models.training`.
+
+    With ``export``, the model is saved there (with a ``.json`` card) after every epoch that improves
+    the held-out loss *and* beats the linear pre-fill's held-out PCC.
+    """
+    import platform
+    import time
+
+    from ._keras import keras
+    from .inpaint import DEFAULT_ARCH, build_inpainter
+    from .inpaint_loss import inpaint_loss
+    from .training import cosine_schedule, fit
+
+    k = keras()
+    rng = np.random.default_rng(seed)
+    k.utils.set_random_seed(seed)
+    train = load_patches(data, limit=train_limit)
+    held = load_patches(val, limit=val_limit, keys=("patches", "expected", "mask"))
+    vb = val_batches(held, max(batch, 16))
+    arch = dict(DEFAULT_ARCH, **(arch or {}))
+    model = build_inpainter(PATCH, **arch)
+    metrics = make_val_metrics(inpaint_loss)
+    config = {"command": command, "data": [str(d) for d in data], "val": [str(v) for v in val],
+              "n_train": len(train["expected"]), "n_val": len(held["expected"]), "steps": steps,
+              "batch": batch, "steps_per_epoch": steps_per_epoch, "lr": lr, "seed": seed,
+              "arch": {k_: list(v) if isinstance(v, tuple) else v for k_, v in arch.items()},
+              "params": int(model.count_params()), "backend": k.backend.backend(),
+              "keras": k.__version__, "host": f"{platform.machine()} {os.cpu_count()} cores"}
+
+    def on_epoch(record: dict, model: Any) -> None:
+        if export is None or not record.get("best"):
+            return
+        if record.get("val_pcc", 0) <= record.get("val_pcc_linear", 1):
+            return
+        card = dict(config, step=record["step"], trained_s=record["elapsed_s"],
+                    held_out={k_: record[k_] for k_ in record if k_.startswith("val_")},
+                    exported=time.strftime("%Y-%m-%d %H:%M:%S"))
+        export_model(model, export, card)
+        (log or print)(f"exported to {export} (val_pcc {record['val_pcc']:.4f} > linear "
+                       f"{record['val_pcc_linear']:.4f})")
+
+    return fit(model, inpaint_loss, train_batches(train, batch, rng), vb, out, steps,
+               steps_per_epoch=steps_per_epoch, learning_rate=cosine_schedule(lr, steps, warmup),
+               checkpoint_every=checkpoint_every, patience=patience, resume=resume, rng=rng,
+               metrics_fn=metrics, on_epoch=on_epoch, config=config, log=log, progress=progress,
+               cancel=cancel, jit_compile=False)

@@ -1,0 +1,318 @@
+"""Training of the reciprocal-space phase network: data pipeline from simulated phase sets, and the run.
+
+``bcdi-dl train phase --data DIR [DIR ...] --val DIR --out RUN [--export WEIGHTS]`` (or
+``python -m napari_bcdi_dl.models.phase_training ...``) trains :func:`.phase.build_phase_net` with the WCA
+loss (:mod:`.wca`) through the shared fit loop (:mod:`.training`: checkpoints, resume, held-out
+validation). A run folder is resumed automatically: kill it at any time and start the same command again.
+
+Data (``core.simulate.generate_dataset("phase", ...)`` shards): each sample gives the noise-free
+``expected`` intensity and the reciprocal ``phase``; samples larger than the model grid are centre-cropped
+(cropping reciprocal space keeps the oversampling, see ``core/reciprocal.py``). Every training sample is
+made fresh from them:
+
+* Poisson noise at a random photon level (``10**U(counts_log10)`` photons at the maximum), so one
+  simulated pattern gives many noisy inputs;
+* a random element of the 48 symmetries of the cube grid (axis flips and permutations), applied to the
+  intensity and the phase alike — flipping a q axis of ``I`` is the pattern of the object flipped along
+  that axis, whose field is the flipped field, so ``(I, φ)`` stays an exact pair;
+* input ``core.reciprocal.log_normalise(I)``; the same array, normalised, weighs the WCA loss.
+
+Curriculum: the strain cap (phase range of the object) rises linearly from ``curriculum_start`` to the
+largest in the set over ``curriculum_steps`` steps, low strain first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+from ..core.errors import BCDIError
+from ..core.reciprocal import crop_or_pad, log_normalise
+from .wca import pack_targets, wca_numpy
+
+PI = math.pi
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: Architecture of the shipped model (see docs/models.md, "Phase model").
+DEFAULT_ARCH = dict(size=32, base=8, depth=3, growth=3.0, stem="patch", dilations=(1, 2, 3), n_dilated=2)
+
+
+# ---------------------------------------------------------------------------------------------- data
+class PhaseSet:
+    """Noise-free intensities and reciprocal phases of phase sets, cropped to the model grid, in memory.
+
+    Attributes
+    ----------
+    expected : float32 (n, S, S, S) noise-free intensity.
+    intensity : float32 (n, S, S, S) the noisy counts of the set (held-out evaluation), or None.
+    phase : float16 (n, S, S, S) reciprocal phase.
+    phase_range : float64 (n,) object phase range (radians), the strain proxy of the curriculum.
+    oversampling : float64 (n, 3).
+    """
+
+    def __init__(self, dirs: Sequence[str | Path], size: int, *, max_samples: Optional[int] = None,
+                 keep_intensity: bool = False, allow_incomplete: bool = True) -> None:
+        from ..core.simulate import iter_shards
+
+        keys = ["expected", "phase", "params"] + (["intensity"] if keep_intensity else [])
+        exp, ph, inten, pr, osr = [], [], [], [], []
+        n = 0
+        for d in dirs:
+            for shard in iter_shards(d, keys=keys, allow_incomplete=allow_incomplete):
+                m = len(shard["expected"])
+                if max_samples is not None:
+                    m = min(m, max_samples - n)
+                for i in range(m):
+                    exp.append(self._crop(shard["expected"][i], size))
+                    ph.append(self._crop(shard["phase"][i], size).astype(np.float16))
+                    if keep_intensity:
+                        inten.append(self._crop(shard["intensity"][i], size))
+                    p = shard["params"][i]
+                    pr.append(float(p.get("phase_range", 0.0)))
+                    osr.append(p.get("oversampling", [np.nan] * 3))
+                n += m
+                if max_samples is not None and n >= max_samples:
+                    break
+            if max_samples is not None and n >= max_samples:
+                break
+        if not exp:
+            raise BCDIError(f"no phase samples found in {', '.join(map(str, dirs))}: make a set with "
+                            "'bcdi-dl dataset phase' first (or wait for its first shard)")
+        self.size = int(size)
+        self.expected = np.stack(exp)
+        self.phase = np.stack(ph)
+        self.intensity = np.stack(inten) if keep_intensity else None
+        self.phase_range = np.asarray(pr, dtype=np.float64)
+        self.oversampling = np.asarray(osr, dtype=np.float64)
+
+    @staticmethod
+    def _crop(a: np.ndarray, size: int) -> np.ndarray:
+        if a.shape == (size,) * 3:
+            return np.asarray(a)
+        if min(a.shape) < size:
+            raise BCDIError(f"phase set sample of shape {a.shape} is smaller than the model grid {size}³: "
+                            "make the set at the model size or larger")
+        return crop_or_pad(a, size)
+
+    def __len__(self) -> int:
+        return len(self.expected)
+
+
+def symmetry(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    """A random element of the cube grid's 48 symmetries: an axis permutation and per-axis flips."""
+    return tuple(int(v) for v in rng.permutation(3)), tuple(bool(v) for v in rng.random(3) < 0.5)
+
+
+def apply_symmetry(a: np.ndarray, perm: Sequence[int], flips: Sequence[bool]) -> np.ndarray:
+    """Apply a symmetry from :func:`symmetry` to a 3D array (the same to intensity and phase)."""
+    out = np.transpose(a, perm)
+    axes = tuple(i for i, f in enumerate(flips) if f)
+    return np.ascontiguousarray(np.flip(out, axes) if axes else out)
+
+
+def noisy_input(expected: np.ndarray, rng: np.random.Generator, counts_log10: tuple[float, float]) -> np.ndarray:
+    """Poisson counts of ``expected`` rescaled to a random maximum of ``10**U(counts_log10)`` photons."""
+    peak = float(expected.max())
+    if not peak > 0:
+        return np.zeros_like(expected)
+    scale = 10 ** rng.uniform(*counts_log10) / peak
+    return rng.poisson(expected.astype(np.float64) * scale).astype(np.float32)
+
+
+def strain_cap(step: int, start: float, end: float, ramp: int) -> float:
+    """Largest phase range allowed at ``step`` by the curriculum."""
+    if ramp <= 0:
+        return end
+    return start + (end - start) * min(1.0, max(0, step) / ramp)
+
+
+def train_batches(data: PhaseSet, batch: int, rng: np.random.Generator, *, start_step: int = 0,
+                  curriculum_start: float = 3 * PI, curriculum_steps: int = 0,
+                  counts_log10: tuple[float, float] = (3.5, 8.0), augment: bool = True) -> Iterator:
+    """Endless ``(x, y)`` batches: x (b, S, S, S, 1) log-normalised noisy intensity, y (b, S, S, S, 2)."""
+    step = int(start_step)
+    top = float(data.phase_range.max()) + 1e-6
+    order = np.argsort(data.phase_range)
+    sorted_pr = data.phase_range[order]
+    while True:
+        cap = strain_cap(step, curriculum_start, top, curriculum_steps)
+        n_ok = max(batch, int(np.searchsorted(sorted_pr, cap, side="right")))
+        idx = order[rng.integers(0, min(n_ok, len(order)), size=batch)]
+        xs, ys = [], []
+        for i in idx:
+            counts = noisy_input(data.expected[i], rng, counts_log10)
+            x = log_normalise(counts) if counts.max() > 0 else np.zeros_like(counts)
+            ph = data.phase[i].astype(np.float32)
+            if augment:
+                perm, flips = symmetry(rng)
+                x, ph = apply_symmetry(x, perm, flips), apply_symmetry(ph, perm, flips)
+            xs.append(x)
+            ys.append(ph)
+        x = np.stack(xs)
+        yield x[..., None], pack_targets(np.stack(ys), x)
+        step += 1
+
+
+def validation_batches(data: PhaseSet, batch: int) -> list:
+    """Fixed held-out batches from the set's own noisy counts (no augmentation)."""
+    if data.intensity is None:
+        raise BCDIError("validation set loaded without its noisy intensity (keep_intensity=True)")
+    out = []
+    for i in range(0, len(data), batch):
+        x = np.stack([log_normalise(a) for a in data.intensity[i:i + batch]])
+        out.append((x[..., None], pack_targets(data.phase[i:i + batch].astype(np.float32), x)))
+    return out
+
+
+def strain_bins(phase_range: np.ndarray) -> dict[str, np.ndarray]:
+    """Held-out groups: low strain (< 2π), 2π–3.5π, 3.5π–5π."""
+    return {"low": phase_range < 2 * PI, "mid": (phase_range >= 2 * PI) & (phase_range < 3.5 * PI),
+            "high": phase_range >= 3.5 * PI}
+
+
+def held_out_metrics(model, batches: list, phase_range: np.ndarray) -> dict:
+    """WCA (numpy) of the predictions on the held-out batches, overall and per strain group."""
+    vals = []
+    for x, y in batches:
+        pred = np.asarray(model.predict_on_batch(x))[..., 0]
+        vals.append(wca_numpy(y[..., 0], pred, y[..., 1], per_sample=True))
+    v = np.concatenate(vals)
+    out = {"val_wca": float(v.mean())}
+    for name, sel in strain_bins(phase_range[:len(v)]).items():
+        if sel.any():
+            out[f"val_wca_{name}"] = float(v[sel].mean())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- model I/O
+def export_model(model, path: str | Path, meta: dict) -> Path:
+    """Write the model (no optimizer) to ``path`` and its card ``path.with_suffix('.json')``, atomically."""
+    from ..core.io.atomic import atomic_path
+    from ._keras import keras
+    from .training import save_model_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bare = keras().models.clone_model(model)  # uncompiled copy: the file holds no optimizer state
+    bare.set_weights(model.get_weights())
+    save_model_atomic(bare, path)
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True, default=float))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_phase_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``bcdi-dl train phase``."""
+    a = parser.add_argument
+    a("--data", nargs="+", required=True, metavar="DIR", help="phase set folder(s) (bcdi-dl dataset phase)")
+    a("--val", required=True, metavar="DIR", help="held-out phase set (another seed)")
+    a("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.json, best.keras (resumed)")
+    a("--export", metavar="PATH.keras", default=None,
+      help="write the best model here (with a .json card) whenever the held-out loss improves")
+    a("--size", type=int, default=DEFAULT_ARCH["size"], help="model grid (32 or 64)")
+    a("--base", type=int, default=DEFAULT_ARCH["base"], help="channels of the first level")
+    a("--depth", type=int, default=DEFAULT_ARCH["depth"], help="down-samplings")
+    a("--growth", type=float, default=DEFAULT_ARCH["growth"], help="width factor per level")
+    a("--stem", choices=("none", "patch"), default=DEFAULT_ARCH["stem"], help="'patch': U-Net at half resolution")
+    a("--steps", type=int, default=40000, help="total optimizer steps of the run")
+    a("--batch", type=int, default=8)
+    a("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
+    a("--warmup", type=int, default=200)
+    a("--steps-per-epoch", type=int, default=250, help="steps between held-out evaluations")
+    a("--val-samples", type=int, default=96, help="held-out samples evaluated each epoch")
+    a("--max-samples", type=int, default=None, help="use at most this many training samples")
+    a("--curriculum-steps", type=int, default=4000, help="steps over which the strain cap rises to the maximum")
+    a("--curriculum-start", type=float, default=3.0, help="initial strain cap, in units of π")
+    a("--counts-log10", type=float, nargs=2, default=(3.5, 8.0), help="photon level range at the maximum")
+    a("--patience", type=int, default=None, help="early stopping patience in epochs (default: none)")
+    a("--seed", type=int, default=0)
+    a("--fresh", action="store_true", help="ignore checkpoints in --out (default: resume)")
+    return parser
+
+
+def train_phase(args: argparse.Namespace, *, progress=None, cancel=None):
+    """Run (or resume) a phase-network training from parsed ``bcdi-dl train phase`` arguments."""
+    from ._keras import keras
+    from .phase import build_phase_net
+    from .training import cosine_schedule, fit, latest_checkpoint
+    from .wca import wca_loss
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    train = PhaseSet(args.data, args.size, max_samples=args.max_samples)
+    val = PhaseSet([args.val], args.size, max_samples=args.val_samples, keep_intensity=True)
+    print(f"phase training: {len(train)} training samples, {len(val)} held-out, loaded in "
+          f"{time.time() - t0:.0f} s", flush=True)
+    start_step = 0
+    ckpt = None if args.fresh else latest_checkpoint(out)
+    if ckpt is not None:
+        start_step = int(json.loads((ckpt / "state.json").read_text())["step"])
+    rng = np.random.default_rng(args.seed)
+    keras().utils.set_random_seed(args.seed)
+    arch = dict(size=args.size, base=args.base, depth=args.depth, growth=args.growth, stem=args.stem,
+                dilations=DEFAULT_ARCH["dilations"], n_dilated=DEFAULT_ARCH["n_dilated"])
+    model = build_phase_net(**arch)
+    batches = train_batches(train, args.batch, rng, start_step=start_step,
+                            curriculum_start=args.curriculum_start * PI, curriculum_steps=args.curriculum_steps,
+                            counts_log10=tuple(args.counts_log10))
+    val_b = validation_batches(val, args.batch)
+    config = {"command": "bcdi-dl train phase", "args": {k: v for k, v in vars(args).items() if k != "func"},
+              "arch": arch, "n_train": len(train), "n_val": len(val), "loss": "WCA",
+              "input": "core.reciprocal.log_normalise", "oversampling_range": [
+                  float(np.nanmin(train.oversampling)), float(np.nanmax(train.oversampling))]}
+
+    def on_epoch(record: dict, m) -> None:
+        if args.export and record.get("best"):
+            meta = {"name": Path(args.export).stem, "kind": "phase", "grid": args.size, "arch": arch,
+                    "input": "log_normalise (log1p(I) / max) on the model grid",
+                    "output": "reciprocal-space phase (radians, unbounded)",
+                    "oversampling_range": config["oversampling_range"],
+                    "phase_range_trained": [0.0, float(train.phase_range.max())],
+                    "step": record["step"], "held_out": {k: v for k, v in record.items()
+                                                         if k.startswith("val_")},
+                    "n_train": len(train), "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "command": "bcdi-dl train phase " + " ".join(_argv_of(args))}
+            export_model(m, args.export, meta)
+
+    return fit(model, wca_loss, batches, val_b, out, args.steps, steps_per_epoch=args.steps_per_epoch,
+               learning_rate=cosine_schedule(args.lr, args.steps, warmup=args.warmup), patience=args.patience,
+               resume=not args.fresh, rng=rng,
+               metrics_fn=lambda m, vb: held_out_metrics(m, vb, val.phase_range),
+               on_epoch=on_epoch, config=config, progress=progress, cancel=cancel)
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    out = []
+    for k, v in vars(args).items():
+        if k in ("func", "command", "model") or v is None or v is False:
+            continue
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            out.append(flag)
+        elif isinstance(v, (list, tuple)):
+            out += [flag] + [str(x) for x in v]
+        else:
+            out += [flag, str(v)]
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m napari_bcdi_dl.models.phase_training`` (the same as ``bcdi-dl train phase``)."""
+    parser = add_phase_arguments(argparse.ArgumentParser(prog="bcdi-dl train phase"))
+    args = parser.parse_args(argv)
+    res = train_phase(args)
+    print(f"stopped ({res.stopped}) at step {res.step}; best held-out WCA {res.best_val:.4f} at step "
+          f"{res.best_step}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

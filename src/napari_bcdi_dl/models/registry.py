@@ -1,0 +1,94 @@
+"""Shipped weights: ``load_model(name)`` reads ``models/weights/<file>.keras``, offline, cached.
+
+Nothing is ever downloaded: the trained models are package data (each file ≤ 25 MB), made by the
+``bcdi-dl train ...`` commands recorded in ``docs/models.md`` and in the ``.json`` card beside each file.
+
+Names
+-----
+``"inpaint"``
+    the detector-gap inpainting U-Net (32³ windows), ``weights/inpaint_unet32.keras``.
+``"phase"``
+    the reciprocal-space phase U-Net (the phase model's module registers its file here).
+
+A name may also be a file stem in ``weights/`` (``"inpaint_unet32"``) or a path to a ``.keras`` file.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+from ..core.errors import BCDIError
+from ._keras import keras
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: Model name -> file in ``weights/``.
+MODELS: dict[str, str] = {
+    "inpaint": "inpaint_unet32.keras",
+    "phase": "phase_unet64.keras",
+}
+
+_cache: dict[tuple[str, str], Any] = {}
+_lock = threading.Lock()
+
+
+def model_path(name: str) -> Path:
+    """The file of a model name (see the module docstring); BCDIError if it is not there."""
+    if name in MODELS:
+        path = WEIGHTS_DIR / MODELS[name]
+    elif (WEIGHTS_DIR / f"{name}.keras").is_file():
+        path = WEIGHTS_DIR / f"{name}.keras"
+    else:
+        path = Path(name)
+        if path.suffix != ".keras":
+            known = ", ".join(sorted(MODELS))
+            raise BCDIError(f"unknown model {name!r}: use one of {known} or a path to a .keras file")
+    if not path.is_file():
+        raise BCDIError(f"model file {path} is missing: reinstall napari-bcdi-dl, or train it with "
+                        f"'bcdi-dl train' (docs/models.md)")
+    return path
+
+
+def model_card(name: str) -> Optional[dict]:
+    """The ``.json`` card beside a model's file (training data, steps, held-out metrics), or None."""
+    card = model_path(name).with_suffix(".json")
+    if not card.is_file():
+        return None
+    return json.loads(card.read_text())
+
+
+def load_model(name: str = "inpaint", *, fresh: bool = False) -> Any:
+    """Load a shipped model (uncompiled), cached per name and Keras backend.
+
+    Parameters
+    ----------
+    name : model name, weights file stem, or path to a ``.keras`` file.
+    fresh : return a new, private copy (for fine-tuning: the cached model must not be trained).
+
+    Raises
+    ------
+    BCDIError
+        Unknown name, missing or unreadable file.
+    """
+    k = keras()
+    path = model_path(name)
+    key = (str(path), k.backend.backend())
+    with _lock:
+        if not fresh and key in _cache:
+            return _cache[key]
+        try:
+            model = k.saving.load_model(str(path), compile=False)
+        except Exception as err:  # a corrupt or incompatible file: tell the user which
+            raise BCDIError(f"cannot load model {path}: {type(err).__name__}: {err}") from None
+        if not fresh:
+            _cache[key] = model
+        return model
+
+
+def clear_cache() -> None:
+    """Forget the loaded models (tests; after replacing a weights file)."""
+    with _lock:
+        _cache.clear()
