@@ -17,7 +17,8 @@ Layers:
   ``"<name> support"`` Labels.
 - a file holding only a mask: a Labels layer ``"<name> gap mask"``.
 
-Scale: objects get their voxel size in nm when the file gives it; detector-frame data keep scale 1 (one
+Scale: objects get their voxel size in nm when the file gives it; diffraction data get their reciprocal step
+(1/nm) when the geometry is complete (energy, distance, pixel, rocking step), else scale 1 (one
 voxel per detector pixel and frame). Every layer carries ``metadata["bcdi"]`` (kind, source, geometry, the
 reader's meta) for the widgets and the writer.
 """
@@ -136,16 +137,39 @@ def _intensity_layers(loaded, name: str, p: Path) -> list:
         "metadata": _meta("intensity", p, loaded),
         "rendering": "mip",
     }
+    extra = _reciprocal_scale(loaded, image_kw["metadata"])
+    image_kw.update(extra)
     layers = [(data, image_kw, "image")]
     if loaded.mask is not None:
         layers.append(
             (
                 loaded.mask,
-                {"name": f"{name} gap mask", "opacity": 0.6, "metadata": _meta("mask", p, loaded)},
+                {"name": f"{name} gap mask", "opacity": 0.6, "metadata": _meta("mask", p, loaded), **extra},
                 "labels",
             )
         )
     return layers
+
+
+def _reciprocal_scale(loaded, metadata: dict) -> dict:
+    """Layer ``scale``/``units`` of a diffraction pattern when its geometry is complete, else ``{}``.
+
+    The pattern lives in reciprocal space: its scale is the reciprocal step (1/nm) along (rocking, rows,
+    cols). The real-space voxel size (nm) of objects phased from it goes into ``metadata["bcdi"]
+    ["voxel_size_nm"]``, which the phasing and results widgets give their layers as ``scale``.
+    """
+    from .core.errors import BCDIError
+    from .core.geometry import detector_voxel_size, reciprocal_voxel_size
+
+    if not loaded.geometry.is_complete_for_voxel_size():
+        return {}
+    try:
+        q_step = reciprocal_voxel_size(loaded.geometry, loaded.data.shape)
+        metadata["bcdi"]["voxel_size_nm"] = tuple(
+            float(v) for v in detector_voxel_size(loaded.geometry, loaded.data.shape))
+    except BCDIError:
+        return {}
+    return {"scale": tuple(float(v) for v in q_step), "units": "1/nm"}
 
 
 def _object_layers(loaded, name: str, p: Path) -> list:

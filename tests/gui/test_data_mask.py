@@ -194,14 +194,17 @@ def test_mask_is_painted_in_3d(widget, qtbot, gapped_file, expected_gap, tmp_pat
         np.testing.assert_array_equal(f["mask"], (painted != 0).astype(np.uint8))
 
 
-def test_geometry_gives_the_voxel_size_as_scale(widget, qtbot, tmp_path, gapped, expected_gap):
-    from napari_bcdi_dl.core.geometry import detector_voxel_size
+def test_geometry_gives_the_reciprocal_step_as_scale(widget, qtbot, tmp_path, gapped, expected_gap):
+    from napari_bcdi_dl.core.geometry import detector_voxel_size, reciprocal_voxel_size
     from napari_bcdi_dl.core.io import write_cxi_data
 
     path = write_cxi_data(tmp_path / "scan.cxi", gapped, None, GEOMETRY)
     data = load(widget, qtbot, path)
-    voxel = detector_voxel_size(GEOMETRY, gapped.shape)
+    voxel = reciprocal_voxel_size(GEOMETRY, gapped.shape)
     np.testing.assert_allclose(data.scale, voxel)
+    assert str(data.units[0]) == "1 / nanometer"
+    # the real-space voxel of objects phased from it travels in the metadata for the phasing widgets
+    np.testing.assert_allclose(data.metadata["bcdi"]["voxel_size_nm"], detector_voxel_size(GEOMETRY, gapped.shape))
     # preset and ROI offset come from the file's geometry (detector mpx1x4, roi row0/col0 = 225)
     assert widget.preset_combo.currentText() == "maxipix"
     assert (widget.roi_row.value(), widget.roi_col.value()) == ROI

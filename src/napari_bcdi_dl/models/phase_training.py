@@ -208,37 +208,59 @@ def export_model(model, path: str | Path, meta: dict) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def add_phase_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``bcdi-dl train phase``."""
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The phase model's own options of ``bcdi-dl train phase`` (``cli/train.py`` adds the common ones:
+    ``--data --val --out --epochs --steps --steps-per-epoch --batch --lr --patience --checkpoint-every
+    --resume --seed --export --val-limit --quiet``)."""
     a = parser.add_argument
-    a("--data", nargs="+", required=True, metavar="DIR", help="phase set folder(s) (bcdi-dl dataset phase)")
-    a("--val", required=True, metavar="DIR", help="held-out phase set (another seed)")
-    a("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.json, best.keras (resumed)")
-    a("--export", metavar="PATH.keras", default=None,
-      help="write the best model here (with a .json card) whenever the held-out loss improves")
-    a("--size", type=int, default=DEFAULT_ARCH["size"], help="model grid (32 or 64)")
-    a("--base", type=int, default=DEFAULT_ARCH["base"], help="channels of the first level")
-    a("--depth", type=int, default=DEFAULT_ARCH["depth"], help="down-samplings")
-    a("--growth", type=float, default=DEFAULT_ARCH["growth"], help="width factor per level")
-    a("--stem", choices=("none", "patch"), default=DEFAULT_ARCH["stem"], help="'patch': U-Net at half resolution")
-    a("--steps", type=int, default=40000, help="total optimizer steps of the run")
-    a("--batch", type=int, default=8)
-    a("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
-    a("--warmup", type=int, default=200)
-    a("--steps-per-epoch", type=int, default=250, help="steps between held-out evaluations")
-    a("--val-samples", type=int, default=96, help="held-out samples evaluated each epoch")
-    a("--max-samples", type=int, default=None, help="use at most this many training samples")
-    a("--curriculum-steps", type=int, default=4000, help="steps over which the strain cap rises to the maximum")
-    a("--curriculum-start", type=float, default=3.0, help="initial strain cap, in units of π")
-    a("--counts-log10", type=float, nargs=2, default=(3.5, 8.0), help="photon level range at the maximum")
-    a("--patience", type=int, default=None, help="early stopping patience in epochs (default: none)")
-    a("--seed", type=int, default=0)
-    a("--fresh", action="store_true", help="ignore checkpoints in --out (default: resume)")
+    a("--size", type=int, default=DEFAULT_ARCH["size"], help="model grid, 32 or 64 (default 32)")
+    a("--base", type=int, default=DEFAULT_ARCH["base"], help="channels of the first level (default 8)")
+    a("--depth", type=int, default=DEFAULT_ARCH["depth"], help="down-samplings (default 3)")
+    a("--growth", type=float, default=DEFAULT_ARCH["growth"], help="width factor per level (default 3)")
+    a("--stem", choices=("none", "patch"), default=DEFAULT_ARCH["stem"],
+      help="'patch' (default): the U-Net runs at half resolution behind a 2³ patch stem")
+    a("--warmup", type=int, default=200, help="learning-rate warm-up steps (default 200)")
+    a("--train-limit", type=int, default=None, help="use at most that many training samples")
+    a("--curriculum-steps", type=int, default=1500,
+      help="steps over which the strain cap rises to the largest strain of the set (default 1500)")
+    a("--curriculum-start", type=float, default=3.0, help="initial strain cap in units of π (default 3)")
+    a("--counts-log10", type=float, nargs=2, default=(3.5, 8.0), metavar=("LO", "HI"),
+      help="range of log10 photons at the maximum for the noise augmentation (default 3.5 8)")
     return parser
 
 
-def train_phase(args: argparse.Namespace, *, progress=None, cancel=None):
-    """Run (or resume) a phase-network training from parsed ``bcdi-dl train phase`` arguments."""
+def add_phase_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """All the arguments of ``bcdi-dl train phase`` for a stand-alone parser (common ones included)."""
+    a = parser.add_argument
+    a("--data", nargs="+", required=True, metavar="DIR", help="phase set folder(s) (bcdi-dl dataset phase)")
+    a("--val", nargs="+", required=True, metavar="DIR", help="held-out phase set(s) (other seeds)")
+    a("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.json, best.keras")
+    a("--epochs", type=int, default=None)
+    a("--steps", type=int, default=None, help="total optimizer steps (default 20000)")
+    a("--steps-per-epoch", type=int, default=250)
+    a("--batch", type=int, default=8)
+    a("--lr", type=float, default=1e-3)
+    a("--patience", type=int, default=0, help="early stopping patience in epochs (0: never)")
+    a("--checkpoint-every", type=int, default=50)
+    a("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    a("--seed", type=int, default=0)
+    a("--export", metavar="PATH.keras", default=None,
+      help="write the best model there (with a .json card) whenever the held-out loss improves")
+    a("--val-limit", type=int, default=96, help="held-out samples evaluated each epoch")
+    a("--quiet", action="store_true")
+    return add_arguments(parser)
+
+
+def _total_steps(args: argparse.Namespace) -> int:
+    if getattr(args, "epochs", None) is not None and getattr(args, "steps", None) is not None:
+        raise BCDIError("give --epochs or --steps, not both")
+    if getattr(args, "epochs", None) is not None:
+        return int(args.epochs) * int(args.steps_per_epoch)
+    return int(getattr(args, "steps", None) or 20000)
+
+
+def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
+    """Run (or resume) a phase-network training from parsed arguments; return the fit loop's FitResult."""
     from ._keras import keras
     from .phase import build_phase_net
     from .training import cosine_schedule, fit, latest_checkpoint
@@ -246,13 +268,16 @@ def train_phase(args: argparse.Namespace, *, progress=None, cancel=None):
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    steps = _total_steps(args)
+    val_dirs = [args.val] if isinstance(args.val, (str, Path)) else list(args.val)
+    val_limit = getattr(args, "val_limit", None) or 96
     t0 = time.time()
-    train = PhaseSet(args.data, args.size, max_samples=args.max_samples)
-    val = PhaseSet([args.val], args.size, max_samples=args.val_samples, keep_intensity=True)
+    train = PhaseSet(args.data, args.size, max_samples=getattr(args, "train_limit", None))
+    val = PhaseSet(val_dirs, args.size, max_samples=val_limit, keep_intensity=True)
     print(f"phase training: {len(train)} training samples, {len(val)} held-out, loaded in "
           f"{time.time() - t0:.0f} s", flush=True)
     start_step = 0
-    ckpt = None if args.fresh else latest_checkpoint(out)
+    ckpt = latest_checkpoint(out) if args.resume else None
     if ckpt is not None:
         start_step = int(json.loads((ckpt / "state.json").read_text())["step"])
     rng = np.random.default_rng(args.seed)
@@ -264,35 +289,47 @@ def train_phase(args: argparse.Namespace, *, progress=None, cancel=None):
                             curriculum_start=args.curriculum_start * PI, curriculum_steps=args.curriculum_steps,
                             counts_log10=tuple(args.counts_log10))
     val_b = validation_batches(val, args.batch)
-    config = {"command": "bcdi-dl train phase", "args": {k: v for k, v in vars(args).items() if k != "func"},
-              "arch": arch, "n_train": len(train), "n_val": len(val), "loss": "WCA",
-              "input": "core.reciprocal.log_normalise", "oversampling_range": [
-                  float(np.nanmin(train.oversampling)), float(np.nanmax(train.oversampling))]}
+    command = "bcdi-dl train phase " + " ".join(_argv_of(args))
+    config = {"command": command, "arch": arch, "n_train": len(train), "n_val": len(val), "loss": "WCA",
+              "input": "core.reciprocal.log_normalise", "steps": steps,
+              "oversampling_range": [float(np.nanmin(train.oversampling)), float(np.nanmax(train.oversampling))]}
 
     def on_epoch(record: dict, m) -> None:
         if args.export and record.get("best"):
             meta = {"name": Path(args.export).stem, "kind": "phase", "grid": args.size, "arch": arch,
-                    "input": "log_normalise (log1p(I) / max) on the model grid",
+                    "input": "core.reciprocal.log_normalise(I) (log1p(I) / max) on the model grid",
                     "output": "reciprocal-space phase (radians, unbounded)",
                     "oversampling_range": config["oversampling_range"],
                     "phase_range_trained": [0.0, float(train.phase_range.max())],
-                    "step": record["step"], "held_out": {k: v for k, v in record.items()
-                                                         if k.startswith("val_")},
-                    "n_train": len(train), "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
-                    "command": "bcdi-dl train phase " + " ".join(_argv_of(args))}
+                    "step": record["step"],
+                    "held_out": {k: v for k, v in record.items() if k.startswith("val_")},
+                    "n_train": len(train), "n_val": len(val),
+                    "trained": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command}
             export_model(m, args.export, meta)
 
-    return fit(model, wca_loss, batches, val_b, out, args.steps, steps_per_epoch=args.steps_per_epoch,
-               learning_rate=cosine_schedule(args.lr, args.steps, warmup=args.warmup), patience=args.patience,
-               resume=not args.fresh, rng=rng,
+    patience = getattr(args, "patience", None) or None
+    return fit(model, wca_loss, batches, val_b, out, steps, steps_per_epoch=args.steps_per_epoch,
+               learning_rate=cosine_schedule(args.lr, steps, warmup=args.warmup), patience=patience,
+               checkpoint_every=getattr(args, "checkpoint_every", 50), resume=bool(args.resume), rng=rng,
                metrics_fn=lambda m, vb: held_out_metrics(m, vb, val.phase_range),
                on_epoch=on_epoch, config=config, progress=progress, cancel=cancel)
+
+
+def train_phase(args: argparse.Namespace) -> int:
+    """``bcdi-dl train phase``: run the training, print where it stopped; exit status 0.
+
+    ``args.cancel`` (set by ``cli/train.py`` on SIGTERM) stops it after a checkpoint.
+    """
+    res = run_training(args, cancel=getattr(args, "cancel", None))
+    print(f"{args.out}: {res.stopped} at step {res.step}; best held-out WCA {res.best_val:.4f} at step "
+          f"{res.best_step}", flush=True)
+    return 0
 
 
 def _argv_of(args: argparse.Namespace) -> list[str]:
     out = []
     for k, v in vars(args).items():
-        if k in ("func", "command", "model") or v is None or v is False:
+        if k in ("func", "command", "model", "cancel", "quiet") or v is None or v is False:
             continue
         flag = "--" + k.replace("_", "-")
         if v is True:
@@ -307,11 +344,7 @@ def _argv_of(args: argparse.Namespace) -> list[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m napari_bcdi_dl.models.phase_training`` (the same as ``bcdi-dl train phase``)."""
     parser = add_phase_arguments(argparse.ArgumentParser(prog="bcdi-dl train phase"))
-    args = parser.parse_args(argv)
-    res = train_phase(args)
-    print(f"stopped ({res.stopped}) at step {res.step}; best held-out WCA {res.best_val:.4f} at step "
-          f"{res.best_step}", flush=True)
-    return 0
+    return train_phase(parser.parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -111,7 +111,7 @@ def save_model_atomic(model: Any, path: os.PathLike | str) -> Path:
     k = keras()
     path = Path(path)
     if getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None:
-        clone = k.models.clone_model(model)
+        clone = model.__class__.from_config(model.get_config())  # no compile config, unlike clone_model
         clone.set_weights(model.get_weights())
         model = clone
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)

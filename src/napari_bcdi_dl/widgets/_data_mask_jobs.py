@@ -34,7 +34,6 @@ def describe_mask(mask: np.ndarray) -> str:
 def load_data(path: str, scan: Optional[str], log_view: bool, *, progress=None, cancel=None) -> dict:
     from .. import _reader
     from ..core import io
-    from ..core.geometry import detector_voxel_size
 
     p = Path(path)
     report(progress, cancel, 0, 3)
@@ -47,19 +46,11 @@ def load_data(path: str, scan: Optional[str], log_view: bool, *, progress=None, 
     if loaded.kind == "object":
         return {"layers": _reader._object_layers(loaded, name, p), "kind": "object", "notes": []}
     notes = []
-    scale = None
-    if loaded.geometry.is_complete_for_voxel_size():
-        try:
-            scale = tuple(float(v) for v in detector_voxel_size(loaded.geometry, loaded.data.shape))
-        except BCDIError as err:
-            notes.append(f"voxel size unknown ({err}); scale left at 1 voxel")
     report(progress, cancel, 2, 3)
     layers = _reader._intensity_layers(loaded, name, p)
-    extra = {"scale": scale, "units": "nm"} if scale else {}
-    for _data, kw, _kind in layers:
-        kw.update(extra)
-        if scale:
-            kw["metadata"]["bcdi"]["voxel_size_nm"] = scale
+    extra = {k: layers[0][1][k] for k in ("scale", "units") if k in layers[0][1]}
+    if loaded.geometry.is_complete_for_voxel_size() and not extra:
+        notes.append("geometry incomplete or inconsistent: scale left at 1 voxel")
     if log_view:
         logged = np.log10(1.0 + np.maximum(loaded.data, 0), dtype=np.float32)
         top = float(logged.max()) if logged.size else 1.0

@@ -7,8 +7,9 @@ Data
     **raw counts** shown on a log-like scale (``gamma`` 0.2), plus the file's mask if it has one. *Add a log10
     view* adds a derived ``"<data> log10"`` layer, log10(1 + counts), for a true log display (it costs one
     more float32 copy of the scan). When the geometry is complete (energy, distance, pixel size, rocking
-    step) the voxel size of the detector frame (nm, ``core.geometry.detector_voxel_size``) becomes the
-    layers' ``scale``; results computed from the data inherit it.
+    step) the reciprocal step (1/nm, ``core.geometry.reciprocal_voxel_size``) becomes the layers' ``scale``,
+    and the real-space voxel size (nm) of objects phased from it goes into ``metadata["bcdi"]
+    ["voxel_size_nm"]`` for the phasing and results widgets.
     *Data layer* lists the viewer's 3D Image layers (derived log views excepted).
 
 Gap mask (``core.masks``), always the Labels layer ``"<data> gap mask"`` (1 = gap), painted in 3D
