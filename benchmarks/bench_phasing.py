@@ -43,8 +43,11 @@ def make_data(n: int, seed: int = SEED) -> np.ndarray:
     c = np.arange(n) - n // 2
     z, y, x = np.meshgrid(c, c, c, indexing="ij", sparse=True)
     r = n / 6
-    shape = (np.abs(x) <= r) & (np.abs(y) <= 0.8 * r) & (np.abs(z) <= 0.9 * r) & (
-        np.abs(x) + np.abs(y) + np.abs(z) <= 1.3 * r
+    shape = (
+        (np.abs(x) <= r)
+        & (np.abs(y) <= 0.8 * r)
+        & (np.abs(z) <= 0.9 * r)
+        & (np.abs(x) + np.abs(y) + np.abs(z) <= 1.3 * r)
     )
     obj = shape * np.exp(1j * 0.8 * np.exp(-(x**2 + y**2 + z**2) / (2 * (r / 1.5) ** 2)))
     i = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj)))) ** 2
@@ -159,7 +162,9 @@ def bench_memory(n: int) -> dict:
         script = os.path.join(tmp, "mem_bench.py")
         with open(script, "w") as f:
             f.write(MEM_SCRIPT)
-        res = subprocess.run([sys.executable, script, str(n), recipe, here], capture_output=True, text=True, check=False)
+        res = subprocess.run(
+            [sys.executable, script, str(n), recipe, here], capture_output=True, text=True, check=False
+        )
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
     if res.returncode != 0 or not line:
         raise RuntimeError(f"memory benchmark failed: {res.stderr.strip()[-800:]}")
@@ -177,8 +182,10 @@ def main(argv: list | None = None) -> int:
     ap.add_argument("--cohere-python", default=os.environ.get("COHERE_PYTHON"))
     args = ap.parse_args(argv)
     n = args.size
-    print(f"# bench_phasing  size={n}^3  reps={args.reps}  cpu_count={os.cpu_count()}  "
-          f"load={os.getloadavg()[0]:.1f}  numpy {np.__version__}")
+    print(
+        f"# bench_phasing  size={n}^3  reps={args.reps}  cpu_count={os.cpu_count()}  "
+        f"load={os.getloadavg()[0]:.1f}  numpy {np.__version__}"
+    )
 
     t = bench_iterations(n, args.reps)
     base_min, base_med = t["2 FFTs"]
@@ -190,20 +197,26 @@ def main(argv: list | None = None) -> int:
 
     if args.cohere_python:
         c = bench_cohere(args.cohere_python, n)
-        print(f"\n(b) against cohere-core numpy backend ({c['ER']['dtype']}), same data, {n}^3, min over 3 x 10 its")
+        print(
+            f"\n(b) against cohere-core numpy backend ({c['ER']['dtype']}), same data, {n}^3, min over 3 x 10 its"
+        )
         print(f"{'':6s} {'cohere ms':>10s} {'ours ms':>9s} {'speed-up':>9s}")
         for k in ("ER", "HIO"):
             ours = t[k][0]
             print(f"{k:6s} {c[k]['min'] * 1e3:10.1f} {ours * 1e3:9.1f} {c[k]['min'] / ours:8.1f}x")
         print("target: >= 3x")
     else:
-        print("\n(b) skipped: pass --cohere-python PATH (an interpreter with cohere-core) or set COHERE_PYTHON")
+        print(
+            "\n(b) skipped: pass --cohere-python PATH (an interpreter with cohere-core) or set COHERE_PYTHON"
+        )
 
     if not args.skip_mem:
         m = bench_memory(args.mem_size)
         bpc = m["bytes_per_copy"]
-        print(f"\n(c) peak memory of phase() at {args.mem_size}^3 ({m['recipe']}), "
-              f"in complex64 array copies ({bpc / 2**20:.0f} MiB each)")
+        print(
+            f"\n(c) peak memory of phase() at {args.mem_size}^3 ({m['recipe']}), "
+            f"in complex64 array copies ({bpc / 2**20:.0f} MiB each)"
+        )
         print(f"tracemalloc peak (numpy arrays) : {m['tracemalloc_peak'] / bpc:5.2f} copies")
         print(f"peak RSS growth (everything)    : {m['rss_growth'] / bpc:5.2f} copies")
         print("target: < 6 copies")

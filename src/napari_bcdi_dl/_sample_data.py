@@ -28,7 +28,7 @@ def _intensity_kwargs(intensity: np.ndarray, params: dict) -> dict:
 
 
 def strained_particle_with_gap() -> list:
-    """"Strained particle with detector gap": 128³ counts (Image) + "<name> gap mask" (Labels)."""
+    """ "Strained particle with detector gap": 128³ counts (Image) + "<name> gap mask" (Labels)."""
     from .core.simulate.sample import strained_particle_with_gap as simulate
 
     p = simulate()
@@ -66,5 +66,9 @@ def strained_particle_truth() -> list:
             },
             "image",
         ),
-        (p.support.astype(np.uint8), {"name": f"{NAME} truth support", "opacity": 0.3, "visible": False}, "labels"),
+        (
+            p.support.astype(np.uint8),
+            {"name": f"{NAME} truth support", "opacity": 0.3, "visible": False},
+            "labels",
+        ),
     ]

@@ -22,10 +22,28 @@ def test_cli_choices_match_core():
 @pytest.mark.parametrize("suffix", [".npz", ".cxi"])
 def test_simulate_writes_intensity_mask_and_truth(tmp_path, capsys, suffix):
     out = tmp_path / f"sim{suffix}"
-    rc = main([
-        "simulate", str(out), "--size", "48", "--shape", "winterbottom", "--field", "cosines",
-        "--phase-range", "4pi", "--oversampling", "3,2.5,3", "--max-counts", "1e5", "--gap", "cross:6", "--seed", "3",
-    ])
+    rc = main(
+        [
+            "simulate",
+            str(out),
+            "--size",
+            "48",
+            "--shape",
+            "winterbottom",
+            "--field",
+            "cosines",
+            "--phase-range",
+            "4pi",
+            "--oversampling",
+            "3,2.5,3",
+            "--max-counts",
+            "1e5",
+            "--gap",
+            "cross:6",
+            "--seed",
+            "3",
+        ]
+    )
     assert rc == 0
     assert "wrote" in capsys.readouterr().out
     loaded = io.read(out)
@@ -36,7 +54,14 @@ def test_simulate_writes_intensity_mask_and_truth(tmp_path, capsys, suffix):
         params = json.loads(str(t["params_json"]))
         obj, support, expected = t["obj"], t["support"], t["expected"]
         assert obj.dtype == np.complex64 and support.dtype == np.uint8
-        assert set(t.files) >= {"obj", "support", "expected", "reciprocal_phase", "phase_field", "params_json"}
+        assert set(t.files) >= {
+            "obj",
+            "support",
+            "expected",
+            "reciprocal_phase",
+            "phase_field",
+            "params_json",
+        }
     assert params["phase_range"] == pytest.approx(4 * math.pi)
     assert params["oversampling"] == [3.0, 2.5, 3.0] and params["shape"] == "winterbottom"
     assert expected.max() == pytest.approx(1e5, rel=1e-5)
@@ -47,7 +72,9 @@ def test_simulate_writes_intensity_mask_and_truth(tmp_path, capsys, suffix):
 
 def test_simulate_is_reproducible(tmp_path):
     for name in ("a.npz", "b.npz"):
-        assert main(["simulate", str(tmp_path / name), "--size", "32", "--seed", "11", "--shape", "random"]) == 0
+        assert (
+            main(["simulate", str(tmp_path / name), "--size", "32", "--seed", "11", "--shape", "random"]) == 0
+        )
     np.testing.assert_array_equal(io.read(tmp_path / "a.npz").data, io.read(tmp_path / "b.npz").data)
 
 
@@ -80,8 +107,22 @@ def test_simulate_output_suffix(tmp_path, capsys):
 
 def test_dataset_command_generates_and_resumes(tmp_path, capsys):
     out = tmp_path / "set"
-    args = ["dataset", "inpaint", str(out), "--n", "5", "--size", "32", "--seed", "2", "--workers", "1",
-            "--shard-size", "2", "--quiet"]
+    args = [
+        "dataset",
+        "inpaint",
+        str(out),
+        "--n",
+        "5",
+        "--size",
+        "32",
+        "--seed",
+        "2",
+        "--workers",
+        "1",
+        "--shard-size",
+        "2",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "complete" in capsys.readouterr().out
     data = load_dataset(out)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Optional
 
 
 def register(subparsers) -> None:
@@ -21,7 +20,11 @@ def register(subparsers) -> None:
             "--seed, parallel, and resumable: run the same command again to finish an interrupted run."
         ),
     )
-    p.add_argument("kind", choices=["inpaint", "phase"], help="inpaint: 32³ patches + gap masks; phase: patterns + reciprocal phase")
+    p.add_argument(
+        "kind",
+        choices=["inpaint", "phase"],
+        help="inpaint: 32³ patches + gap masks; phase: patterns + reciprocal phase",
+    )
     p.add_argument("outdir", help="output folder (created; an interrupted dataset there is resumed)")
     p.add_argument("--n", type=int, required=True, help="number of samples")
     p.add_argument("--size", type=int, default=64, help="pattern size 32, 64 or 128 (default 64)")
@@ -29,13 +32,16 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--shard-size", type=int, default=None, help="samples per shard (default: ~64 MB shards)")
     p.add_argument(
-        "--patches-per-pattern", type=int, default=None, help="inpaint: patches cropped per pattern (default 1, 4 at 128)"
+        "--patches-per-pattern",
+        type=int,
+        default=None,
+        help="inpaint: patches cropped per pattern (default 1, 4 at 128)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> Optional[int]:
+def run(args: argparse.Namespace) -> int | None:
     from ..core.simulate.datasets import generate_dataset
     from ._progress import progress_bar
 

@@ -37,28 +37,56 @@ def register(subparsers) -> None:
             "refined by error reduction with border-only support updates."
         ),
     )
-    p.add_argument("input", metavar="IN", help="diffraction data (.npy, .npz, .tif, .cxi, .edf/.tif folder, BLISS .h5)")
+    p.add_argument(
+        "input", metavar="IN", help="diffraction data (.npy, .npz, .tif, .cxi, .edf/.tif folder, BLISS .h5)"
+    )
     p.add_argument("--out", required=True, metavar="OUT", help="output reconstruction, .npz or .cxi")
-    p.add_argument("--method", choices=METHODS, default="conventional", help="phasing method (default: conventional)")
-    p.add_argument("--mask", metavar="M", help="gap / bad-voxel mask file (1 = invalid), added to IN's own mask")
+    p.add_argument(
+        "--method", choices=METHODS, default="conventional", help="phasing method (default: conventional)"
+    )
+    p.add_argument(
+        "--mask", metavar="M", help="gap / bad-voxel mask file (1 = invalid), added to IN's own mask"
+    )
     p.add_argument("--scan", help="scan of a BLISS file (e.g. 1.1)")
     p.add_argument("--detector", help="detector of a BLISS file")
     c = p.add_argument_group("conventional")
     c.add_argument(
-        "--recipe", default=DEFAULT_RECIPE, metavar="STR",
+        "--recipe",
+        default=DEFAULT_RECIPE,
+        metavar="STR",
         help=f'algorithm recipe (default "{DEFAULT_RECIPE}"; e.g. "sup=50, HIO(0.7)**400, ER**100")',
     )
-    c.add_argument("--runs", type=int, default=1, metavar="N", help="independent runs from random starts (default 1)")
+    c.add_argument(
+        "--runs", type=int, default=1, metavar="N", help="independent runs from random starts (default 1)"
+    )
     c.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    c.add_argument("--support-threshold", type=float, default=0.25, metavar="T",
-                   help="shrink-wrap threshold, relative to the rms of the smoothed modulus (default 0.25)")
-    c.add_argument("--select", choices=("llk_free", "llk", "sharpness"), default="llk_free",
-                   help="criterion of the best run (default llk_free)")
-    c.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto",
-                   help="array backend (default auto: CuPy with a GPU, else numpy)")
+    c.add_argument(
+        "--support-threshold",
+        type=float,
+        default=0.25,
+        metavar="T",
+        help="shrink-wrap threshold, relative to the rms of the smoothed modulus (default 0.25)",
+    )
+    c.add_argument(
+        "--select",
+        choices=("llk_free", "llk", "sharpness"),
+        default="llk_free",
+        help="criterion of the best run (default llk_free)",
+    )
+    c.add_argument(
+        "--backend",
+        choices=("auto", "numpy", "cupy"),
+        default="auto",
+        help="array backend (default auto: CuPy with a GPU, else numpy)",
+    )
     d = p.add_argument_group("dl")
-    d.add_argument("--refine-iter", type=int, default=400, metavar="N",
-                   help="error-reduction iterations refining the DL guess (default 400)")
+    d.add_argument(
+        "--refine-iter",
+        type=int,
+        default=400,
+        metavar="N",
+        help="error-reduction iterations refining the DL guess (default 400)",
+    )
     p.set_defaults(func=run)
 
 
@@ -67,7 +95,9 @@ def _check_out(path: str, protect: list) -> Path:
 
     out = Path(path)
     if out.suffix.lower() not in OUT_SUFFIXES:
-        raise BCDIError(f"--out {out}: write a reconstruction as .npz or .cxi (got '{out.suffix or 'no suffix'}')")
+        raise BCDIError(
+            f"--out {out}: write a reconstruction as .npz or .cxi (got '{out.suffix or 'no suffix'}')"
+        )
     return check_output_path(out, protect)
 
 
@@ -76,7 +106,9 @@ def _load(args: argparse.Namespace):
 
     loaded = read(args.input, scan=args.scan, detector=args.detector)
     if loaded.kind != "intensity":
-        raise BCDIError(f"{args.input} holds a reconstruction ({loaded.kind}), not a diffraction pattern: give the data")
+        raise BCDIError(
+            f"{args.input} holds a reconstruction ({loaded.kind}), not a diffraction pattern: give the data"
+        )
     intensity = np.asarray(loaded.data)
     mask = None if loaded.mask is None else (np.asarray(loaded.mask) != 0)
     if args.mask:

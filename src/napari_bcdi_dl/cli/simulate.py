@@ -14,7 +14,6 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -30,7 +29,9 @@ def parse_phase_range(text: str) -> float:
             return (float(factor) if factor else 1.0) * math.pi
         return float(t)
     except ValueError:
-        raise BCDIError(f"phase range {text!r} not understood: give radians (9.42) or a multiple of pi (3pi)") from None
+        raise BCDIError(
+            f"phase range {text!r} not understood: give radians (9.42) or a multiple of pi (3pi)"
+        ) from None
 
 
 def parse_triple(text: str, name: str) -> tuple[float, float, float]:
@@ -38,7 +39,9 @@ def parse_triple(text: str, name: str) -> tuple[float, float, float]:
     try:
         values = [float(v) for v in str(text).replace(" ", "").split(",") if v]
     except ValueError:
-        raise BCDIError(f"{name} {text!r} not understood: give one number or three, z,y,x (e.g. 3 or 3,2.5,4)") from None
+        raise BCDIError(
+            f"{name} {text!r} not understood: give one number or three, z,y,x (e.g. 3 or 3,2.5,4)"
+        ) from None
     if len(values) == 1:
         values *= 3
     if len(values) != 3:
@@ -63,27 +66,38 @@ def register(subparsers) -> None:
         "simulate",
         help="simulate a strained crystal's Bragg peak (intensity + gap mask) and its ground truth",
         description=(
-            "Simulate one BCDI pattern of a strained crystal. OUT (.npz or .cxi) gets the noisy intensity and "
+            "Simulate one BCDI pattern of a strained crystal. OUT (.npz or .cxi) gets the noisy intensity "
+            "and "
             "the gap mask; OUT_truth.npz the object, support, noise-free intensity and reciprocal phase."
         ),
     )
     p.add_argument("output", help="output file, .npz or .cxi")
     p.add_argument("--size", default="64", help="array size, one int (cube) or z,y,x (default 64)")
-    p.add_argument("--shape", default="wulff", choices=list(SHAPES) + ["random"], help="crystal shape (default wulff)")
-    p.add_argument("--field", default="gaussian_bumps", choices=list(FIELDS), help="phase field (default gaussian_bumps)")
-    p.add_argument("--phase-range", default="3pi", help="max-min of the phase in the crystal: 3pi, 3π or radians (0–6π)")
+    p.add_argument(
+        "--shape", default="wulff", choices=list(SHAPES) + ["random"], help="crystal shape (default wulff)"
+    )
+    p.add_argument(
+        "--field", default="gaussian_bumps", choices=list(FIELDS), help="phase field (default gaussian_bumps)"
+    )
+    p.add_argument(
+        "--phase-range", default="3pi", help="max-min of the phase in the crystal: 3pi, 3π or radians (0–6π)"
+    )
     p.add_argument("--oversampling", default="3", help="oversampling ratio, one or z,y,x (≥ 2; default 3)")
     p.add_argument("--max-counts", default="1e6", help="photons at the maximum of the pattern (default 1e6)")
-    p.add_argument("--gap", default="none", help="none, line, cross, line:W or cross:W[,W2] (widths in pixels)")
+    p.add_argument(
+        "--gap", default="none", help="none, line, cross, line:W or cross:W[,W2] (widths in pixels)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-noise", action="store_true", help="store the expected intensity, no Poisson noise")
     p.add_argument("--edge-sigma", default="0.6", help="edge smoothing of the crystal, voxels (default 0.6)")
-    p.add_argument("--density-noise", default="0", help="relative density fluctuation of the modulus (default 0)")
+    p.add_argument(
+        "--density-noise", default="0", help="relative density fluctuation of the modulus (default 0)"
+    )
     p.add_argument("--truth", help="ground-truth file (default OUT_truth.npz)")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> Optional[int]:
+def run(args: argparse.Namespace) -> int | None:
     from ..core import io
     from ..core.simulate import simulate_pattern
 
@@ -123,7 +137,9 @@ def run(args: argparse.Namespace) -> Optional[int]:
         params_json=np.str_(json.dumps(pattern.params)),
     )
     gap = pattern.params["gap"]
-    gap_txt = "no gap" if gap is None else f"{gap['kind']} gap " + "+".join(str(s[2]) for s in gap["slabs"]) + " px"
+    gap_txt = (
+        "no gap" if gap is None else f"{gap['kind']} gap " + "+".join(str(s[2]) for s in gap["slabs"]) + " px"
+    )
     print(
         f"wrote {written} (shape {size}, max {pattern.intensity.max():.4g} counts, {gap_txt}) "
         f"and truth {truth} ({pattern.params['shape']}, {pattern.params['field']}, "

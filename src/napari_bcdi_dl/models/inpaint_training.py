@@ -258,7 +258,8 @@ def train_inpaint(
     def on_epoch(record: dict, model: Any) -> None:
         if export is None or not record.get("best"):
             return
-        if record.get("val_pcc", 0) <= record.get("val_pcc_linear", 1):
+        if (record.get("val_pcc", 0) <= record.get("val_pcc_linear", 1) + 1e-3
+                or record.get("val_l1", 1) >= record.get("val_l1_linear", 0)):
             return
         card = dict(config, step=record["step"], trained_s=record["elapsed_s"],
                     held_out={k_: record[k_] for k_ in record if k_.startswith("val_")},

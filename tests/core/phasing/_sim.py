@@ -14,15 +14,26 @@ from scipy.ndimage import binary_erosion, gaussian_filter
 from napari_bcdi_dl.core.phasing import register
 
 
-def simulate(n: int = 40, size: float = 12.0, *, phase_amp: float = 0.8, blur: float = 0.5,
-             max_counts: float = 1e5, seed: int = 0, noise: bool = True):
+def simulate(
+    n: int = 40,
+    size: float = 12.0,
+    *,
+    phase_amp: float = 0.8,
+    blur: float = 0.5,
+    max_counts: float = 1e5,
+    seed: int = 0,
+    noise: bool = True,
+):
     """Return (noisy intensity float32, object complex64 on the data's scale, shape uint8)."""
     rng = np.random.default_rng(seed)
     c = np.arange(n) - n // 2
     z, y, x = np.meshgrid(c, c, c, indexing="ij")
     r = size / 2
-    shape = (np.abs(x) <= r) & (np.abs(y) <= 0.8 * r) & (np.abs(z) <= 0.9 * r) & (
-        np.abs(x) + np.abs(y) + np.abs(z) <= 1.3 * r
+    shape = (
+        (np.abs(x) <= r)
+        & (np.abs(y) <= 0.8 * r)
+        & (np.abs(z) <= 0.9 * r)
+        & (np.abs(x) + np.abs(y) + np.abs(z) <= 1.3 * r)
     )
     mod = gaussian_filter(shape.astype(np.float64), blur) if blur else shape.astype(np.float64)
     phase = phase_amp * np.exp(-((x - 1) ** 2 + (y + 1) ** 2 + z**2) / (2 * (r / 1.5) ** 2)) + 0.03 * x

@@ -40,8 +40,13 @@ def test_phase_set_layout_and_truth(tmp_path):
     m = generate_dataset("phase", tmp_path / "ph", n=5, size=32, seed=7, workers=1, shard_size=2)
     assert m["complete"] and m["n_shards"] == 3 and sorted(m["shards"]) == [D.shard_name(i) for i in range(3)]
     data = load_dataset(tmp_path / "ph")
-    dtypes = {"intensity": np.float32, "expected": np.float32, "phase": np.float32, "support": np.uint8,
-              "obj": np.complex64}
+    dtypes = {
+        "intensity": np.float32,
+        "expected": np.float32,
+        "phase": np.float32,
+        "support": np.uint8,
+        "obj": np.complex64,
+    }
     for k, t in dtypes.items():
         assert data[k].shape == (5, 32, 32, 32) and data[k].dtype == t, k
     np.testing.assert_array_equal(data["index"], np.arange(5))
@@ -55,10 +60,14 @@ def test_phase_set_layout_and_truth(tmp_path):
         assert 0 <= prm["phase_range"] <= 5 * np.pi + 1e-9
         assert all(2 <= o <= 5 for o in prm["oversampling"])
         assert 1e4 <= prm["max_counts"] <= 1e8
-        assert data["intensity"][j].max() > 0 and np.all(data["intensity"][j] == np.round(data["intensity"][j]))
+        assert data["intensity"][j].max() > 0 and np.all(
+            data["intensity"][j] == np.round(data["intensity"][j])
+        )
     # the shard files carry their own description
     with h5py.File(tmp_path / "ph" / D.shard_name(0)) as f:
-        assert f.attrs["kind"] == "phase" and f.attrs["count"] == 2 and f["intensity"].chunks == (1, 32, 32, 32)
+        assert (
+            f.attrs["kind"] == "phase" and f.attrs["count"] == 2 and f["intensity"].chunks == (1, 32, 32, 32)
+        )
 
 
 def test_inpaint_set_layout(tmp_path):
@@ -76,7 +85,9 @@ def test_inpaint_set_layout(tmp_path):
         # the patch is the crop of its pattern, redrawn from the seeds
         pat = D.draw_inpaint_pattern(64, D.sample_seed(1, "inpaint", j))
         o = prm["patch_origin"]
-        np.testing.assert_array_equal(data["expected"][j], pat.expected[o[0]:o[0] + 32, o[1]:o[1] + 32, o[2]:o[2] + 32])
+        np.testing.assert_array_equal(
+            data["expected"][j], pat.expected[o[0] : o[0] + 32, o[1] : o[1] + 32, o[2] : o[2] + 32]
+        )
     # one set of arrays only: patches hold the complete counts (the truth under the gap)
     assert data["patches"][data["mask"] == 1].sum() > 0
 
@@ -86,7 +97,9 @@ def test_inpaint_patches_per_pattern_share_the_pattern():
     a = D.crop_inpaint_sample(pat, D.sample_seed(0, "inpaint", 0, stream=1))
     b = D.crop_inpaint_sample(pat, D.sample_seed(0, "inpaint", 1, stream=1))
     assert a["params"]["shape"] == b["params"]["shape"]
-    assert a["params"]["patch_origin"] != b["params"]["patch_origin"] or not np.array_equal(a["mask"], b["mask"])
+    assert a["params"]["patch_origin"] != b["params"]["patch_origin"] or not np.array_equal(
+        a["mask"], b["mask"]
+    )
 
 
 def test_dataset_distributions():
@@ -111,7 +124,10 @@ def test_dataset_distributions():
         for axis, start, width in g.slabs:
             assert 0 <= start and start + width <= 32 and width >= 1
     # patches: mostly away from the peak centre, some near it
-    where = [D._patch_origin(np.ones((64, 64, 64), np.float32) * 100, rng, D.INPAINT_RANGES)[1] for _ in range(2000)]
+    where = [
+        D._patch_origin(np.ones((64, 64, 64), np.float32) * 100, rng, D.INPAINT_RANGES)[1]
+        for _ in range(2000)
+    ]
     assert 0.20 < where.count("near") / len(where) < 0.30
     assert where.count("away") / len(where) > 0.7
 
@@ -135,10 +151,12 @@ def test_cancelled_then_resumed_run_is_complete_and_identical(tmp_path):
             token.set()
 
     with pytest.raises(Cancelled):
-        generate_dataset("phase", out, n=8, size=32, seed=9, workers=1, shard_size=2, progress=progress, cancel=token)
+        generate_dataset(
+            "phase", out, n=8, size=32, seed=9, workers=1, shard_size=2, progress=progress, cancel=token
+        )
     m = read_manifest(out)
     assert not m["complete"] and list(m["shards"]) == [D.shard_name(0)]
-    assert sorted(p.name for p in out.iterdir()) == [D.shard_name(0), "manifest.json"]  # no partial shard
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", D.shard_name(0)]  # no partial shard
     with pytest.raises(BCDIError, match="incomplete"):
         load_dataset(out)
     partial = load_dataset(out, allow_incomplete=True)
@@ -150,8 +168,25 @@ def test_cancelled_then_resumed_run_is_complete_and_identical(tmp_path):
 def test_killed_process_then_resumed_run_is_complete_and_identical(tmp_path):
     """SIGKILL of a real `bcdi-dl dataset` process mid-run, then the same command again."""
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "napari_bcdi_dl.cli", "dataset", "phase", str(out), "--n", "24", "--size", "64",
-            "--seed", "5", "--workers", "1", "--shard-size", "3", "--quiet"]
+    args = [
+        sys.executable,
+        "-m",
+        "napari_bcdi_dl.cli",
+        "dataset",
+        "phase",
+        str(out),
+        "--n",
+        "24",
+        "--size",
+        "64",
+        "--seed",
+        "5",
+        "--workers",
+        "1",
+        "--shard-size",
+        "3",
+        "--quiet",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:
         deadline = time.monotonic() + 240
@@ -209,7 +244,7 @@ def test_resume_with_other_parameters_is_refused(tmp_path):
     ],
 )
 def test_bad_dataset_parameters(tmp_path, kw, match):
-    args = dict(kind="inpaint", outdir=tmp_path / "x", n=2, size=32, seed=0, workers=1, **kw)
+    args = {**dict(kind="inpaint", outdir=tmp_path / "x", n=2, size=32, seed=0, workers=1), **kw}
     with pytest.raises(BCDIError, match=match):
         generate_dataset(**args)
 

@@ -20,8 +20,15 @@ def _ft(obj: np.ndarray) -> np.ndarray:
         dict(size=64, shape="wulff", field="gaussian_bumps", phase_range=3 * np.pi, oversampling=(3, 3, 3)),
         dict(size=(48, 64, 40), shape="hull", field="screw", phase_range=5 * np.pi, oversampling=(2, 4, 2.5)),
         dict(size=33, shape="winterbottom", field="interface", phase_range=6 * np.pi, oversampling=2.2),
-        dict(size=64, shape="cube_cuts", field="random", phase_range=0.0, oversampling=5, rotation="random",
-             density_noise=0.1),
+        dict(
+            size=64,
+            shape="cube_cuts",
+            field="random",
+            phase_range=0.0,
+            oversampling=5,
+            rotation="random",
+            density_noise=0.1,
+        ),
     ],
 )
 def test_intensity_is_ft_of_stored_object_before_noise(kw):
@@ -93,7 +100,7 @@ def test_gap_voxels_are_zero_and_mask_has_requested_widths():
     assert p.params["gap"]["kind"] == "cross"
     assert sorted((a, w) for a, _, w in slabs) == [(1, 4), (2, 9)]
     # a slab spans the whole array along the other two axes
-    axis, start, width = slabs[0]
+    _, start, width = slabs[0]
     assert p.mask[:, start : start + width, :].all()
     assert p.mask.sum() == 64 * 64 * (4 + 9) - 64 * 4 * 9
 

@@ -17,7 +17,9 @@ def test_phase_range_matches_request(field, turns):
         pytest.skip("a screw dislocation winds by at least 2π")
     request = turns * np.pi
     for seed, shape in ((0, "winterbottom"), (1, "hull")):
-        p = simulate_pattern(48, seed=seed, shape=shape, field=field, phase_range=request, oversampling=2.5, noise=False)
+        p = simulate_pattern(
+            48, seed=seed, shape=shape, field=field, phase_range=request, oversampling=2.5, noise=False
+        )
         inside = p.phase_field[p.support.astype(bool)]
         assert np.ptp(inside) == pytest.approx(request, abs=1e-5 * max(request, 1))
         # centred on zero: [-range/2, +range/2]
@@ -28,7 +30,9 @@ def test_phase_range_matches_request(field, turns):
 
 
 def test_screw_field_winds_by_integer_turns():
-    p = simulate_pattern(64, seed=2, shape="wulff", field="screw", phase_range=4 * np.pi, oversampling=2.2, noise=False)
+    p = simulate_pattern(
+        64, seed=2, shape="wulff", field="screw", phase_range=4 * np.pi, oversampling=2.2, noise=False
+    )
     fp = p.params["field_params"]
     point = np.array(fp["point"]) + 32  # params are relative to the array centre
     t = np.array(fp["direction"])
@@ -50,7 +54,9 @@ def test_screw_field_winds_by_integer_turns():
 def test_strained_peak_stays_centred(field):
     p = simulate_pattern(64, seed=5, field=field, phase_range=5 * np.pi, oversampling=3, noise=False)
     e = p.expected.astype(np.float64)
-    com = [(e.sum(axis=tuple(a for a in range(3) if a != i)) * np.arange(64)).sum() / e.sum() for i in range(3)]
+    com = [
+        (e.sum(axis=tuple(a for a in range(3) if a != i)) * np.arange(64)).sum() / e.sum() for i in range(3)
+    ]
     assert np.all(np.abs(np.array(com) - 32) < 4), com
 
 

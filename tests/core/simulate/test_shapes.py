@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-from scipy.spatial import Delaunay
+from scipy.spatial import ConvexHull
 
 from napari_bcdi_dl.core.errors import BCDIError
 from napari_bcdi_dl.core.simulate import SHAPES, simulate_pattern
@@ -22,11 +22,19 @@ def _extent(support: np.ndarray) -> list[int]:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("size,oversampling", [(64, (3.0, 2.5, 4.0)), (32, (2.0, 2.0, 2.0)), (128, (5.0, 3.2, 7.0))])
+@pytest.mark.parametrize(
+    "size,oversampling", [(64, (3.0, 2.5, 4.0)), (32, (2.0, 2.0, 2.0)), (128, (5.0, 3.2, 7.0))]
+)
 def test_shapes_compact_and_inside_requested_oversampling(shape, size, oversampling):
-    for seed in range(3):
+    for seed in range(3 if size < 128 else 1):
         p = simulate_pattern(
-            size, seed=seed, shape=shape, field="random", phase_range=np.pi, oversampling=oversampling, noise=False
+            size,
+            seed=seed,
+            shape=shape,
+            field="random",
+            phase_range=np.pi,
+            oversampling=oversampling,
+            noise=False,
         )
         sup = p.support.astype(bool)
         ext = _extent(sup)
@@ -41,7 +49,8 @@ def test_shapes_compact_and_inside_requested_oversampling(shape, size, oversampl
         pts = np.argwhere(sup)
         lo, hi = pts.min(0), pts.max(0) + 1
         grid = np.argwhere(np.ones(tuple(hi - lo), bool)) + lo
-        in_hull = Delaunay(pts).find_simplex(grid) >= 0
+        eq = ConvexHull(pts).equations
+        in_hull = np.all(grid @ eq[:, :3].T + eq[:, 3] <= 1e-9, axis=1)
         outside = in_hull & ~sup[tuple(grid.T)]
         assert outside.sum() <= 0.02 * len(pts), (shape, seed, outside.sum(), len(pts))
         # the smoothed edge adds at most a few σ around the support

@@ -20,7 +20,7 @@ import functools
 import os
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -36,14 +36,14 @@ ENV_VAR = "BCDI_DL_BACKEND"
 def cupy_usable() -> bool:
     """True when CuPy imports and sees at least one CUDA device (checked once per process)."""
     try:
-        import cupy  # noqa: F401  (optional dependency)
+        import cupy
 
         return int(cupy.cuda.runtime.getDeviceCount()) > 0
-    except Exception:  # ImportError, CUDARuntimeError, missing driver...
+    except Exception:  # noqa: BLE001 - ImportError, CUDARuntimeError, missing driver...
         return False
 
 
-def select_backend_name(requested: Optional[str] = "auto", cupy_available: Optional[bool] = None) -> str:
+def select_backend_name(requested: str | None = "auto", cupy_available: bool | None = None) -> str:
     """Resolve a backend request to ``"numpy"`` or ``"cupy"``.
 
     Parameters
@@ -145,7 +145,7 @@ class Backend:
         return self._ndimage.gaussian_filter(a, sigma, mode="wrap", output=output, truncate=3.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _make_backend(name: str) -> Backend:
     if name == "cupy":
         import cupy
@@ -159,7 +159,7 @@ def _make_backend(name: str) -> Backend:
     return Backend("numpy", np, sfft, ndi)
 
 
-def get_backend(name: Optional[str] = "auto") -> Backend:
+def get_backend(name: str | None = "auto") -> Backend:
     """The :class:`Backend` for ``name`` (``"auto"``, ``"numpy"`` or ``"cupy"``); see the module notes."""
     if isinstance(name, Backend):
         return name

@@ -18,7 +18,7 @@ been fitted to.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def _llk_terms(i_obs: np.ndarray, i_calc: np.ndarray) -> np.ndarray:
 
 
 def llk_poisson(
-    i_obs: np.ndarray, i_calc: np.ndarray, mask: Optional[np.ndarray] = None, *, n_support: int = 0
+    i_obs: np.ndarray, i_calc: np.ndarray, mask: np.ndarray | None = None, *, n_support: int = 0
 ) -> float:
     """Poisson log-likelihood of ``i_calc`` given the counts ``i_obs``, normalised as PyNX does.
 
@@ -67,8 +67,8 @@ def llk_poisson(
 
 
 def llk_free(
-    i_obs: np.ndarray, i_calc: np.ndarray, free: np.ndarray, mask: Optional[np.ndarray] = None
-) -> Optional[float]:
+    i_obs: np.ndarray, i_calc: np.ndarray, free: np.ndarray, mask: np.ndarray | None = None
+) -> float | None:
     """Free Poisson log-likelihood: the mean of the per-voxel terms over the free voxels (None if none).
 
     Parameters
@@ -88,7 +88,7 @@ def llk_free(
 
 def free_mask(
     shape: tuple,
-    mask: Optional[np.ndarray] = None,
+    mask: np.ndarray | None = None,
     *,
     ratio: float = 0.05,
     island_radius: int = 3,
@@ -122,7 +122,7 @@ def free_mask(
         ],
         dtype=np.int64,
     )
-    nb = max(1, int(round(np.prod(shape) * ratio / len(offs))))
+    nb = max(1, round(np.prod(shape) * ratio / len(offs)))
     centre = np.array([s // 2 for s in shape])
     lo = np.array([radius] * 3)
     hi = np.array(shape) - radius
@@ -174,7 +174,7 @@ class LLKEvaluator:
         """Free the scratch buffer."""
         self._scratch = None
 
-    def evaluate(self, modulus: Any, n_support: int) -> tuple[float, Optional[float]]:
+    def evaluate(self, modulus: Any, n_support: int) -> tuple[float, float | None]:
         """(llk, llk_free) for the calculated modulus ``|FFT(obj)|`` (float32, FFT-native, unmodified)."""
         xp = self.be.xp
         be = self.be

@@ -17,8 +17,6 @@ weights (summing to 1). A first-mode weight near 1 means the runs agree.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import scipy.fft as sfft
 from scipy.ndimage import fourier_shift
@@ -66,7 +64,9 @@ def register(
         if mirrored > direct:
             twin = True
             fb = np.conj(fb)
-    shift, _, _ = phase_cross_correlation(fa, fb, space="fourier", upsample_factor=upsample, normalization=None)
+    shift, _, _ = phase_cross_correlation(
+        fa, fb, space="fourier", upsample_factor=upsample, normalization=None
+    )
     shift = tuple(float(s) for s in np.asarray(shift))
     fb = fourier_shift(fb, shift)
     out = _ift(fb)
@@ -81,7 +81,7 @@ def register(
     return out, {"twin": twin, "shift": shift, "phase": phase, "correlation": corr}
 
 
-def mode_decomposition(objs: list, n_modes: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+def mode_decomposition(objs: list, n_modes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Orthogonal modes of registered reconstructions and their weights (descending, summing to 1).
 
     Parameters
@@ -124,7 +124,9 @@ def mode_decomposition(objs: list, n_modes: Optional[int] = None) -> tuple[np.nd
     return weights, modes
 
 
-def first_mode_of(objs: list, reference_index: int = 0, *, upsample: int = 20) -> tuple[np.ndarray, np.ndarray, list]:
+def first_mode_of(
+    objs: list, reference_index: int = 0, *, upsample: int = 20
+) -> tuple[np.ndarray, np.ndarray, list]:
     """Register ``objs`` to ``objs[reference_index]``, decompose, and return the first mode.
 
     Returns

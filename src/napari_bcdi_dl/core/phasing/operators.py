@@ -25,7 +25,7 @@ data amplitude, a modulus buffer, the two coefficient arrays and a scratch array
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,9 @@ MODULUS_FLOOR = np.float32(1e-20)
 MIN_SIZE = 8
 
 
-def check_intensity(intensity: Any, mask: Any = None, *, where: str = "intensity") -> tuple[np.ndarray, Optional[np.ndarray], int]:
+def check_intensity(
+    intensity: Any, mask: Any = None, *, where: str = "intensity"
+) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Validate a centred 3D intensity and its mask; return (float32 copy, bool mask or None, n_negative).
 
     Negative intensities (background subtraction) are set to 0 and counted. Raises a one-line
@@ -63,7 +65,9 @@ def check_intensity(intensity: Any, mask: Any = None, *, where: str = "intensity
     if mask is not None:
         mk = np.asarray(mask)
         if mk.shape != data.shape:
-            raise BCDIError(f"mask shape {mk.shape} differs from {where} shape {data.shape}: give a mask of the same shape")
+            raise BCDIError(
+                f"mask shape {mk.shape} differs from {where} shape {data.shape}: give a mask of the same shape"
+            )
         m = mk != 0
         if m.all():
             raise BCDIError(
@@ -223,8 +227,10 @@ class Engine:
         self.a = xp.empty(data.shape, dtype=np.float32)  # modulus / ratio buffer
         self._c_pm = None
         self._c_prev = None
-        self._coeff_key: Optional[tuple] = None
+        self._coeff_key: tuple | None = None
         self.prev = None
+        self.border_reference = None
+        self.centring_shift = (0, 0, 0)
 
     # -- support ---------------------------------------------------------------------------------------
     def set_support(self, support: Any) -> None:
@@ -233,10 +239,26 @@ class Engine:
         self.n_support = int(self.be.scalar(self.support.sum()))
         self._coeff_key = None
 
-    def update_support(self, **kw: Any) -> None:
-        """Shrink-wrap (or border-only) update; keyword arguments of ``update_support_native``."""
+    def update_support(self, *, border_only: bool = False, **kw: Any) -> None:
+        """Shrink-wrap (or border-only) update; keyword arguments of ``update_support_native``.
+
+        Border-only updates are relative to the support when the first of them happened (kept until a
+        plain update), so the shape never drifts.
+        """
+        if border_only:
+            if self.border_reference is None:
+                self.border_reference = self.support.copy()
+        else:
+            self.border_reference = None
         new = update_support_native(
-            self.be, self.obj, self.support, scratch=self.data.llk._buf(), work=self.a, **kw
+            self.be,
+            self.obj,
+            self.support,
+            scratch=self.data.llk._buf(),
+            work=self.a,
+            border_only=border_only,
+            reference=self.border_reference,
+            **kw,
         )
         self.set_support(new)
 
@@ -267,7 +289,7 @@ class Engine:
         return self._c_pm, self._c_prev
 
     # -- the Fourier side ------------------------------------------------------------------------------
-    def _modulus_projection(self, want_llk: bool) -> Optional[tuple[float, Optional[float]]]:
+    def _modulus_projection(self, want_llk: bool) -> tuple[float, float | None] | None:
         """obj ← P_M obj (in place); returns (llk, llk_free) of the incoming object if asked."""
         xp, be, d = self.be.xp, self.be, self.data
         psi = be.fftn_(self.obj)
@@ -282,7 +304,9 @@ class Engine:
         self.obj = be.ifftn_(psi)
         return res
 
-    def iterate(self, algo: str, beta: float = 0.9, want_llk: bool = False) -> Optional[tuple[float, Optional[float]]]:
+    def iterate(
+        self, algo: str, beta: float = 0.9, want_llk: bool = False
+    ) -> tuple[float, float | None] | None:
         """One ER / HIO / RAAR iteration; returns (llk, llk_free) of the incoming object if asked."""
         xp = self.be.xp
         if self.positivity:
@@ -298,7 +322,9 @@ class Engine:
             xp.add(self.obj, self.prev, out=self.obj)
         return res
 
-    def _iterate_positivity(self, algo: str, beta: float, want_llk: bool) -> Optional[tuple[float, Optional[float]]]:
+    def _iterate_positivity(
+        self, algo: str, beta: float, want_llk: bool
+    ) -> tuple[float, float | None] | None:
         xp = self.be.xp
         prev = self.obj.copy() if algo != "ER" else None
         res = self._modulus_projection(want_llk)
@@ -318,7 +344,7 @@ class Engine:
         """obj ← support · obj."""
         self.be.xp.multiply(self.obj, self.support, out=self.obj)
 
-    def llk(self) -> tuple[float, Optional[float]]:
+    def llk(self) -> tuple[float, float | None]:
         """(llk, llk_free) of the current object (two FFTs; the object is restored)."""
         be, xp = self.be, self.be.xp
         psi = be.fftn_(self.obj)
@@ -392,9 +418,11 @@ class Engine:
         obj = self.be.to_numpy(self.obj).astype(np.complex64, copy=False)
         sup = self.be.to_numpy(self.support)
         c = circular_centre(sup if sup.any() else np.abs(obj))
-        shift = tuple(int(n // 2 - int(round(ci)) % n) for n, ci in zip(obj.shape, c))
+        shift = tuple(int(n // 2 - round(ci) % n) for n, ci in zip(obj.shape, c))
         obj = np.roll(obj, shift, axis=(0, 1, 2))
         sup = np.roll(sup, shift, axis=(0, 1, 2)).astype(np.uint8)
+        # the roll relative to plain fftshift: a centred input support comes back rolled by this
+        self.centring_shift = tuple(int(sh % n - n // 2) for sh, n in zip(shift, obj.shape))
         z = obj[sup.astype(bool)].sum(dtype=np.complex128) if sup.any() else obj.sum(dtype=np.complex128)
         if abs(z) > 0:
             obj *= np.complex64(np.conj(z) / abs(z))

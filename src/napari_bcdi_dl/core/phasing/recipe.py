@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import BCDIError
 
@@ -32,7 +31,9 @@ ALGORITHMS = ("ER", "HIO", "RAAR", "DETWIN")
 DEFAULT_RECIPE = "HIO**400, RAAR**1000, ER**300"
 MAX_ITERATIONS = 1_000_000
 
-_STEP = re.compile(r"^(?P<algo>[A-Za-z]+)(?:\((?:beta=)?(?P<beta>[^)]*)\))?(?:\*\*(?P<n>[^*]+))?$", re.I)
+_STEP = re.compile(
+    r"^(?P<algo>[A-Za-z]+)(?:\((?:beta=)?(?P<beta>[^)]*)\))?(?:\*\*(?P<n>[^*]+))?$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ def parse_recipe(
             raise _err(f"cannot read {item!r}: write ALGO**N such as HIO**400", recipe)
         algo = m.group("algo").upper()
         if algo not in ALGORITHMS:
-            raise _err(f"unknown algorithm {m.group('algo')!r} in {item!r}: use ER, HIO, RAAR or DETWIN", recipe)
+            raise _err(
+                f"unknown algorithm {m.group('algo')!r} in {item!r}: use ER, HIO, RAAR or DETWIN", recipe
+            )
         n = 1 if m.group("n") is None else _int(m.group("n"), "the iteration count", recipe)
         if n < 1 or n > MAX_ITERATIONS:
             raise _err(f"the iteration count of {item!r} must be between 1 and {MAX_ITERATIONS}", recipe)
@@ -155,7 +158,7 @@ def total_iterations(steps: list[Step]) -> int:
 def format_recipe(steps: list[Step]) -> str:
     """A canonical string for parsed steps (settings written where they change)."""
     out: list[str] = []
-    prev: Optional[Step] = None
+    prev: Step | None = None
     for s in steps:
         if prev is None or s.support_period != prev.support_period:
             out.append(f"sup={s.support_period}" if s.support_period else "sup=off")
@@ -163,7 +166,8 @@ def format_recipe(steps: list[Step]) -> str:
             out.append(f"pos={'on' if s.positivity else 'off'}")
         if prev is None or s.border_only != prev.border_only:
             out.append(f"border={'on' if s.border_only else 'off'}")
-        beta = f"({s.beta:g})" if s.algorithm != "ER" else ""
-        out.append(f"{s.algorithm}{beta}**{s.n}")
+        if prev is None or s.beta != prev.beta:
+            out.append(f"beta={s.beta!r}")
+        out.append(f"{s.algorithm}**{s.n}")
         prev = s
     return ", ".join(out)

@@ -11,7 +11,7 @@ eroded core never changes, so the shape is kept. ``border_only=False`` gives pla
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def refine(
     intensity: np.ndarray,
     obj: np.ndarray,
     support: np.ndarray,
-    mask: Optional[np.ndarray] = None,
+    mask: np.ndarray | None = None,
     *,
     n_iter: int = 400,
     border_only: bool = True,
@@ -41,8 +41,8 @@ def refine(
     llk_every: int = 10,
     method: str = "refined",
     backend: Any = "auto",
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> Reconstruction:
     """Refine a centred object against a centred intensity with ER and border-only support updates.
 
@@ -91,7 +91,9 @@ def refine(
     obj_n *= sup_n
     engine = Engine(data, obj_n, sup_n, positivity=positivity)
     engine.scale_to_data("I")
-    steps = [Step("ER", n_iter, 0.9, int(support_period), bool(positivity), bool(border_only))] if n_iter else []
+    steps = (
+        [Step("ER", n_iter, 0.9, int(support_period), bool(positivity), bool(border_only))] if n_iter else []
+    )
     report(progress, cancel, 0, n_iter)
     done = {"n": 0}
 

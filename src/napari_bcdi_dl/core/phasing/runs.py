@@ -16,8 +16,9 @@ the best ``keep``) are registered to the best and decomposed into modes (``modes
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class PhasingResult:
     best: Reconstruction
     runs: list = field(default_factory=list)
     modes: np.ndarray = field(default_factory=lambda: np.ones(1))
-    first_mode: Optional[np.ndarray] = None
+    first_mode: np.ndarray | None = None
     best_index: int = 0
     kept: list = field(default_factory=list)
 
@@ -60,7 +61,7 @@ class PhasingResult:
         return float(self.modes[0]) if len(self.modes) else float("nan")
 
 
-def sharpness(obj: np.ndarray, support: Optional[np.ndarray] = None) -> float:
+def sharpness(obj: np.ndarray, support: np.ndarray | None = None) -> float:
     """Σ|ρ|⁴ / (Σ|ρ|²)² over the support (scale-free; lower means a more uniform modulus)."""
     m2 = np.abs(np.asarray(obj)) ** 2
     if support is not None:
@@ -164,23 +165,34 @@ def _finish(engine: Engine, history: list, it: int, *, method: str, meta: dict) 
     engine.apply_support()
     engine.scale_to_data("P")
     llk, llk_f = engine.llk()
-    history.append({"iteration": it, "algorithm": "final", "llk": llk, "llk_free": llk_f, "support_size": engine.n_support})
+    history.append(
+        {
+            "iteration": it,
+            "algorithm": "final",
+            "llk": llk,
+            "llk_free": llk_f,
+            "support_size": engine.n_support,
+        }
+    )
     engine.release()
     obj, sup = engine.centred()
     meta = dict(meta)
     meta["sharpness"] = sharpness(obj, sup)
     meta["support_fraction"] = float(sup.mean())
-    return Reconstruction(obj=obj, support=sup, llk=llk, llk_free=llk_f, method=method, history=history, meta=meta)
+    meta["centring_shift"] = engine.centring_shift
+    return Reconstruction(
+        obj=obj, support=sup, llk=llk, llk_free=llk_f, method=method, history=history, meta=meta
+    )
 
 
 def phase(
     intensity: np.ndarray,
-    mask: Optional[np.ndarray] = None,
+    mask: np.ndarray | None = None,
     *,
     recipe: str = DEFAULT_RECIPE,
     runs: int = 1,
     seed: int = 0,
-    support: Optional[np.ndarray] = None,
+    support: np.ndarray | None = None,
     support_threshold: float = 0.25,
     support_method: str = "rms",
     support_sigma: Any = (2.0, 0.5),
@@ -194,10 +206,10 @@ def phase(
     free_fraction: float = 0.05,
     llk_every: int = 10,
     select: str = "llk_free",
-    keep: Optional[int] = None,
+    keep: int | None = None,
     backend: Any = "auto",
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> PhasingResult:
     """Conventional phase retrieval of a centred 3D intensity (see the module docstring).
 
@@ -325,7 +337,7 @@ def _score(rec: Reconstruction, select: str) -> float:
 
 
 def select_and_decompose(
-    results: list, *, select: str = "llk_free", keep: Optional[int] = None, upsample: int = 20
+    results: list, *, select: str = "llk_free", keep: int | None = None, upsample: int = 20
 ) -> PhasingResult:
     """Pick the best of ``results`` and decompose the kept ones into modes (see the module docstring)."""
     if not results:
@@ -349,4 +361,6 @@ def select_and_decompose(
         weights, mode = np.ones(1), None
     best.meta["first_mode_weight"] = float(weights[0])
     best.meta["n_runs"] = len(results)
-    return PhasingResult(best=best, runs=results, modes=np.asarray(weights), first_mode=mode, best_index=best_i, kept=kept)
+    return PhasingResult(
+        best=best, runs=results, modes=np.asarray(weights), first_mode=mode, best_index=best_i, kept=kept
+    )

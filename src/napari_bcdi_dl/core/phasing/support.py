@@ -10,14 +10,15 @@ modulus inside the current support. σ decays exponentially from σ₀ to σ₁ 
 (:func:`sigma_at`). A support whose fraction of the array leaves ``[min_fraction, max_fraction]`` raises
 :class:`SupportFractionError` (the runner retries the run, see ``runs.py``).
 
-Border-only updates (constrained refinement): only the voxels of the support's one-voxel inner shell may
-leave it and only its outer neighbours (6-connected) may join it, by the same threshold test; the eroded
-core always stays, so the shape is kept.
+Border-only updates (constrained refinement): only the voxels of the reference support's one-voxel inner
+shell may leave it and only its outer neighbours (6-connected) may join it, by the same threshold test; the
+eroded core always stays. The reference is the support when border-only updates began, so the shape is
+kept within one voxel however many updates follow.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ def autocorrelation_support_native(be: Backend, intensity_native: Any, threshold
 
 
 def autocorrelation_support(
-    intensity: np.ndarray, mask: Optional[np.ndarray] = None, threshold: float = 0.1
+    intensity: np.ndarray, mask: np.ndarray | None = None, threshold: float = 0.1
 ) -> np.ndarray:
     """Initial support (uint8, centred) from the autocorrelation of a centred intensity.
 
@@ -105,7 +106,7 @@ def autocorrelation_support(
 
 
 def smoothed_modulus_native(
-    be: Backend, obj: Any, sigma: float, out: Optional[Any] = None, work: Optional[Any] = None
+    be: Backend, obj: Any, sigma: float, out: Any | None = None, work: Any | None = None
 ) -> Any:
     """Gaussian-smoothed |obj| (float32, periodic) into ``out``; ``work`` is a float32 buffer for |obj|."""
     mod = be.xp.abs(obj, out=work) if work is not None else be.xp.abs(obj)
@@ -123,10 +124,14 @@ def update_support_native(
     border_only: bool = False,
     min_fraction: float = 0.0,
     max_fraction: float = 1.0,
-    scratch: Optional[Any] = None,
-    work: Optional[Any] = None,
+    scratch: Any | None = None,
+    work: Any | None = None,
+    reference: Any | None = None,
 ) -> Any:
     """New boolean support (FFT-native) from the object's smoothed modulus; see the module notes.
+
+    With ``border_only`` only the one-voxel shell of ``reference`` (default: the current support) may
+    change, so repeated updates never drift more than one voxel from the reference shape.
 
     Raises :class:`SupportFractionError` when the new support's fraction leaves the allowed range.
     """
@@ -147,8 +152,9 @@ def update_support_native(
     del inside
     above = sm > (float(threshold) * ref)
     if border_only:
-        core = _erode6(xp, support)
-        ring = _dilate6(xp, support) & ~core  # inner shell + outer neighbours
+        ref = support if reference is None else reference
+        core = _erode6(xp, ref)
+        ring = _dilate6(xp, ref) & ~core  # inner shell + outer neighbours of the reference support
         new = core | (ring & above)
     else:
         new = above
@@ -185,5 +191,7 @@ def update_support(
     s = np.asarray(support, dtype=bool)
     if o.shape != s.shape:
         raise BCDIError(f"support shape {s.shape} differs from object shape {o.shape}")
-    new = update_support_native(be, o, s, sigma=sigma, threshold=threshold, method=method, border_only=border_only)
+    new = update_support_native(
+        be, o, s, sigma=sigma, threshold=threshold, method=method, border_only=border_only
+    )
     return new.astype(np.uint8)

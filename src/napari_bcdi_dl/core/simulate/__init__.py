@@ -37,9 +37,9 @@ from .shapes import SHAPES, Polyhedron
 __all__ = [
     "DATASET_KINDS",
     "FIELDS",
+    "SHAPES",
     "GapSpec",
     "Polyhedron",
-    "SHAPES",
     "SimulatedPattern",
     "draw_inpaint_sample",
     "draw_phase_sample",
@@ -50,8 +50,8 @@ __all__ = [
     "iter_shards",
     "load_dataset",
     "parse_gap",
-    "read_manifest",
     "random_gap",
+    "read_manifest",
     "simulate_pattern",
     "strained_particle_with_gap",
 ]

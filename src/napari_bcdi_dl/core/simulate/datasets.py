@@ -28,9 +28,9 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -93,7 +93,11 @@ def _draw_pattern_kwargs(rng: np.random.Generator, ranges: dict) -> dict:
     os3 = [float(v) for v in rng.uniform(*ranges["oversampling"], size=3)]
     counts = float(10 ** rng.uniform(*ranges["max_counts_log10"]))
     sigma = float(rng.uniform(*ranges["edge_sigma"]))
-    dn = float(rng.uniform(*ranges["density_noise"])) if rng.random() < ranges["density_noise_fraction"] else 0.0
+    dn = (
+        float(rng.uniform(*ranges["density_noise"]))
+        if rng.random() < ranges["density_noise_fraction"]
+        else 0.0
+    )
     return dict(
         shape=shape,
         field=field,
@@ -178,7 +182,9 @@ def crop_inpaint_sample(pattern, seed: np.random.SeedSequence | int) -> dict:
     sl = tuple(slice(a, a + PATCH) for a in origin)
     expected = np.ascontiguousarray(pattern.expected[sl])
     gap = _patch_gap(rng, INPAINT_RANGES)
-    params = dict(pattern.params, noise=True, patch_origin=origin, patch_position=where, patch_gap=gap.to_dict())
+    params = dict(
+        pattern.params, noise=True, patch_origin=origin, patch_position=where, patch_gap=gap.to_dict()
+    )
     return {
         "patches": poisson_counts(expected, rng),
         "expected": expected,
@@ -190,13 +196,22 @@ def crop_inpaint_sample(pattern, seed: np.random.SeedSequence | int) -> dict:
 def draw_inpaint_sample(size: int, seed: np.random.SeedSequence | int, pattern_seed=None) -> dict:
     """One sample of an inpainting set: a 32³ patch of a ``size``³ pattern, its gap mask and parameters.
 
-    The pattern is drawn from ``pattern_seed`` (default: ``seed`` itself), the crop, noise and gap from ``seed``.
+    The pattern is drawn from ``pattern_seed`` (default: ``seed`` itself), the crop, noise and gap from
+    ``seed``.
     """
-    return crop_inpaint_sample(draw_inpaint_pattern(size, seed if pattern_seed is None else pattern_seed), seed)
+    return crop_inpaint_sample(
+        draw_inpaint_pattern(size, seed if pattern_seed is None else pattern_seed), seed
+    )
 
 
 _LAYOUT = {
-    "phase": {"intensity": "float32", "expected": "float32", "phase": "float32", "support": "uint8", "obj": "complex64"},
+    "phase": {
+        "intensity": "float32",
+        "expected": "float32",
+        "phase": "float32",
+        "support": "uint8",
+        "obj": "complex64",
+    },
     "inpaint": {"patches": "float32", "expected": "float32", "mask": "uint8"},
 }
 
@@ -263,10 +278,17 @@ def _write_shard(
     with atomic_path(target) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(
-                format=FORMAT, version=FORMAT_VERSION, kind=kind, size=size, seed=seed, start=start, count=count
+                format=FORMAT,
+                version=FORMAT_VERSION,
+                kind=kind,
+                size=size,
+                seed=seed,
+                start=start,
+                count=count,
             )
             dsets = {
-                k: f.create_dataset(k, shape=(count, s, s, s), dtype=t, chunks=(1, s, s, s)) for k, t in layout.items()
+                k: f.create_dataset(k, shape=(count, s, s, s), dtype=t, chunks=(1, s, s, s))
+                for k, t in layout.items()
             }
             params = f.create_dataset("params", shape=(count,), dtype=h5py.string_dtype())
             f.create_dataset("index", data=np.arange(start, start + count, dtype=np.int64))
@@ -285,7 +307,9 @@ def _write_shard(
                     sample = crop_inpaint_sample(cache[p], sample_seed(seed, kind, i, stream=1))
                 for k in layout:
                     dsets[k][j] = sample[k]
-                params[j] = json.dumps(dict(sample["params"], seed={"dataset_seed": int(seed), "index": int(i)}))
+                params[j] = json.dumps(
+                    dict(sample["params"], seed={"dataset_seed": int(seed), "index": int(i)})
+                )
                 if tick is not None:
                     tick()
                 elif _PROGRESS_Q is not None:
@@ -319,11 +343,11 @@ def generate_dataset(
     n: int,
     size: int = 64,
     seed: int = 0,
-    workers: Optional[int] = None,
-    shard_size: Optional[int] = None,
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
-    patches_per_pattern: Optional[int] = None,
+    workers: int | None = None,
+    shard_size: int | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    patches_per_pattern: int | None = None,
 ) -> dict:
     """Generate (or finish) a simulated dataset of ``n`` samples in ``outdir``.
 
@@ -376,10 +400,14 @@ def generate_dataset(
                 f"not {wanted}: resume it with the same arguments or choose another folder"
             )
         if manifest.get("version") != FORMAT_VERSION:
-            raise BCDIError(f"{outdir} holds a dataset of format version {manifest.get('version')}: use a new folder")
+            raise BCDIError(
+                f"{outdir} holds a dataset of format version {manifest.get('version')}: use a new folder"
+            )
     else:
         if any(p.name != MANIFEST for p in outdir.iterdir() if not _PART_RE.match(p.name)):
-            raise BCDIError(f"{outdir} is not empty and holds no dataset manifest: choose an empty or new folder")
+            raise BCDIError(
+                f"{outdir} is not empty and holds no dataset manifest: choose an empty or new folder"
+            )
         ss = int(shard_size) if shard_size is not None else default_shard_size(kind, size, n)
         manifest = {
             "format": FORMAT,
@@ -431,21 +459,33 @@ def generate_dataset(
                 report(progress, cancel, state["done"], n)
 
             _write_shard(
-                kind, str(outdir), i, start, count, size, seed, per_pattern, tick=tick,
+                kind,
+                str(outdir),
+                i,
+                start,
+                count,
+                size,
+                seed,
+                per_pattern,
+                tick=tick,
                 stop=lambda: cancel is not None and cancel.is_set(),
             )
             completed(i, start, count)
             done += count
             report(progress, cancel, done, n)
     elif todo:
-        done = _run_pool(kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel)
+        done = _run_pool(
+            kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel
+        )
     manifest["complete"] = len(manifest["shards"]) == manifest["n_shards"]
     _write_manifest(outdir, manifest)
     report(progress, cancel, n, n)
     return manifest
 
 
-def _run_pool(kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel) -> int:
+def _run_pool(
+    kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel
+) -> int:
     import multiprocessing as mp
     import queue as _queue
 
@@ -453,7 +493,9 @@ def _run_pool(kind, outdir, todo, size, seed, per_pattern, workers, done, n, com
     stop = ctx.Event()
     ticks = ctx.Queue()
     in_flight = 0
-    ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(stop, ticks, os.getpid()))
+    ex = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(stop, ticks, os.getpid())
+    )
     futures = {}
     try:
         for i, start, count in todo:
@@ -486,7 +528,7 @@ def _run_pool(kind, outdir, todo, size, seed, per_pattern, workers, done, n, com
 
 # --------------------------------------------------------------------------------------------- reading
 def iter_shards(
-    outdir: os.PathLike | str, keys: Optional[Sequence[str]] = None, allow_incomplete: bool = False
+    outdir: os.PathLike | str, keys: Sequence[str] | None = None, allow_incomplete: bool = False
 ) -> Iterator[dict]:
     """Yield each completed shard, in sample order, as a dict of arrays.
 
@@ -500,7 +542,8 @@ def iter_shards(
     m = read_manifest(outdir)
     if not m.get("complete") and not allow_incomplete:
         raise BCDIError(
-            f"dataset {outdir} is incomplete ({sum(v['count'] for v in m['shards'].values())} of {m['n']} samples): "
+            f"dataset {outdir} is incomplete "
+            f"({sum(v['count'] for v in m['shards'].values())} of {m['n']} samples): "
             "run the same 'bcdi-dl dataset' command again to finish it"
         )
     names = list(m["keys"]) if keys is None else list(keys)
@@ -518,12 +561,14 @@ def iter_shards(
                     else:
                         out[k] = f[k][()]
         except (OSError, KeyError) as err:
-            raise BCDIError(f"shard {path} is unreadable or incomplete ({err}): delete it and resume the run") from None
+            raise BCDIError(
+                f"shard {path} is unreadable or incomplete ({err}): delete it and resume the run"
+            ) from None
         yield out
 
 
 def load_dataset(
-    outdir: os.PathLike | str, keys: Optional[Sequence[str]] = None, allow_incomplete: bool = False
+    outdir: os.PathLike | str, keys: Sequence[str] | None = None, allow_incomplete: bool = False
 ) -> dict:
     """All shards of a dataset concatenated (arrays (n, ...); ``params`` a list). Mind the memory."""
     parts: dict = {}

@@ -11,8 +11,8 @@ quality). Gap voxels are 0 in ``intensity`` only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
 
 import numpy as np
 import scipy.fft as sfft
@@ -21,7 +21,7 @@ from ..errors import BCDIError
 from . import fields as _fields
 from . import shapes as _shapes
 
-SeedLike = Union[int, np.random.SeedSequence, np.random.Generator, None]
+SeedLike = int | np.random.SeedSequence | np.random.Generator | None
 
 MIN_OVERSAMPLING = 2.0
 MAX_COUNTS_RANGE = (1.0, 1e12)
@@ -103,9 +103,9 @@ def gap_mask(shape: Sequence[int], slabs: Sequence[tuple[int, int, int]]) -> np.
 def random_gap(
     shape: Sequence[int],
     rng: np.random.Generator,
-    kind: Optional[str] = None,
-    width: Optional[Union[int, Sequence[int]]] = None,
-    max_offset: Optional[float] = None,
+    kind: str | None = None,
+    width: int | Sequence[int] | None = None,
+    max_offset: float | None = None,
     widths_range: tuple[int, int] = (1, 12),
 ) -> GapSpec:
     """A random line or cross gap near the array centre.
@@ -133,7 +133,9 @@ def random_gap(
     slabs = []
     for axis, w in zip(axes, widths):
         if not 1 <= w <= shape[axis] // 2:
-            raise BCDIError(f"gap width {w} does not fit an axis of {shape[axis]} voxels: use 1 to {shape[axis] // 2}")
+            raise BCDIError(
+                f"gap width {w} does not fit an axis of {shape[axis]} voxels: use 1 to {shape[axis] // 2}"
+            )
         mo = shape[axis] / 8 if max_offset is None else max_offset
         centre = shape[axis] // 2 + rng.uniform(-mo, mo)
         start = int(np.clip(round(centre - w / 2), 0, shape[axis] - w))
@@ -141,11 +143,12 @@ def random_gap(
     return GapSpec(tuple(slabs))
 
 
-def parse_gap(gap, shape: Sequence[int], rng: np.random.Generator) -> Optional[GapSpec]:
+def parse_gap(gap, shape: Sequence[int], rng: np.random.Generator) -> GapSpec | None:
     """Turn the ``gap`` argument of :func:`simulate_pattern` into a :class:`GapSpec` (or None).
 
     Accepted: None / ``"none"``; ``"line"``, ``"cross"``, ``"line:6"``, ``"cross:6"``, ``"cross:4,8"``
-    (random position); a :class:`GapSpec`; a dict ``{"kind", "width"}`` or ``{"slabs": [[axis, start, width], ...]}``.
+    (random position); a :class:`GapSpec`; a dict ``{"kind", "width"}`` or
+    ``{"slabs": [[axis, start, width], ...]}``.
     """
     if gap is None or (isinstance(gap, str) and gap.lower() in ("none", "")):
         return None
@@ -165,7 +168,9 @@ def parse_gap(gap, shape: Sequence[int], rng: np.random.Generator) -> Optional[G
             try:
                 ws = [int(v) for v in w.split(",")]
             except ValueError:
-                raise BCDIError(f"gap {gap!r}: widths must be integers, e.g. 'cross:6' or 'cross:4,8'") from None
+                raise BCDIError(
+                    f"gap {gap!r}: widths must be integers, e.g. 'cross:6' or 'cross:4,8'"
+                ) from None
             width = ws[0] if len(ws) == 1 else ws
         return random_gap(shape, rng, kind.strip().lower(), width)
     raise BCDIError(f"gap {gap!r} not understood: use None, 'line', 'cross', 'cross:6' or a GapSpec")
@@ -192,8 +197,8 @@ class SimulatedPattern:
     expected: np.ndarray
     obj: np.ndarray
     support: np.ndarray
-    reciprocal_phase: Optional[np.ndarray]
-    mask: Optional[np.ndarray]
+    reciprocal_phase: np.ndarray | None
+    mask: np.ndarray | None
     phase_field: np.ndarray
     params: dict = field(default_factory=dict)
 
@@ -221,7 +226,9 @@ def _rotation(spec, rng: np.random.Generator, name: str) -> np.ndarray:
     return m
 
 
-def validate_geometry(size: Sequence[int], oversampling: Sequence[float], where: str = "simulation") -> np.ndarray:
+def validate_geometry(
+    size: Sequence[int], oversampling: Sequence[float], where: str = "simulation"
+) -> np.ndarray:
     """Check size and oversampling; return the crystal lengths (voxels) along z, y, x."""
     axes = "zyx"
     for i, (n, os_) in enumerate(zip(size, oversampling)):
@@ -229,13 +236,15 @@ def validate_geometry(size: Sequence[int], oversampling: Sequence[float], where:
             raise BCDIError(f"{where}: size {n} along {axes[i]} is too small, use at least 8 voxels")
         if not np.isfinite(os_) or os_ < MIN_OVERSAMPLING:
             raise BCDIError(
-                f"{where}: oversampling {os_:g} along {axes[i]} is below 2, the pattern would be undersampled "
+                f"{where}: oversampling {os_:g} along {axes[i]} is below 2, "
+                "the pattern would be undersampled "
                 "and the phase lost: use 2 or more"
             )
         box = n / os_
         if box < _shapes.MIN_CRYSTAL_VOXELS + 1:
             raise BCDIError(
-                f"{where}: size {n} with oversampling {os_:g} along {axes[i]} leaves a crystal of {box:.1f} voxels, "
+                f"{where}: size {n} with oversampling {os_:g} along {axes[i]} "
+                f"leaves a crystal of {box:.1f} voxels, "
                 f"below {_shapes.MIN_CRYSTAL_VOXELS + 1}: use a larger size or a smaller oversampling"
             )
     # Sharp extent n/os - 1 keeps the voxel count of the support at most n/os along each axis.
@@ -243,13 +252,13 @@ def validate_geometry(size: Sequence[int], oversampling: Sequence[float], where:
 
 
 def simulate_pattern(
-    size: Union[int, Sequence[int]] = 64,
+    size: int | Sequence[int] = 64,
     *,
     seed: SeedLike = 0,
-    shape: Union[str, _shapes.Polyhedron] = "wulff",
+    shape: str | _shapes.Polyhedron = "wulff",
     field: str = "gaussian_bumps",
     phase_range: float = 3 * np.pi,
-    oversampling: Union[float, Sequence[float]] = (3, 3, 3),
+    oversampling: float | Sequence[float] = (3, 3, 3),
     max_counts: float = 1e6,
     noise: bool = True,
     gap=None,
@@ -261,15 +270,17 @@ def simulate_pattern(
     remove_gradient: bool = True,
     compute_phase: bool = True,
     workers: int = -1,
-) -> "SimulatedPattern":
+) -> SimulatedPattern:
     """Simulate a strained crystal's Bragg peak with its ground truth.
 
     Parameters
     ----------
     size : array size, one int (cube) or (z, y, x).
     seed : int, SeedSequence or Generator; the same seed gives the same pattern, bit for bit.
-    shape : ``"wulff"``, ``"winterbottom"``, ``"cube_cuts"``, ``"hull"``, ``"random"`` or a :class:`Polyhedron`.
-    field : ``"gaussian_bumps"``, ``"cosines"``, ``"random"``, ``"interface"``, ``"screw"`` or ``"random_kind"``.
+    shape : ``"wulff"``, ``"winterbottom"``, ``"cube_cuts"``, ``"hull"``, ``"random"`` or a
+        :class:`Polyhedron`.
+    field : ``"gaussian_bumps"``, ``"cosines"``, ``"random"``, ``"interface"``, ``"screw"`` or
+        ``"random_kind"`` (any of them).
     phase_range : max - min of the object phase inside the crystal, radians, 0 to 6π.
     oversampling : ratio of array size to crystal extent, per axis (≥ 2; 2–7 is realistic).
     max_counts : maximum of the expected intensity, photons (> 0; 1e3–1e9 is realistic).

@@ -16,8 +16,6 @@ Fields (``FIELDS``):
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..errors import BCDIError
@@ -30,7 +28,9 @@ MAX_PHASE_RANGE = 6 * np.pi
 def _points_inside(coords: np.ndarray, support: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:
     inside = coords[support.astype(bool)]
     if len(inside) == 0:
-        raise BCDIError("the crystal has no voxel inside its support: increase the size or lower the oversampling")
+        raise BCDIError(
+            "the crystal has no voxel inside its support: increase the size or lower the oversampling"
+        )
     return inside[rng.integers(0, len(inside), size=k)]
 
 
@@ -80,7 +80,7 @@ def random_field(coords, support, rng) -> tuple[np.ndarray, dict]:
     return correlated_noise(coords.shape[:3], length, rng), {"correlation_length": float(length)}
 
 
-def interface(coords, support, rng, poly: Optional[Polyhedron] = None) -> tuple[np.ndarray, dict]:
+def interface(coords, support, rng, poly: Polyhedron | None = None) -> tuple[np.ndarray, dict]:
     """A field decaying away from the substrate interface, modulated along it.
 
     ``exp(-h/λ)·(a0 + a1 cos(k·r∥ + ψ))`` with ``h`` the height above the substrate plane (the Winterbottom
@@ -102,7 +102,9 @@ def interface(coords, support, rng, poly: Optional[Polyhedron] = None) -> tuple[
     kpar = 2 * np.pi * rng.uniform(0.5, 3.0) / size
     a0, a1 = rng.uniform(0.3, 1.0), rng.uniform(0.0, 1.0)
     psi = rng.uniform(0, 2 * np.pi)
-    mod = np.float32(a0) + np.float32(a1) * np.cos(np.float32(kpar) * (coords @ t.astype(np.float32)) + np.float32(psi))
+    mod = np.float32(a0) + np.float32(a1) * np.cos(
+        np.float32(kpar) * (coords @ t.astype(np.float32)) + np.float32(psi)
+    )
     phi = np.exp(-np.clip(h, 0, None) / np.float32(lam)) * mod
     return phi.astype(np.float32), {
         "normal": n.tolist(),
@@ -153,7 +155,7 @@ def make_phase(
     modulus: np.ndarray,
     phase_range: float,
     rng: np.random.Generator,
-    poly: Optional[Polyhedron] = None,
+    poly: Polyhedron | None = None,
     remove_gradient: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """A phase field of family ``kind`` whose range over ``support`` is exactly ``phase_range`` (radians).
@@ -172,12 +174,16 @@ def make_phase(
     params : how it was drawn.
     """
     if not np.isfinite(phase_range) or phase_range < 0 or phase_range > MAX_PHASE_RANGE + 1e-9:
-        raise BCDIError(f"phase range {phase_range:.4g} rad is outside 0–6π: choose a value in [0, {MAX_PHASE_RANGE:.4f}]")
+        raise BCDIError(
+            f"phase range {phase_range:.4g} rad is outside 0–6π: choose a value in [0, {MAX_PHASE_RANGE:.4f}]"
+        )
     if kind == "random_kind":
         kind = str(rng.choice(FIELDS))
     inside = support.astype(bool)
     if not inside.any():
-        raise BCDIError("the crystal has no voxel inside its support: increase the size or lower the oversampling")
+        raise BCDIError(
+            "the crystal has no voxel inside its support: increase the size or lower the oversampling"
+        )
     weights = modulus.astype(np.float32) ** 2
     params: dict = {"kind": kind, "phase_range": float(phase_range)}
     if kind == "screw":

@@ -15,12 +15,12 @@ Coordinates are in voxels, (z, y, x), relative to the array centre ``N // 2`` (t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage, special
-from scipy.spatial import ConvexHull, HalfspaceIntersection
+from scipy.spatial import ConvexHull, HalfspaceIntersection, QhullError
 from scipy.spatial.transform import Rotation
 
 from ..errors import BCDIError
@@ -70,7 +70,7 @@ class Polyhedron:
     normals: np.ndarray
     offsets: np.ndarray
     kind: str = "custom"
-    substrate: Optional[int] = None
+    substrate: int | None = None
     params: dict = field(default_factory=dict)
 
     def vertices(self) -> np.ndarray:
@@ -78,8 +78,10 @@ class Polyhedron:
         hs = np.hstack([self.normals, -self.offsets[:, None]])
         try:
             return HalfspaceIntersection(hs, self.interior_point()).intersections
-        except Exception as err:  # qhull: unbounded or degenerate
-            raise BCDIError(f"degenerate {self.kind} polyhedron ({err.__class__.__name__}): draw another seed")
+        except (QhullError, ValueError) as err:  # qhull: unbounded or degenerate
+            raise BCDIError(
+                f"degenerate {self.kind} polyhedron ({err.__class__.__name__}): draw another seed"
+            )
 
     def interior_point(self) -> np.ndarray:
         """A point strictly inside: the origin when it is, else the Chebyshev centre (linear program)."""
@@ -99,7 +101,7 @@ class Polyhedron:
         v = self.vertices()
         return v.min(axis=0), v.max(axis=0)
 
-    def transformed(self, matrix: np.ndarray, shift: Optional[np.ndarray] = None) -> "Polyhedron":
+    def transformed(self, matrix: np.ndarray, shift: np.ndarray | None = None) -> Polyhedron:
         """The image of the polyhedron under ``r -> matrix @ r + shift`` (matrix invertible).
 
         Normals transform with the inverse transpose and are renormalised, so that ``offsets`` stay
@@ -120,9 +122,9 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 def wulff(
     d100: float = 1.15,
-    d110: Optional[float] = None,
+    d110: float | None = None,
     jitter: float = 0.0,
-    rng: Optional[np.random.Generator] = None,
+    rng: np.random.Generator | None = None,
 ) -> Polyhedron:
     """An fcc Wulff-like polyhedron: {111} planes at distance 1, {100} at ``d100``, {110} at ``d110``.
 
@@ -144,11 +146,11 @@ def wulff(
 
 def winterbottom(
     d100: float = 1.15,
-    d110: Optional[float] = None,
+    d110: float | None = None,
     substrate_facet: str = "111",
     cut: float = 0.3,
     jitter: float = 0.0,
-    rng: Optional[np.random.Generator] = None,
+    rng: np.random.Generator | None = None,
 ) -> Polyhedron:
     """A Wulff polyhedron truncated by a substrate plane parallel to one of its {111} or {100} facets.
 
@@ -174,7 +176,7 @@ def winterbottom(
     return _recentre(poly)
 
 
-def cube_cuts(n_cuts: int = 3, rng: Optional[np.random.Generator] = None, depth=(0.55, 0.95)) -> Polyhedron:
+def cube_cuts(n_cuts: int = 3, rng: np.random.Generator | None = None, depth=(0.55, 0.95)) -> Polyhedron:
     """A cube [-1, 1]³ cut by ``n_cuts`` random planes.
 
     Each cut has a random normal and sits at a fraction uniform in ``depth`` of the cube's support function
@@ -193,7 +195,7 @@ def cube_cuts(n_cuts: int = 3, rng: Optional[np.random.Generator] = None, depth=
     return _recentre(poly)
 
 
-def convex_hull(n_points: int = 16, rng: Optional[np.random.Generator] = None, aspect=(0.6, 1.0)) -> Polyhedron:
+def convex_hull(n_points: int = 16, rng: np.random.Generator | None = None, aspect=(0.6, 1.0)) -> Polyhedron:
     """The convex hull of ``n_points`` random points in an ellipsoid of random axes (ratios in ``aspect``)."""
     rng = np.random.default_rng() if rng is None else rng
     if n_points < 4:
@@ -239,7 +241,7 @@ def random_polyhedron(kind: str, rng: np.random.Generator) -> Polyhedron:
     raise BCDIError(f"unknown shape {kind!r}: choose one of {', '.join(SHAPES)} or 'random'")
 
 
-def fit_to_box(poly: Polyhedron, lengths: Sequence[float], rotation: Optional[np.ndarray] = None) -> Polyhedron:
+def fit_to_box(poly: Polyhedron, lengths: Sequence[float], rotation: np.ndarray | None = None) -> Polyhedron:
     """Rotate ``poly``, centre its bounding box on the origin and scale each axis to ``lengths`` voxels.
 
     The scaling is per array axis (the detector frame of BCDI data is not orthonormal either), so that
@@ -303,7 +305,7 @@ def rasterize(
     sigma: float = 0.6,
     density_noise: float = 0.0,
     noise_length: float = 2.0,
-    rng: Optional[np.random.Generator] = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Modulus, support and signed distance of ``poly`` on the crystal box.
 
@@ -330,5 +332,7 @@ def rasterize(
         modulus = support.astype(np.float32)
     if density_noise > 0:
         rng = np.random.default_rng() if rng is None else rng
-        modulus *= np.clip(1.0 + np.float32(density_noise) * correlated_noise(box.shape, noise_length, rng), 0, None)
+        modulus *= np.clip(
+            1.0 + np.float32(density_noise) * correlated_noise(box.shape, noise_length, rng), 0, None
+        )
     return modulus, support, dist

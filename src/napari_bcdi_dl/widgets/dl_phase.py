@@ -1,0 +1,336 @@
+"""The **DL phase** dock widget: predict the reciprocal-space phase with the CNN, then refine.
+
+*Predict* runs ``models.dl_phasing.predict_object`` in the shared worker and adds
+
+* ``"<data> predicted phase"`` — the predicted reciprocal-space phase over the intensity (same grid,
+  scale and translate as the data layer; twilight, ±π; 0 outside the region the model saw);
+* the unrefined object: ``"<data> DL unrefined modulus"``, ``"... phase"`` and ``"... support"``.
+
+*Refine* runs ``core.phasing.refine`` (Error Reduction, border-only support updates, *Iterations*) from
+that prediction and adds ``"<data> DL modulus"``, ``"<data> DL phase"``, ``"<data> DL support"``; *Predict
++ refine* does both in one job (``dl_phase``). Names follow the phasing widget's ``"<name> modulus /
+phase / support"`` so that conventional and DL results sit side by side. Object phases are shown inside
+the support (0 outside), offset so that the crystal's mean phase is 0, on a twilight map over ±π. The
+modulus layer's ``metadata["bcdi"]`` carries the complex object, the support, LLK, free LLK, method and
+timing (``"reconstruction"``: the :class:`~napari_bcdi_dl.core.types.Reconstruction`).
+
+Layers are replaced (``layer.data = ...``) when they exist, never the input layers. Errors become napari
+notifications; long work shows progress and can be cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+import numpy as np
+from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
+                            QVBoxLayout, QWidget)
+
+from ..core.errors import BCDIError
+from ._worker import Job, run_job
+
+log = logging.getLogger(__name__)
+
+NO_MASK = "(no mask)"
+PHASE_CMAP = "twilight"
+
+
+def _notify(kind: str, message: str) -> None:
+    from napari.utils.notifications import show_error, show_info
+
+    (show_error if kind == "error" else show_info)(message)
+
+
+def display_phase(obj: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Phase of ``obj`` inside ``support`` (0 outside), offset so that the crystal's mean phase is 0."""
+    s = np.asarray(support) != 0
+    ref = np.sum(obj[s]) if s.any() else np.sum(obj)
+    offset = np.exp(-1j * np.angle(ref)) if ref != 0 else 1.0
+    return np.where(s, np.angle(obj * offset), 0).astype(np.float32)
+
+
+def predict_job(intensity: np.ndarray, mask: Optional[np.ndarray], *, progress=None, cancel=None):
+    """Worker job of *Predict* (loads the shipped model on first use)."""
+    from ..models.dl_phasing import predict_object
+
+    return predict_object(intensity, mask, progress=progress, cancel=cancel)
+
+
+def refine_job(intensity: np.ndarray, mask: Optional[np.ndarray], obj: np.ndarray, support: np.ndarray,
+               n_iter: int, *, progress=None, cancel=None):
+    """Worker job of *Refine*: ER with border-only support updates from the prediction."""
+    from ..core.phasing import refine
+
+    return refine(intensity, obj, support, mask, n_iter=n_iter, border_only=True, method="dl",
+                  progress=progress, cancel=cancel)
+
+
+def predict_refine_job(intensity: np.ndarray, mask: Optional[np.ndarray], n_iter: int, *, progress=None,
+                       cancel=None):
+    """Worker job of *Predict + refine*: the prediction, then the refinement, one progress bar."""
+    from ..core.phasing import refine
+    from ..core.progress import report
+    from ..models.dl_phasing import predict_object
+
+    total = 10 + int(n_iter)
+    pred = predict_object(intensity, mask, progress=lambda d, t: report(progress, cancel, int(10 * d / t), total),
+                          cancel=cancel)
+    rec = refine(intensity, pred.obj, pred.support, mask, n_iter=int(n_iter), border_only=True, method="dl",
+                 progress=lambda d, t: report(progress, cancel, 10 + d, total), cancel=cancel)
+    return pred, rec
+
+
+class DLPhaseWidget(QWidget):
+    """Dock widget *DL phase* (see the module docstring)."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.job: Optional[Job] = None
+        self.prediction: Any = None  # PhasePrediction of the last Predict
+        self.reconstruction: Any = None  # Reconstruction of the last Refine
+        self._predicted_for: Optional[str] = None
+        self._build()
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._refresh_layers)
+        layers.events.removed.connect(self._refresh_layers)
+        layers.events.moved.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # --- construction ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.data_combo = QComboBox()
+        self.data_combo.setToolTip("3D Image layer of the measured intensity (photon counts), gaps inpainted")
+        self.mask_combo = QComboBox()
+        self.mask_combo.setToolTip("Labels layer of the gap mask (1 = gap), left free in the refinement")
+        self.iter_spin = QSpinBox()
+        self.iter_spin.setRange(0, 100_000)
+        self.iter_spin.setValue(400)
+        self.iter_spin.setToolTip("Error Reduction iterations with border-only support updates")
+        self.predict_button = QPushButton("Predict")
+        self.predict_button.setToolTip("predict the reciprocal phase and form the unrefined object")
+        self.predict_button.clicked.connect(lambda: self.predict())
+        self.refine_button = QPushButton("Refine")
+        self.refine_button.setToolTip("refine the last prediction against the full data")
+        self.refine_button.clicked.connect(lambda: self.refine())
+        self.both_button = QPushButton("Predict + refine")
+        self.both_button.clicked.connect(lambda: self.predict_and_refine())
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.status = QLabel("choose the intensity layer, then Predict")
+        self.status.setWordWrap(True)
+
+        box = QGroupBox("DL phasing (reciprocal-space phase CNN + ER refinement)")
+        form = QFormLayout(box)
+        form.addRow("Intensity", self.data_combo)
+        form.addRow("Gap mask", self.mask_combo)
+        form.addRow("Iterations", self.iter_spin)
+        row = QHBoxLayout()
+        for b in (self.predict_button, self.refine_button, self.both_button, self.cancel_button):
+            row.addWidget(b)
+        form.addRow(row)
+        form.addRow(self.status)
+        layout = QVBoxLayout(self)
+        layout.addWidget(box)
+        layout.addStretch(1)
+        self._action_buttons = [self.predict_button, self.refine_button, self.both_button]
+
+    # --- layers -----------------------------------------------------------------------------------
+    @staticmethod
+    def _is_intensity(layer) -> bool:
+        from napari.layers import Image
+
+        if not isinstance(layer, Image) or layer.rgb or layer.ndim != 3:
+            return False
+        if np.issubdtype(np.dtype(layer.dtype), np.complexfloating):
+            return False
+        kind = ((layer.metadata or {}).get("bcdi") or {}).get("kind")
+        return kind in (None, "intensity")
+
+    def _refresh_layers(self, *_args) -> None:
+        from napari.layers import Labels
+
+        try:
+            for combo, names in (
+                (self.data_combo, [ly.name for ly in self.viewer.layers if self._is_intensity(ly)]),
+                (self.mask_combo, [NO_MASK] + [ly.name for ly in self.viewer.layers
+                                               if isinstance(ly, Labels) and ly.ndim == 3]),
+            ):
+                current = combo.currentText()
+                combo.blockSignals(True)
+                combo.clear()
+                combo.addItems(names)
+                if current in names:
+                    combo.setCurrentText(current)
+                combo.blockSignals(False)
+            if self.mask_combo.currentText() == NO_MASK:  # default: the data layer's own gap mask
+                guess = self.data_combo.currentText() + " gap mask"
+                if self.mask_combo.findText(guess) >= 0:
+                    self.mask_combo.setCurrentText(guess)
+        except RuntimeError:  # the Qt widget is gone (dock closed): stop listening
+            layers = self.viewer.layers
+            for emitter in (layers.events.inserted, layers.events.removed, layers.events.moved):
+                emitter.disconnect(self._refresh_layers)
+
+    def _find(self, name: str):
+        return next((layer for layer in self.viewer.layers if layer.name == name), None)
+
+    def select_layers(self, data, mask=None) -> None:
+        """Choose the intensity layer (and the mask layer, or none)."""
+        self._refresh_layers()
+        self.data_combo.setCurrentText(getattr(data, "name", data))
+        self.mask_combo.setCurrentText(NO_MASK if mask is None else getattr(mask, "name", mask))
+
+    def _inputs(self) -> tuple[Any, np.ndarray, Optional[np.ndarray]]:
+        name = self.data_combo.currentText()
+        layer = self._find(name) if name else None
+        if layer is None:
+            raise BCDIError("no intensity layer chosen: open a pattern and choose it under Intensity")
+        data = np.array(layer.data, dtype=np.float32)  # a copy: the layer is never touched
+        mask = None
+        mname = self.mask_combo.currentText()
+        if mname and mname != NO_MASK:
+            mlayer = self._find(mname)
+            if mlayer is None:
+                raise BCDIError(f"mask layer '{mname}' is gone: choose another or (no mask)")
+            mask = (np.asarray(mlayer.data) != 0).astype(np.uint8)
+            if mask.shape != data.shape:
+                raise BCDIError(f"mask '{mname}' has shape {mask.shape}, the intensity {data.shape}: "
+                                "choose the mask of this intensity or (no mask)")
+        return layer, data, mask
+
+    @staticmethod
+    def _real_scale(layer) -> tuple:
+        vs = ((layer.metadata or {}).get("bcdi") or {}).get("voxel_size_nm")
+        return tuple(float(v) for v in vs) if vs is not None and len(vs) == 3 else (1.0, 1.0, 1.0)
+
+    def _put(self, name: str, data: np.ndarray, kind: str, **kw):
+        """Add an Image/Labels layer, or replace the data of the existing one of that name."""
+        from napari.layers import Labels
+
+        layer = self._find(name)
+        meta = kw.pop("metadata", {})
+        meta.setdefault("bcdi", {})["kind"] = kind
+        if layer is not None:
+            if isinstance(layer, Labels) != (kind == "support"):
+                raise BCDIError(f"a layer '{name}' of another type exists: rename or delete it")
+            layer.data = data
+            layer.metadata = meta
+            for key in ("scale", "translate"):
+                if key in kw:
+                    setattr(layer, key, kw[key])
+            return layer
+        if kind == "support":
+            return self.viewer.add_labels(data, name=name, metadata=meta, opacity=0.4, **kw)
+        return self.viewer.add_image(data, name=name, metadata=meta, **kw)
+
+    def _show_object(self, prefix: str, data_layer, obj: np.ndarray, support: np.ndarray, info: dict) -> None:
+        scale = self._real_scale(data_layer)
+        mod = np.abs(obj).astype(np.float32)
+        meta = {"bcdi": {**info, "object": obj, "support": support, "voxel_size_nm": list(scale),
+                         "data_layer": data_layer.name}}
+        self._put(f"{prefix} modulus", mod, "modulus", scale=scale, colormap="gray", metadata=meta,
+                  contrast_limits=(0.0, float(mod.max()) or 1.0))
+        self._put(f"{prefix} phase", display_phase(obj, support), "phase", scale=scale, colormap=PHASE_CMAP,
+                  contrast_limits=(-np.pi, np.pi), metadata={"bcdi": {"data_layer": data_layer.name}})
+        self._put(f"{prefix} support", support.astype(np.uint8), "support", scale=scale,
+                  metadata={"bcdi": {"data_layer": data_layer.name}})
+
+    # --- jobs -------------------------------------------------------------------------------------
+    def _start(self, func: Callable, *args, desc: str, on_done: Callable) -> Optional[Job]:
+        if self.job is not None and self.job.running:
+            _notify("info", f"DL phase: busy with '{self.job.desc}'; wait or press Cancel")
+            return None
+        self.job = run_job(func, *args, desc=desc, on_done=on_done)
+        for b in self._action_buttons:
+            b.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.job.finished.connect(self._job_finished)
+        return self.job
+
+    def _job_finished(self) -> None:
+        try:
+            for b in self._action_buttons:
+                b.setEnabled(True)
+            self.cancel_button.setEnabled(False)
+        except RuntimeError:  # widget closed while the job ran
+            pass
+
+    def cancel(self) -> None:
+        """Ask the running job to stop."""
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+
+    def _guard(self, action: Callable[[], Optional[Job]]) -> Optional[Job]:
+        try:
+            return action()
+        except BCDIError as err:
+            _notify("error", f"DL phase: {err}")
+        except Exception as err:  # a bug must not take napari down
+            log.exception("DL phase failed")
+            _notify("error", f"DL phase failed: {type(err).__name__}: {err}")
+        return None
+
+    # --- actions ----------------------------------------------------------------------------------
+    def predict(self) -> Optional[Job]:
+        """Predict the phase and the unrefined object of the chosen intensity (returns the Job)."""
+        def go():
+            layer, data, mask = self._inputs()
+            self.status.setText(f"{layer.name}: predicting…")
+            return self._start(predict_job, data, mask, desc="DL phase: predict",
+                               on_done=lambda pred: self._predicted(layer, pred))
+        return self._guard(go)
+
+    def _predicted(self, layer, pred) -> None:
+        self.prediction = pred
+        self._predicted_for = layer.name
+        self._put(f"{layer.name} predicted phase", pred.phase, "reciprocal_phase", scale=tuple(layer.scale),
+                  translate=tuple(layer.translate), colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi),
+                  opacity=0.7, metadata={"bcdi": {"data_layer": layer.name, **pred.meta}})
+        self._show_object(f"{layer.name} DL unrefined", layer, pred.obj, pred.support,
+                          {"method": "dl-unrefined", **pred.meta})
+        z = pred.meta.get("zoom", [1, 1, 1])
+        self.status.setText(f"{layer.name}: predicted on {pred.meta['model_grid']}³ (crop "
+                            f"{'×'.join(map(str, pred.meta['crop_shape']))}, zoom "
+                            f"{', '.join(f'{v:.2f}' for v in z)}) in {pred.seconds:.2f} s; now Refine")
+
+    def refine(self) -> Optional[Job]:
+        """Refine the last prediction of the chosen intensity (returns the Job)."""
+        def go():
+            layer, data, mask = self._inputs()
+            if self.prediction is None or self._predicted_for != layer.name:
+                raise BCDIError(f"no prediction for '{layer.name}' yet: press Predict first "
+                                "(or Predict + refine)")
+            if self.prediction.obj.shape != data.shape:
+                raise BCDIError("the intensity changed shape since the prediction: press Predict again")
+            n = int(self.iter_spin.value())
+            self.status.setText(f"{layer.name}: refining ({n} ER iterations)…")
+            return self._start(refine_job, data, mask, self.prediction.obj, self.prediction.support, n,
+                               desc="DL phase: refine", on_done=lambda rec: self._refined(layer, rec))
+        return self._guard(go)
+
+    def predict_and_refine(self) -> Optional[Job]:
+        """Prediction and refinement in one job (returns the Job)."""
+        def go():
+            layer, data, mask = self._inputs()
+            n = int(self.iter_spin.value())
+            self.status.setText(f"{layer.name}: predicting and refining ({n} ER iterations)…")
+
+            def done(result):
+                pred, rec = result
+                self._predicted(layer, pred)
+                self._refined(layer, rec)
+            return self._start(predict_refine_job, data, mask, n, desc="DL phase: predict + refine",
+                               on_done=done)
+        return self._guard(go)
+
+    def _refined(self, layer, rec) -> None:
+        self.reconstruction = rec
+        info = {"method": rec.method, "llk": rec.llk, "llk_free": rec.llk_free, "reconstruction": rec,
+                "time_s": rec.meta.get("time_s")}
+        self._show_object(f"{layer.name} DL", layer, rec.obj, rec.support, info)
+        llk = "n/a" if rec.llk is None else f"{rec.llk:.4g}"
+        free = "n/a" if rec.llk_free is None else f"{rec.llk_free:.4g}"
+        self.status.setText(f"{layer.name}: refined, LLK {llk}, free LLK {free}")

@@ -1,0 +1,91 @@
+"""The inpainting loss (``models.inpaint_loss``): masked, composite, per sample, keras.ops only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_bcdi_dl.models._keras import keras
+from napari_bcdi_dl.models.inpaint_loss import (
+    gradient_l1,
+    inpaint_loss,
+    make_inpaint_loss,
+    masked_l1,
+    ssim_term,
+)
+
+
+def _np(x):
+    return np.asarray(keras().ops.convert_to_numpy(x))
+
+
+@pytest.fixture
+def case():
+    rng = np.random.default_rng(0)
+    t = rng.random((3, 16, 16, 16, 1)).astype(np.float32)
+    m = np.zeros_like(t)
+    m[:, :, 6:10] = 1
+    return t, m, np.concatenate([t, m], axis=-1)
+
+
+def test_zero_when_the_gap_is_right_whatever_outside(case):
+    t, m, y = case
+    pred = np.where(m == 1, t, 123.0).astype(np.float32)  # garbage outside the gap is never used
+    for fn in (masked_l1, gradient_l1):
+        np.testing.assert_allclose(_np(fn(y, pred)), 0, atol=1e-6)
+    np.testing.assert_allclose(_np(ssim_term(y, pred)), 1, atol=1e-5)
+    np.testing.assert_allclose(_np(inpaint_loss(y, pred)), 0, atol=1e-5)
+
+
+def test_per_sample_and_masked_l1_value(case):
+    t, m, y = case
+    pred = t + 0.1 * m * np.array([1, 2, 3], np.float32)[:, None, None, None, None]
+    loss = _np(masked_l1(y, pred))
+    assert loss.shape == (3,)
+    np.testing.assert_allclose(loss, [0.1, 0.2, 0.3], rtol=1e-4)
+
+
+def test_each_term_grows_with_the_error(case):
+    t, m, y = case
+    rng = np.random.default_rng(1)
+    small = t + 0.05 * m * rng.standard_normal(t.shape).astype(np.float32)
+    big = t + 0.3 * m * rng.standard_normal(t.shape).astype(np.float32)
+    for fn in (masked_l1, gradient_l1, inpaint_loss):
+        assert (_np(fn(y, big)) > _np(fn(y, small))).all()
+    assert (_np(ssim_term(y, big)) < _np(ssim_term(y, small))).all()
+
+
+def test_gradient_term_sees_a_seam_that_l1_ranks_the_same():
+    """A constant offset in the gap and a noisy fill with the same L1: the offset is smooth inside the
+    gap but jumps at its border; the noise is rough everywhere. The gradient term tells them apart."""
+    t = np.zeros((1, 16, 16, 16, 1), np.float32)
+    m = np.zeros_like(t)
+    m[:, :, 6:10] = 1
+    y = np.concatenate([t, m], -1)
+    offset = t + 0.2 * m
+    rng = np.random.default_rng(0)
+    noise = t + 0.2 * m * np.sign(rng.standard_normal(t.shape)).astype(np.float32)
+    np.testing.assert_allclose(_np(masked_l1(y, offset)), _np(masked_l1(y, noise)), rtol=1e-5)
+    assert _np(gradient_l1(y, noise))[0] > 2 * _np(gradient_l1(y, offset))[0]
+    assert _np(gradient_l1(y, offset))[0] > 0  # the seam costs something
+
+
+def test_empty_gap_is_finite_and_2d_works():
+    y = np.zeros((2, 8, 8, 2), np.float32)
+    pred = np.ones((2, 8, 8, 1), np.float32)
+    assert np.isfinite(_np(make_inpaint_loss()(y, pred))).all()
+
+
+def test_trains_a_keras_model():
+    k = keras()
+    inp = k.Input((8, 8, 8, 2))
+    out = k.layers.Conv3D(1, 3, padding="same")(inp)
+    model = k.Model(inp, out)
+    model.compile(optimizer=k.optimizers.Adam(1e-2), loss=inpaint_loss)
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 8, 8, 8, 2)).astype(np.float32)
+    y = np.concatenate([x[..., :1] * 0.5, (x[..., 1:] > 0.5).astype(np.float32)], -1)
+    first = float(model.train_on_batch(x, y))
+    for _ in range(20):
+        last = float(model.train_on_batch(x, y))
+    assert np.isfinite(first) and last < first

@@ -1,0 +1,158 @@
+"""The shared fit loop (``models.training``) and the inpainting data pipeline, with tiny models."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from napari_bcdi_dl.core.errors import Cancelled
+from napari_bcdi_dl.models._keras import keras
+from napari_bcdi_dl.models.inpaint_loss import inpaint_loss
+from napari_bcdi_dl.models.inpaint_training import (
+    augment,
+    gap_pcc_batch,
+    make_batch,
+    make_val_metrics,
+    random_gap_mask,
+)
+from napari_bcdi_dl.models.training import cosine_schedule, fit, latest_checkpoint
+
+from ._inpaint_helpers import fringe_pattern, tiny_inpainter
+
+EXPECTED = np.stack([fringe_pattern((32, 32, 32), 1e4, seed=s) for s in range(4)])
+
+
+def batches(rng, drawn=None, batch=2):
+    """Endless augmented batches drawn lazily from ``rng``; records the patch indices drawn."""
+    while True:
+        idx = rng.integers(0, len(EXPECTED), size=batch)
+        if drawn is not None:
+            drawn.append(idx.tolist())
+        s = [augment(EXPECTED[i], np.zeros((32,) * 3, np.uint8), rng) for i in idx]
+        yield make_batch(*(np.stack(a) for a in zip(*s)))
+
+
+@pytest.fixture(scope="module")
+def val():
+    rng = np.random.default_rng(99)
+    return [next(batches(rng, batch=4))]
+
+
+# ------------------------------------------------------------------------------------------ data
+def test_random_gaps_cover_the_geometries():
+    rng = np.random.default_rng(0)
+    masks = [random_gap_mask(rng) for _ in range(300)]
+    assert all(m.dtype == np.uint8 and m.shape == (32, 32, 32) for m in masks)
+    assert all(0 < m.sum() < m.size for m in masks)
+    widths, crosses, axes = set(), 0, set()
+    for m in masks:
+        # planes entirely in the gap, per normal axis (partial slabs have none)
+        full = {a: int(m.all(axis=tuple(i for i in range(3) if i != a)).sum()) for a in range(3)}
+        normals = [a for a, n in full.items() if n]
+        axes.update(normals)
+        crosses += len(normals) > 1
+        widths.update(full[a] for a in normals)
+    assert widths >= set(range(1, 13)) and crosses > 50 and axes == {0, 1, 2}
+
+
+def test_augment_keeps_physics():
+    rng = np.random.default_rng(0)
+    e = EXPECTED[0]
+    noisy, truth, m = augment(e, np.zeros_like(e, np.uint8), rng)
+    assert noisy.dtype == truth.dtype == np.float32 and m.dtype == np.uint8
+    assert np.array_equal(noisy, np.round(noisy)) and noisy.min() >= 0, "Poisson counts"
+    ratio = truth.sum() / e.sum()
+    assert 0.09 < ratio < 3.2, "noise level drawn in 10^[-1, 0.5]"
+    assert sorted(np.round(truth.ravel() / ratio, 1))[-5:] == pytest.approx(
+        sorted(np.round(e.ravel(), 1))[-5:], rel=1e-3), "a symmetry of the cube keeps the values"
+
+
+def test_batches_and_metrics(val):
+    x, y = val[0]
+    assert x.shape == (4, 32, 32, 32, 2) and y.shape == (4, 32, 32, 32, 2)
+    np.testing.assert_array_equal(x[..., 1], y[..., 1])
+    pcc = gap_pcc_batch(y[..., 0], y[..., 0], y[..., 1])
+    np.testing.assert_allclose(pcc, 1)
+    metrics = make_val_metrics(inpaint_loss)(tiny_inpainter(), val)
+    assert set(metrics) == {"val_loss", "val_pcc", "val_pcc_linear", "val_l1", "val_l1_linear"}
+    assert metrics["val_pcc"] == pytest.approx(metrics["val_pcc_linear"], abs=1e-6), "untrained = linear"
+
+
+def test_cosine_schedule():
+    s = cosine_schedule(1e-3, 1000, warmup=100, floor=0.1)
+    assert s(0) == pytest.approx(1e-5) and s(99) == pytest.approx(1e-3)
+    assert s(1000) == pytest.approx(1e-4) and s(550) == pytest.approx(0.55e-3, rel=1e-2)
+
+
+# ------------------------------------------------------------------------------------------- fit
+def test_fit_checkpoints_resumes_the_same_random_stream_and_logs(tmp_path, val):
+    run = tmp_path / "run"
+    drawn_a: list = []
+    rng = np.random.default_rng(7)
+    fit(tiny_inpainter(), inpaint_loss, batches(rng, drawn_a), val, run, 3, steps_per_epoch=2,
+        checkpoint_every=1, rng=rng, log=lambda _: None)
+    ck = latest_checkpoint(run)
+    assert ck is not None and ck.name == "step_00000003"
+    assert {p.name for p in ck.iterdir()} == {"model.weights.h5", "optimizer.npz", "state.json"}
+    assert len(list((run / "checkpoints").glob("step_*"))) == 2, "only the last `keep` are kept"
+
+    # resume with a fresh model and a fresh Generator: the stream continues where it stopped
+    drawn_b: list = []
+    rng_b = np.random.default_rng(12345)
+    res = fit(tiny_inpainter(seed=9), inpaint_loss, batches(rng_b, drawn_b), val, run, 6,
+              steps_per_epoch=2, checkpoint_every=1, rng=rng_b, resume=True, log=lambda _: None)
+    assert res.step == 6 and res.stopped == "steps"
+    drawn_c: list = []
+    rng_c = np.random.default_rng(7)
+    gen = batches(rng_c, drawn_c)
+    for _ in range(6):
+        next(gen)
+    assert drawn_a + drawn_b == drawn_c
+
+    log = json.loads((run / "log.json").read_text())
+    assert [r["step"] for r in log] == [2, 3, 4, 6]
+    assert {"train_loss", "val_loss", "lr", "epoch_s", "elapsed_s"} <= set(log[0])
+    for name in ("best.keras", "last.keras"):
+        m = keras().saving.load_model(str(run / name))  # loads without the training code
+        assert m.input_shape == (None, 32, 32, 32, 2)
+
+
+def test_resume_restores_weights_and_optimizer(tmp_path, val):
+    run = tmp_path / "run"
+    model = tiny_inpainter()
+    rng = np.random.default_rng(0)
+    fit(model, inpaint_loss, batches(rng), val, run, 2, steps_per_epoch=2, rng=rng, log=lambda _: None)
+    other = tiny_inpainter(seed=5)
+    from napari_bcdi_dl.models.training import load_checkpoint
+
+    other.compile(optimizer=keras().optimizers.Adam(), loss=inpaint_loss)
+    state = load_checkpoint(latest_checkpoint(run), other)
+    assert state["step"] == 2
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.optimizer.variables, other.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_cancel_checkpoints_then_raises(tmp_path, val):
+    token = threading.Event()
+
+    def progress(done, total):
+        if done == 2:
+            token.set()
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(Cancelled):
+        fit(tiny_inpainter(), inpaint_loss, batches(rng), val, tmp_path, 10, steps_per_epoch=5,
+            checkpoint_every=100, rng=rng, progress=progress, cancel=token, log=lambda _: None)
+    assert latest_checkpoint(tmp_path).name == "step_00000002"
+
+
+def test_early_stopping(tmp_path, val):
+    rng = np.random.default_rng(0)
+    res = fit(tiny_inpainter(), inpaint_loss, batches(rng), val, tmp_path, 50, steps_per_epoch=1,
+              learning_rate=0.0, patience=2, rng=rng, log=lambda _: None)
+    assert res.stopped == "early" and res.step == 3, "lr 0: never better than the first epoch"

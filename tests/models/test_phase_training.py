@@ -1,0 +1,99 @@
+"""Phase training: augmentations keep (intensity, phase) an exact pair, batches, curriculum, and a tiny
+real run through ``bcdi-dl train phase`` that checkpoints, resumes and exports a loadable model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_bcdi_dl.core.reciprocal import log_normalise
+from napari_bcdi_dl.core.simulate import generate_dataset, simulate_pattern
+from napari_bcdi_dl.models.phase_training import (PhaseSet, apply_symmetry, noisy_input, strain_cap, symmetry,
+                                                  train_batches)
+
+
+def _ft(a):
+    return np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(a)))
+
+
+def _ift(a):
+    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(a)))
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phase_sets")
+    generate_dataset("phase", root / "train", 12, size=32, seed=5, workers=1)
+    generate_dataset("phase", root / "val", 4, size=32, seed=6, workers=1)
+    return root
+
+
+def test_symmetries_keep_intensity_and_phase_an_exact_pair(rng):
+    """Flipping/permuting the q axes of I and φ alike gives the pattern of a transformed object: the field
+    √I'·e^{iφ'} inverse-transforms to a compact object with the same modulus values (up to a sub-voxel
+    phase ramp from the even-grid flip)."""
+    p = simulate_pattern(32, seed=3, phase_range=4 * np.pi, oversampling=3.0, noise=False)
+    field = _ft(p.obj)
+    intensity, phase = np.abs(field) ** 2, np.angle(field)
+    for _ in range(6):
+        perm, flips = symmetry(rng)
+        i2, ph2 = apply_symmetry(intensity, perm, flips), apply_symmetry(phase, perm, flips)
+        obj2 = _ift(np.sqrt(i2) * np.exp(1j * ph2))
+        assert np.allclose(np.sort(np.abs(obj2).ravel()), np.sort(np.abs(p.obj).ravel()), atol=1e-3 * np.abs(p.obj).max())
+        # and the pair is the pattern of that object
+        assert np.allclose(np.abs(_ft(obj2)) ** 2, i2, rtol=1e-3, atol=1e-3 * i2.max())
+    assert len({symmetry(rng) for _ in range(400)}) == 48
+
+
+def test_noise_levels_and_curriculum(rng):
+    e = np.zeros((8, 8, 8), np.float32)
+    e[4, 4, 4], e[4, 4, 5] = 1.0, 0.5
+    counts = noisy_input(e, rng, (3.0, 3.0))
+    assert counts.max() == pytest.approx(1000, rel=0.2) and counts.dtype == np.float32
+    assert strain_cap(0, 3.0, 15.0, 100) == 3.0 and strain_cap(50, 3.0, 15.0, 100) == 9.0
+    assert strain_cap(10**6, 3.0, 15.0, 100) == 15.0 and strain_cap(0, 3.0, 15.0, 0) == 15.0
+
+
+def test_batches_from_a_real_phase_set(tiny_sets, rng):
+    data = PhaseSet([tiny_sets / "train"], 32)
+    assert len(data) == 12 and data.phase.dtype == np.float16
+    batches = train_batches(data, 4, rng, curriculum_start=float(np.sort(data.phase_range)[3]) + 1e-9,
+                            curriculum_steps=10**9)
+    x, y = next(batches)
+    assert x.shape == (4, 32, 32, 32, 1) and y.shape == (4, 32, 32, 32, 2)
+    assert 0 <= x.min() and x.max() <= 1 and np.allclose(y[..., 1], x[..., 0])
+    assert np.all(np.abs(y[..., 0]) <= np.pi + 1e-3)
+    # early in the curriculum only the 4 least strained samples are drawn: their phases are the targets
+    low = np.argsort(data.phase_range)[:4]
+    allowed = {np.sort(np.abs(data.phase[i].astype(np.float32)).ravel())[-50:].round(2).tobytes() for i in low}
+    for b in range(4):
+        assert np.sort(np.abs(y[b, ..., 0]).ravel())[-50:].round(2).tobytes() in allowed
+    # larger sets than the grid are centre-cropped
+    assert PhaseSet([tiny_sets / "train"], 16, max_samples=2).expected.shape == (2, 16, 16, 16)
+
+
+@pytest.mark.slow
+def test_train_phase_cli_checkpoints_resumes_and_exports(tiny_sets, tmp_path):
+    from napari_bcdi_dl.cli import main
+    from napari_bcdi_dl.models.registry import load_model
+
+    out, export = tmp_path / "run", tmp_path / "w" / "phase_tiny.keras"
+    common = ["train", "phase", "--data", str(tiny_sets / "train"), "--val", str(tiny_sets / "val"),
+              "--out", str(out), "--export", str(export), "--batch", "2", "--steps-per-epoch", "2",
+              "--base", "4", "--depth", "2", "--growth", "2", "--quiet"]
+    assert main(common + ["--steps", "2"]) == 0
+    state = json.loads((out / "checkpoints" / json.loads(json.dumps((out / "checkpoints" / "latest")
+                                                                    .read_text().strip())) / "state.json").read_text())
+    assert state["step"] == 2
+    assert main(common + ["--steps", "4", "--resume"]) == 0
+    log = json.loads((out / "log.json").read_text())
+    assert [r["step"] for r in log] == [2, 4] and "val_wca" in log[-1]
+    card = json.loads(export.with_suffix(".json").read_text())
+    assert card["grid"] == 32 and card["kind"] == "phase" and "bcdi-dl train phase" in card["command"]
+    model = load_model(str(export), fresh=True)
+    assert model.input_shape == (None, 32, 32, 32, 1)
+    assert export.stat().st_size < 2e6  # no optimizer state in the exported file
+    x = log_normalise(simulate_pattern(32, seed=1).intensity)
+    assert np.all(np.isfinite(np.asarray(model(x[None, ..., None]))))
