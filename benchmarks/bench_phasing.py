@@ -12,7 +12,8 @@
     (or set COHERE_PYTHON). Without it, (b) is skipped.
 (c) peak memory of ``phase()`` at 256³, in units of one complex64 array of that shape (target < 6),
     measured in a fresh subprocess both with tracemalloc (numpy's allocations) and as the growth of the
-    process's peak resident memory (VmHWM − VmRSS before the call: everything, FFT scratch included).
+    process's peak resident memory (VmHWM, reset just before the call, − VmRSS before the call: everything,
+    FFT scratch included).
 
 Timings on a shared machine are noisy: each figure is the minimum over interleaved repetitions (the least
 disturbed), with the median beside it.
@@ -143,6 +144,11 @@ MEM_SCRIPT = textwrap.dedent(
                 if line.startswith(key):
                     return int(line.split()[1]) * 1024
     rss0 = status("VmRSS:")
+    try:  # reset the peak (VmHWM) to the current RSS: make_data's own peak must not count
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
     tracemalloc.start()
     res = phase(data, recipe=recipe, runs=1, seed=0, llk_every=2, backend="numpy")
     cur, peak = tracemalloc.get_traced_memory()

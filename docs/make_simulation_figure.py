@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from napari_bcdi_dl.core.simulate import simulate_pattern
+from napari_bcdi_dl.core.simulate import simulate_pattern  # noqa: E402
 
 CASES = [
     dict(

@@ -199,7 +199,8 @@ def export_model(model, path: str | Path, meta: dict) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    bare = keras().models.clone_model(model)  # uncompiled copy: the file holds no optimizer state
+    # an uncompiled copy: the file holds no optimizer state and no reference to the loss function
+    bare = keras().Model.from_config(model.get_config())
     bare.set_weights(model.get_weights())
     save_model_atomic(bare, path)
     with atomic_path(path.with_suffix(".json")) as tmp:

@@ -193,3 +193,14 @@ def test_initial_support_can_be_given():
     np.testing.assert_array_equal(back, sup)
     with pytest.raises(BCDIError, match="empty"):
         phase(data, recipe="ER", support=np.zeros_like(sup))
+
+
+def test_positivity_and_detwin_steps_run():
+    data, _, _ = simulate(n=32, size=10)
+    res = phase(data, recipe="HIO**10, DETWIN**5, pos=on, HIO**5, RAAR**5, ER**5", backend="numpy")
+    rec = res.best
+    assert np.isfinite(rec.llk) and rec.obj.dtype == np.complex64
+    inside = rec.support.astype(bool)
+    assert rec.history[-1]["algorithm"] == "final"
+    assert "pos=on" in rec.meta["recipe"] and "DETWIN**5" in rec.meta["recipe"]
+    assert inside.sum() > 0

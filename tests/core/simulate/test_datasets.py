@@ -165,6 +165,31 @@ def test_cancelled_then_resumed_run_is_complete_and_identical(tmp_path):
     _same(load_dataset(ref), load_dataset(out))
 
 
+def test_cancelled_parallel_run_leaves_whole_shards_only(tmp_path):
+    token = threading.Event()
+
+    def progress(done, total):
+        if done >= 2:
+            token.set()
+
+    out = tmp_path / "par"
+    with pytest.raises(Cancelled):
+        generate_dataset(
+            "inpaint", out, n=40, size=64, seed=4, workers=2, shard_size=4, progress=progress, cancel=token
+        )
+    m = read_manifest(out)
+    assert not m["complete"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["manifest.json", *m["shards"]])  # no partial shard, nothing unrecorded
+    generate_dataset("inpaint", out, n=40, size=64, seed=4, workers=1, shard_size=4)
+    data = load_dataset(out, keys=["patches", "index"])
+    np.testing.assert_array_equal(data["index"], np.arange(40))
+    s = D.crop_inpaint_sample(
+        D.draw_inpaint_pattern(64, D.sample_seed(4, "inpaint", 37)), D.sample_seed(4, "inpaint", 37, stream=1)
+    )
+    np.testing.assert_array_equal(data["patches"][37], s["patches"])
+
+
 def test_killed_process_then_resumed_run_is_complete_and_identical(tmp_path):
     """SIGKILL of a real `bcdi-dl dataset` process mid-run, then the same command again."""
     out = tmp_path / "killed"

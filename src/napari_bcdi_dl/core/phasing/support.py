@@ -79,7 +79,7 @@ def autocorrelation_support_native(be: Backend, intensity_native: Any, threshold
     the inverse FFT of the intensity; its extent is twice the object's, which shrink-wrap then reduces.
     """
     xp = be.xp
-    ac = be.asarray(intensity_native, dtype=np.complex64).copy()
+    ac = be.xp.array(intensity_native, dtype=np.complex64)  # a new complex array
     ac = be.ifftn_(ac)
     mod = xp.abs(ac)
     del ac

@@ -30,6 +30,7 @@ import signal
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -394,6 +395,7 @@ def generate_dataset(
     if (outdir / MANIFEST).exists():
         manifest = read_manifest(outdir)
         old = {k: manifest.get(k) for k in wanted}
+        old["patches_per_pattern"] = manifest.get("patches_per_pattern", 1)  # absent from the first manifests
         if old != wanted or (shard_size is not None and int(shard_size) != manifest["shard_size"]):
             raise BCDIError(
                 f"{outdir} holds a dataset made with {old} and shard size {manifest['shard_size']}, "
@@ -497,6 +499,7 @@ def _run_pool(
         workers, mp_context=ctx, initializer=_worker_init, initargs=(stop, ticks, os.getpid())
     )
     futures = {}
+    recorded: set = set()
     try:
         for i, start, count in todo:
             fut = ex.submit(_write_shard, kind, str(outdir), i, start, count, size, seed, per_pattern)
@@ -509,7 +512,14 @@ def _run_pool(
                     in_flight += ticks.get_nowait()
             for fut in finished:
                 i, start, count = futures[fut]
-                fut.result()  # re-raises a worker's error here
+                recorded.add(shard_name(i))
+                try:
+                    fut.result()  # re-raises a worker's error here
+                except BrokenProcessPool:
+                    raise BCDIError(
+                        f"a worker process died while writing shard {i} (out of memory?): "
+                        "run the same command again to resume, with fewer workers if it happens again"
+                    ) from None
                 completed(i, start, count)
                 done += count
                 in_flight -= count
@@ -519,6 +529,15 @@ def _run_pool(
         for fut in futures:
             fut.cancel()
         ex.shutdown(wait=True, cancel_futures=True)
+        # Shards that were finished when we stopped are kept: record them before giving up.
+        for fut, (i, start, count) in futures.items():
+            if (
+                shard_name(i) not in recorded
+                and fut.done()
+                and not fut.cancelled()
+                and fut.exception() is None
+            ):
+                completed(i, start, count)
         raise
     finally:
         ex.shutdown(wait=True)
