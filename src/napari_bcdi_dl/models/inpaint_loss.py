@@ -70,15 +70,30 @@ def gradient_l1(y_true: Any, y_pred: Any) -> Any:
 
 
 def _box(x: Any, size: int) -> Any:
+    """Mean over a ``size``-box around each voxel (zero padding), separable, by cumulative sums.
+
+    ``average_pool`` with stride 1 does the same but its gradient is ~100× slower on the CPU.
+    """
     ops = keras().ops
-    nd = len(x.shape) - 2
-    return ops.average_pool(x, pool_size=(size,) * nd, strides=(1,) * nd, padding="same")
+    r = size // 2
+    nd = len(x.shape)
+    for ax in range(1, nd - 1):
+        n = x.shape[ax]
+        pad = [[0, 0]] * nd
+        pad[ax] = [r + 1, r]
+        c = ops.cumsum(ops.pad(x, pad), axis=ax)
+        hi = [slice(None)] * nd
+        lo = [slice(None)] * nd
+        hi[ax] = slice(2 * r + 1, 2 * r + 1 + n)
+        lo[ax] = slice(0, n)
+        x = c[tuple(hi)] - c[tuple(lo)]
+    return x / float(size ** (nd - 2))
 
 
 def ssim_term(y_true: Any, y_pred: Any, *, size: int = 5, c1: float = 1e-4, c2: float = 9e-4) -> Any:
     """Per-sample mean local SSIM over the voxels whose ``size``-box touches the gap, shape (batch,).
 
-    Local means, variances and covariance come from a box filter (``average_pool``, stride 1). The
+    Local means, variances and covariance come from a ``size``-box filter (:func:`_box`). The
     constants are the usual ``(0.01·L)²`` and ``(0.03·L)²`` for a dynamic range L = 1.
     """
     ops = keras().ops

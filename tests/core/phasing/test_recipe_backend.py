@@ -87,3 +87,19 @@ def test_backend_here_is_numpy_and_ffts_in_place(monkeypatch):
     np.testing.assert_allclose(b, ref, rtol=0, atol=1e-3 * np.abs(ref).max())
     c = be.ifftn_(b)
     assert np.shares_memory(a, c)
+
+
+def test_insert_detwin():
+    from napari_bcdi_dl.core.phasing.recipe import insert_detwin
+
+    steps = insert_detwin(parse_recipe("HIO**400, RAAR**1000, ER**300"))
+    assert [(s.algorithm, s.n) for s in steps] == [
+        ("HIO", 100), ("DETWIN", 40), ("HIO", 260), ("RAAR", 1000), ("ER", 300)
+    ]
+    assert total_iterations(steps) == 1700
+    short = parse_recipe("HIO**50, ER**50")
+    assert insert_detwin(short) == short  # too short: unchanged
+    own = parse_recipe("DETWIN**5, HIO**400")
+    assert insert_detwin(own) == own
+    split = insert_detwin(parse_recipe("HIO**60, RAAR**200"))
+    assert [(s.algorithm, s.n) for s in split] == [("HIO", 60), ("RAAR", 40), ("DETWIN", 40), ("RAAR", 120)]

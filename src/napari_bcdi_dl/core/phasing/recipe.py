@@ -23,7 +23,7 @@ of :func:`parse_recipe` may pass others.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import BCDIError
 
@@ -148,6 +148,32 @@ def parse_recipe(
     if not steps:
         raise _err("no algorithm step: add e.g. ER**100", recipe)
     return steps
+
+
+def insert_detwin(steps: list[Step], at: int = 100, n: int = 40) -> list[Step]:
+    """Put a ``DETWIN**n`` step at iteration ``at`` of a recipe that has none (PyNX's ``detwin=True``).
+
+    The HIO / RAAR step running at iteration ``at`` is split around it and gives up ``n`` of its iterations,
+    so the recipe's length is unchanged. Nothing is inserted if the recipe already detwins, is shorter than
+    ``at + n`` iterations before its first ER step, or runs ER at that point.
+    """
+    if any(s.algorithm == "DETWIN" for s in steps):
+        return list(steps)
+    out: list[Step] = []
+    done = 0
+    inserted = False
+    for s in steps:
+        if not inserted and s.algorithm in ("HIO", "RAAR") and done <= at < done + s.n and s.n - (at - done) > n:
+            first = at - done
+            if first:
+                out.append(replace(s, n=first))
+            out.append(replace(s, algorithm="DETWIN", n=n))
+            out.append(replace(s, n=s.n - first - n))
+            inserted = True
+        else:
+            out.append(s)
+        done += s.n
+    return out
 
 
 def total_iterations(steps: list[Step]) -> int:

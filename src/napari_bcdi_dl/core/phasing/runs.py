@@ -2,7 +2,8 @@
 
 Each run: initial support from the autocorrelation of the data (or the support given), a random start
 ``ifftn(sqrt(I) · exp(iφ))`` with uniform random phases, restricted to the support and scaled to the data,
-then the recipe's steps with shrink-wrap every ``sup`` iterations (σ decaying from σ₀ to σ₁ over the run),
+then the recipe's steps (with a detwinning step inserted, see ``detwin``) with shrink-wrap every ``sup``
+iterations (σ decaying from σ₀ to σ₁ over the run),
 a final support projection and Poisson scaling. A support that collapses or explodes (outside
 ``[min_support, max_support]`` of the array) restarts the run from a new random start with the threshold
 moved the other way (×0.8 if too small, ×1.25 if too large), at most ``max_retries`` times.
@@ -27,7 +28,7 @@ from ..progress import CancelToken, ProgressFn, report
 from ..types import Reconstruction
 from .modes import first_mode_of
 from .operators import Engine, PreparedData, prepare_data, to_native
-from .recipe import DEFAULT_RECIPE, Step, format_recipe, parse_recipe, total_iterations
+from .recipe import DEFAULT_RECIPE, Step, format_recipe, insert_detwin, parse_recipe, total_iterations
 from .support import SupportFractionError, autocorrelation_support_native, sigma_at
 
 SELECT = ("llk_free", "llk", "sharpness")
@@ -103,7 +104,7 @@ def run_recipe(
     """Run parsed ``steps`` on ``engine``; returns the history. ``tick()`` is called every iteration.
 
     Support updates happen after every ``step.support_period``-th iteration of the run (never after the
-    last one); LLK is recorded every ``llk_every`` iterations and at the last.
+    last one); LLK is recorded at the first iteration and every ``llk_every`` iterations.
     """
     total = total_iterations(list(steps))
     history: list = []
@@ -203,6 +204,7 @@ def phase(
     max_retries: int = 3,
     beta: float = 0.9,
     positivity: bool = False,
+    detwin: bool = True,
     free_fraction: float = 0.05,
     llk_every: int = 10,
     select: str = "llk_free",
@@ -230,6 +232,9 @@ def phase(
     max_retries : retries of a run whose support left the allowed range.
     beta : default β of HIO / RAAR (a recipe's ``beta=`` or ``HIO(0.7)`` overrides it).
     positivity : positivity constraint by default (a recipe's ``pos=`` overrides it).
+    detwin : if the recipe has no ``DETWIN`` step, run 40 of its HIO/RAAR iterations from iteration 100 on
+        a half support (``recipe.insert_detwin``, PyNX's ``detwin=True``): it breaks the object/twin
+        symmetry that otherwise leaves some runs a mixture of both (mostly with near-centrosymmetric crystals).
     free_fraction : fraction of voxels kept free for the free LLK.
     llk_every : LLK recorded every this many iterations (0: only at the end).
     select : ``"llk_free"`` (default), ``"llk"`` or ``"sharpness"``.
@@ -247,6 +252,8 @@ def phase(
     if runs < 1:
         raise BCDIError(f"number of runs must be at least 1, got {runs}")
     steps = parse_recipe(recipe, support_period=support_period, beta=beta, positivity=positivity)
+    if detwin:
+        steps = insert_detwin(steps)
     n_it = total_iterations(steps)
     data = prepare_data(intensity, mask, free_fraction=free_fraction, seed=seed, backend=backend)
     be = data.be

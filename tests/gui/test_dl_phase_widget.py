@@ -1,0 +1,95 @@
+"""The DL phase widget end to end in a real napari viewer (Xvfb), with the shipped model, on the measured
+pattern ``cdinn_exp_crop64.npz``: predict (phase over the intensity, unrefined object), refine, both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+TIMEOUT_MS = 240_000
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer, real_pattern):
+    from napari_bcdi_dl.widgets.dl_phase import DLPhaseWidget
+
+    viewer = make_napari_viewer()
+    data = viewer.add_image(real_pattern, name="cdinn", scale=(2.0, 1.0, 1.0),
+                            metadata={"bcdi": {"kind": "intensity", "voxel_size_nm": [10.0, 8.0, 8.0]}})
+    w = DLPhaseWidget(viewer)
+    viewer.window.add_dock_widget(w, name="DL phase")
+    return viewer, w, data
+
+
+@pytest.fixture
+def notes():
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+    return lambda: [(str(n.severity).lower(), n.message) for n in notification_manager.records[start:]]
+
+
+def _layer(viewer, name):
+    return next(layer for layer in viewer.layers if layer.name == name)
+
+
+def test_predict_then_refine_then_both(viewer_widget, qtbot, notes, real_pattern):
+    viewer, w, data = viewer_widget
+    assert w.data_combo.currentText() == "cdinn"
+    before = np.array(data.data, copy=True)
+
+    job = w.predict()
+    assert job is not None
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        pass
+    assert not [m for s, m in notes() if s == "error"], notes()
+    ph = _layer(viewer, "cdinn predicted phase")
+    assert ph.data.shape == real_pattern.shape and tuple(ph.scale) == (2.0, 1.0, 1.0)
+    assert ph.colormap.name == "twilight" and np.isfinite(ph.data).all() and np.abs(ph.data).max() <= np.pi + 1e-5
+    for suffix in ("modulus", "phase", "support"):
+        layer = _layer(viewer, f"cdinn DL unrefined {suffix}")
+        assert layer.data.shape == real_pattern.shape and tuple(layer.scale) == (10.0, 8.0, 8.0)
+    assert _layer(viewer, "cdinn DL unrefined support").data.sum() > 0
+    assert "predicted on 32³" in w.status.text()
+
+    w.iter_spin.setValue(20)
+    job = w.refine()
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        pass
+    assert not [m for s, m in notes() if s == "error"], notes()
+    mod = _layer(viewer, "cdinn DL modulus")
+    info = mod.metadata["bcdi"]
+    assert info["method"] == "dl" and np.isfinite(info["llk"]) and info["object"].dtype == np.complex64
+    phase = _layer(viewer, "cdinn DL phase")
+    assert phase.colormap.name == "twilight" and tuple(phase.contrast_limits) == pytest.approx((-np.pi, np.pi))
+    assert "free LLK" in w.status.text()
+
+    n_layers = len(viewer.layers)
+    job = w.predict_and_refine()
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        pass
+    assert len(viewer.layers) == n_layers  # the layers were updated, not duplicated
+    assert np.array_equal(data.data, before)  # the input layer is untouched
+
+
+def test_errors_are_notifications(viewer_widget, qtbot, notes):
+    viewer, w, data = viewer_widget
+    assert w.refine() is None  # nothing predicted yet
+    assert any("press Predict first" in m for s, m in notes() if s == "error")
+    viewer.layers.remove(data)
+    assert w.predict() is None
+    assert any("no intensity layer" in m for s, m in notes() if s == "error")
+
+
+def test_cancel(viewer_widget, qtbot):
+    viewer, w, data = viewer_widget
+    w.iter_spin.setValue(5000)
+    job = w.predict_and_refine()
+    qtbot.waitUntil(lambda: job.worker is not None, timeout=5000)
+    w.cancel()
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        pass
+    assert job.cancelled
+    assert w.predict_button.isEnabled() and not w.cancel_button.isEnabled()
