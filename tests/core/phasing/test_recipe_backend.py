@@ -94,7 +94,11 @@ def test_insert_detwin():
 
     steps = insert_detwin(parse_recipe("HIO**400, RAAR**1000, ER**300"))
     assert [(s.algorithm, s.n) for s in steps] == [
-        ("HIO", 100), ("DETWIN", 40), ("HIO", 260), ("RAAR", 1000), ("ER", 300)
+        ("HIO", 100),
+        ("DETWIN", 40),
+        ("HIO", 260),
+        ("RAAR", 1000),
+        ("ER", 300),
     ]
     assert total_iterations(steps) == 1700
     short = parse_recipe("HIO**50, ER**50")

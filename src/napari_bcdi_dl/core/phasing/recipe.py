@@ -163,7 +163,12 @@ def insert_detwin(steps: list[Step], at: int = 100, n: int = 40) -> list[Step]:
     done = 0
     inserted = False
     for s in steps:
-        if not inserted and s.algorithm in ("HIO", "RAAR") and done <= at < done + s.n and s.n - (at - done) > n:
+        if (
+            not inserted
+            and s.algorithm in ("HIO", "RAAR")
+            and done <= at < done + s.n
+            and s.n - (at - done) > n
+        ):
             first = at - done
             if first:
                 out.append(replace(s, n=first))
