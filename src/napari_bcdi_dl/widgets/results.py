@@ -1,0 +1,703 @@
+"""The **Results** dock widget: post-process a reconstruction, compare several, export.
+
+Reconstruction
+    *Reconstruction* lists the viewer's reconstructions: modulus layers whose ``metadata["bcdi"]`` holds the
+    complex object (``"obj"``, ``"object"`` or a ``"reconstruction"``: phasing and DL phase widgets), complex
+    Image layers, and ``"<name> modulus"`` + ``"<name> phase"`` pairs opened by the reader. *File…* reads a
+    CXI/npz result (PyNX, cdiutils, this project) in a worker and adds it to the list (no layer added).
+    Geometry fields (energy keV, distance m, pixel m, rocking step deg, hkl, lattice nm) and the voxel size
+    (nm, used when the geometry is incomplete) are pre-filled from ``metadata["bcdi"]``.
+
+Post-process (``core.postprocess.postprocess`` in the worker) adds or replaces, for output name ``<name>``:
+    ``"<name> modulus"`` (gray, ``rendering="iso"`` in 3D, *Iso threshold* slider → ``iso_threshold``),
+    ``"<name> phase"`` (twilight over ±π, the phase wrapped for display) and ``"<name> strain"`` (PiYG,
+    symmetric contrast limits at the 99.5th percentile of |strain|), phase and strain NaN outside the support
+    (napari draws NaN as transparent). All have ``scale`` = voxel size (nm) and units nm. The strain
+    statistics and a histogram are drawn below. The numeric result (0 outside the support) is kept as
+    ``self.result`` and in the modulus layer's ``metadata["bcdi"]["strain_result"]``.
+
+Compare: tick two or more reconstructions; the first ticked is the reference. In the worker each is
+    registered onto it (twin, translation, global phase: ``core.metrics.compare``/``register``); the widget
+    adds ``"compare <name> phase"`` layers (same ±π limits, linked contrast) and ``"compare <ref> − <name>
+    phase diff"`` layers (phase difference inside the common support), switches napari to grid mode, and
+    fills the metrics table (LLK, free LLK, χ², PRTF resolution when the intensity is known, sharpness,
+    error and phase RMSE vs the first). The intensity is the ``data_layer`` of the reconstruction's metadata,
+    or the one chosen under *Intensity*.
+
+Export (of the last post-processed result): CXI (the complex object in PyNX's result layout,
+    ``core.io.write_cxi_result``), npz with cdiutils-like keys and VTI for ParaView (``core.export``), all
+    atomic and never over the source file.
+
+Input layers and files are never modified. Errors become napari notifications.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor, QPainter
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import BCDIError
+from ..core.types import Geometry
+from ._results_jobs import Source, compare_sources, read_source
+from ._worker import Job, run_job
+
+log = logging.getLogger(__name__)
+
+RESULT_FILTER = "Reconstructions (*.cxi *.h5 *.npz);;All files (*)"
+STRAIN_CMAP = "PiYG"
+PHASE_CMAP = "twilight"
+OWN_KINDS = ("result_modulus", "result_phase", "result_strain", "compare_phase", "compare_diff")
+TABLE_COLUMNS = ("reconstruction", "method", "LLK", "free LLK", "χ²", "PRTF res.", "sharpness",
+                 "error vs 1st", "phase RMSE (rad)", "twin")
+
+
+def _notify_error(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(message)
+
+
+def _notify_info(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(message)
+
+
+def _guarded(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BCDIError as err:
+            _notify_error(f"Results: {err}")
+        except Exception as err:  # a bug must not take napari down: tell the user
+            log.exception("Results: %s failed", method.__name__)
+            _notify_error(f"Results: {method.__name__} failed: {type(err).__name__}: {err}")
+        return None
+
+    return wrapper
+
+
+def _bcdi(layer) -> dict:
+    return (getattr(layer, "metadata", None) or {}).get("bcdi") or {}
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    try:
+        return format(float(v), spec) if np.isfinite(float(v)) else "n/a"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _float_or_none(text: str, what: str) -> Optional[float]:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise BCDIError(f"{what} '{text}' is not a number: type a number or leave it empty") from None
+    if not np.isfinite(v) or v <= 0:
+        raise BCDIError(f"{what} {v} must be positive: type a positive number or leave it empty")
+    return v
+
+
+def _numbers(text: str, n: int, what: str, kind=float) -> Optional[tuple]:
+    parts = text.replace(",", " ").split()
+    if not parts:
+        return None
+    try:
+        vals = tuple(kind(p) for p in parts)
+    except ValueError:
+        raise BCDIError(f"{what} '{text}': type {n} numbers separated by spaces") from None
+    if len(vals) == 1 and n > 1 and kind is float:
+        vals = vals * n
+    if len(vals) != n:
+        raise BCDIError(f"{what} '{text}': type {n} numbers separated by spaces")
+    return vals
+
+
+# -------------------------------------------------------------------------------------------- histogram
+class StrainHistogram(QWidget):
+    """A small bar chart of the strain inside the support, drawn with QPainter."""
+
+    def __init__(self, bins: int = 41) -> None:
+        super().__init__()
+        self.bins = bins
+        self.counts = np.zeros(0)
+        self.limits = (-1.0, 1.0)
+        self.setMinimumHeight(80)
+
+    def set_values(self, values: np.ndarray, limit: float) -> None:
+        self.limits = (-limit, limit)
+        self.counts, _ = np.histogram(np.clip(values, -limit, limit), bins=self.bins, range=self.limits)
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt name
+        p = QPainter(self)
+        try:
+            w, h = self.width(), self.height()
+            p.fillRect(0, 0, w, h, QColor(38, 41, 48))
+            if self.counts.size == 0 or self.counts.max() == 0:
+                return
+            bar = w / self.counts.size
+            top = float(self.counts.max())
+            for i, c in enumerate(self.counts):
+                frac = i / max(self.counts.size - 1, 1)  # magenta (−) → grey (0) → green (+), like PiYG
+                col = QColor(197, 27, 125) if frac < 0.45 else QColor(77, 146, 33) if frac > 0.55 else \
+                    QColor(200, 200, 200)
+                bh = int(round((h - 4) * c / top))
+                p.fillRect(int(i * bar), h - bh, max(int(bar) - 1, 1), bh, col)
+            p.setPen(QColor(230, 230, 230))
+            p.drawLine(w // 2, 0, w // 2, h)
+        finally:
+            p.end()
+
+
+# ------------------------------------------------------------------------------------------------ widget
+class ResultsWidget(QWidget):
+    """Dock widget *Results* (see the module docstring)."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.job: Optional[Job] = None
+        self.result = None  # last StrainResult
+        self.result_source: Optional[Source] = None
+        self.comparison: Optional[dict] = None
+        self._files: dict[str, Source] = {}  # "file: <name>" -> Source read from a file
+        self._build()
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._refresh_sources)
+        layers.events.removed.connect(self._refresh_sources)
+        self._refresh_sources()
+
+    # --- construction ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.source_combo = QComboBox()
+        self.source_combo.currentIndexChanged.connect(self._on_source_changed)
+        self.file_button = QPushButton("File…")
+        self.file_button.clicked.connect(self._browse_file)
+        src_row = QHBoxLayout()
+        src_row.addWidget(self.source_combo, 1)
+        src_row.addWidget(self.file_button)
+
+        self.energy_edit, self.distance_edit, self.pixel_edit, self.step_edit = (QLineEdit() for _ in range(4))
+        self.hkl_edit, self.lattice_edit, self.voxel_edit, self.name_edit = (QLineEdit() for _ in range(4))
+        self.pixel_edit.setToolTip("detector pixel size in m: one number or 'rows cols'")
+        self.voxel_edit.setToolTip("voxel size (z y x) in nm, used when the geometry is incomplete")
+        self.hkl_edit.setPlaceholderText("h k l")
+        self.name_edit.setToolTip("output layers are '<name> modulus', '<name> phase', '<name> strain'")
+        box = QGroupBox("Reconstruction")
+        form = QFormLayout(box)
+        form.addRow("Source", src_row)
+        form.addRow("Energy (keV)", self.energy_edit)
+        form.addRow("Distance (m)", self.distance_edit)
+        form.addRow("Pixel (m)", self.pixel_edit)
+        form.addRow("Rocking step (°)", self.step_edit)
+        form.addRow("hkl", self.hkl_edit)
+        form.addRow("Lattice (nm)", self.lattice_edit)
+        form.addRow("Voxel (nm)", self.voxel_edit)
+        form.addRow("Output name", self.name_edit)
+        self.process_button = QPushButton("Post-process")
+        self.process_button.clicked.connect(lambda: self.process())
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.process_button)
+        run_row.addWidget(self.cancel_button)
+        form.addRow("", run_row)
+
+        self.iso_slider = QSlider(Qt.Horizontal)
+        self.iso_slider.setRange(1, 99)
+        self.iso_slider.setValue(30)
+        self.iso_slider.setToolTip("isosurface threshold of the modulus (3D), % of its maximum")
+        self.iso_slider.valueChanged.connect(self._on_iso_changed)
+        self.stats = QLabel("no result yet")
+        self.stats.setWordWrap(True)
+        self.histogram = StrainHistogram()
+        view_box = QGroupBox("Display")
+        vform = QFormLayout(view_box)
+        vform.addRow("Iso threshold", self.iso_slider)
+        vform.addRow(self.stats)
+        vform.addRow(self.histogram)
+
+        self.compare_list = QListWidget()
+        self.compare_list.setSelectionMode(QAbstractItemView.NoSelection)
+        self.compare_list.setMaximumHeight(110)
+        self.intensity_combo = QComboBox()
+        self.intensity_combo.setToolTip("diffraction data for χ², LLK and PRTF (auto: the reconstruction's own)")
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.clicked.connect(lambda: self.compare())
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        cmp_box = QGroupBox("Compare (the first ticked is the reference)")
+        cform = QFormLayout(cmp_box)
+        cform.addRow(self.compare_list)
+        cform.addRow("Intensity", self.intensity_combo)
+        cform.addRow(self.compare_button)
+        cform.addRow(self.table)
+
+        self.cxi_button = QPushButton("CXI…")
+        self.npz_button = QPushButton("npz (cdiutils)…")
+        self.vti_button = QPushButton("VTI…")
+        self.cxi_button.clicked.connect(lambda: self._browse_export("cxi"))
+        self.npz_button.clicked.connect(lambda: self._browse_export("npz"))
+        self.vti_button.clicked.connect(lambda: self._browse_export("vti"))
+        exp_box = QGroupBox("Export the post-processed result")
+        erow = QHBoxLayout(exp_box)
+        for b in (self.cxi_button, self.npz_button, self.vti_button):
+            erow.addWidget(b)
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        for w in (box, view_box, cmp_box, exp_box, self.status):
+            lay.addWidget(w)
+        lay.addStretch(1)
+        self._action_buttons = (self.process_button, self.compare_button, self.file_button, self.cxi_button,
+                                self.npz_button, self.vti_button)
+
+    # --- sources ----------------------------------------------------------------------------------
+    def _find(self, name: str):
+        return next((layer for layer in self.viewer.layers if layer.name == name), None)
+
+    @staticmethod
+    def _base(name: str) -> str:
+        return name[: -len(" modulus")] if name.endswith(" modulus") else name
+
+    def _is_source_layer(self, layer) -> bool:
+        from napari.layers import Image
+
+        if not isinstance(layer, Image):
+            return False
+        meta = _bcdi(layer)
+        if meta.get("kind") in OWN_KINDS:
+            return False
+        if any(meta.get(k) is not None for k in ("obj", "object", "reconstruction")):
+            return True
+        if np.iscomplexobj(layer.data) and getattr(layer.data, "ndim", 0) == 3:
+            return True
+        return (meta.get("kind") == "modulus" and layer.name.endswith(" modulus")
+                and isinstance(self._find(self._base(layer.name) + " phase"), Image))
+
+    def source_names(self) -> list[str]:
+        """Names offered as reconstructions: layer names, then ``"file: <name>"`` entries."""
+        return [lay.name for lay in self.viewer.layers if self._is_source_layer(lay)] + list(self._files)
+
+    def _refresh_sources(self, *_args) -> None:
+        try:
+            names = self.source_names()
+            current = self.source_combo.currentText()
+            self.source_combo.blockSignals(True)
+            self.source_combo.clear()
+            self.source_combo.addItems(names)
+            if current in names:
+                self.source_combo.setCurrentText(current)
+            self.source_combo.blockSignals(False)
+            checked = set(self.checked_names())
+            self.compare_list.clear()
+            for n in names:
+                item = QListWidgetItem(n)
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setCheckState(Qt.Checked if n in checked else Qt.Unchecked)
+                self.compare_list.addItem(item)
+            from napari.layers import Image
+
+            cur_i = self.intensity_combo.currentText()
+            self.intensity_combo.clear()
+            self.intensity_combo.addItem("(auto)")
+            self.intensity_combo.addItems([
+                lay.name for lay in self.viewer.layers
+                if isinstance(lay, Image) and _bcdi(lay).get("kind") in ("intensity", "inpainted")
+                and getattr(lay.data, "ndim", 0) == 3])
+            if cur_i:
+                self.intensity_combo.setCurrentText(cur_i)
+        except RuntimeError:  # the Qt widget is gone (dock closed): stop listening
+            self.viewer.layers.events.inserted.disconnect(self._refresh_sources)
+            self.viewer.layers.events.removed.disconnect(self._refresh_sources)
+            return
+        if self.source_combo.currentText() != current:
+            self._on_source_changed()
+
+    def checked_names(self) -> list[str]:
+        return [self.compare_list.item(i).text() for i in range(self.compare_list.count())
+                if self.compare_list.item(i).checkState() == Qt.Checked]
+
+    def set_checked(self, names) -> None:
+        """Tick exactly ``names`` in the compare list, in that order (the first is the reference)."""
+        names = list(names)
+        missing = [n for n in names if n not in self.source_names()]
+        if missing:
+            raise BCDIError(f"no reconstruction named {missing[0]!r}: choose one of {self.source_names()}")
+        items = [self.compare_list.takeItem(0) for _ in range(self.compare_list.count())]
+        items.sort(key=lambda it: names.index(it.text()) if it.text() in names else len(names))
+        for it in items:
+            it.setCheckState(Qt.Checked if it.text() in names else Qt.Unchecked)
+            self.compare_list.addItem(it)
+
+    def select_source(self, name: str) -> None:
+        name = getattr(name, "name", name)
+        self._refresh_sources()
+        if name not in self.source_names():
+            raise BCDIError(f"no reconstruction named {name!r}: choose one of {self.source_names()}")
+        self.source_combo.setCurrentText(str(name))
+        self._on_source_changed()
+
+    def source(self, name: str) -> Source:
+        """A :class:`Source` (private copies of the arrays) for a listed name."""
+        if name in self._files:
+            s = self._files[name]
+            return replace(s, obj=s.obj.copy(), support=None if s.support is None else s.support.copy())
+        layer = self._find(name)
+        if layer is None or not self._is_source_layer(layer):
+            raise BCDIError(f"no reconstruction layer named {name!r}: choose one in the list or open a file")
+        meta = _bcdi(layer)
+        rec = meta.get("reconstruction")
+        obj = next((meta[k] for k in ("obj", "object") if meta.get(k) is not None), None)
+        if obj is None and rec is not None:
+            obj = rec.obj
+        base = self._base(name)
+        if obj is None and np.iscomplexobj(layer.data):
+            obj = layer.data
+        if obj is None:  # reader pair "<base> modulus" + "<base> phase"
+            phase = np.asarray(self._find(base + " phase").data, np.float32)
+            obj = np.asarray(layer.data, np.float32) * np.exp(1j * phase)
+        obj = np.array(obj, dtype=np.complex64)  # a copy: the worker never sees layer data
+        support = meta.get("support")
+        if support is None and rec is not None:
+            support = rec.support
+        if support is None:
+            sup_layer = self._find(base + " support")
+            if sup_layer is not None and np.shape(sup_layer.data) == obj.shape:
+                support = sup_layer.data
+        geometry = meta.get("geometry")
+        data_layer = self._find(meta.get("data_layer") or "")
+        if geometry is None and data_layer is not None:
+            geometry = _bcdi(data_layer).get("geometry")
+        vs = meta.get("voxel_size_nm")
+        if vs is None and data_layer is not None:
+            vs = _bcdi(data_layer).get("voxel_size_nm")
+        if vs is None and any(abs(s - 1) > 1e-12 for s in layer.scale[-3:]):
+            vs = tuple(layer.scale[-3:])
+        llk = meta.get("llk", getattr(rec, "llk", None))
+        llk_free = meta.get("llk_free", getattr(rec, "llk_free", None))
+        method = meta.get("method") or getattr(rec, "method", None) or "unknown"
+        src = Source(name=base, obj=obj, support=None if support is None else (np.asarray(support) != 0)
+                     .astype(np.uint8), geometry=geometry if isinstance(geometry, Geometry) else None,
+                     voxel_size=None if vs is None else tuple(float(v) for v in vs), llk=llk, llk_free=llk_free,
+                     method=str(method), origin=name, path=meta.get("source"))
+        if data_layer is not None and getattr(data_layer.data, "shape", None) == obj.shape:
+            src.intensity = np.array(data_layer.data, np.float32)
+            mask_layer = self._find(data_layer.name + " gap mask")
+            if mask_layer is not None and np.shape(mask_layer.data) == obj.shape:
+                src.mask = (np.asarray(mask_layer.data) != 0).astype(np.uint8)
+        return src
+
+    def _on_source_changed(self, *_args) -> None:
+        name = self.source_combo.currentText()
+        if not name:
+            return
+        try:
+            src = self.source(name)
+        except BCDIError:
+            return
+        self.name_edit.setText(src.name)
+        g = src.geometry or Geometry()
+        px = g.pixel_size_m
+        values = (g.energy_kev, g.distance_m, None if px is None else " ".join(f"{v:g}" for v in px),
+                  g.rocking_step_deg, None if g.hkl is None else " ".join(str(int(v)) for v in g.hkl),
+                  g.lattice_nm, None if src.voxel_size is None else " ".join(f"{v:g}" for v in src.voxel_size))
+        edits = (self.energy_edit, self.distance_edit, self.pixel_edit, self.step_edit, self.hkl_edit,
+                 self.lattice_edit, self.voxel_edit)
+        for edit, v in zip(edits, values):
+            edit.setText("" if v is None else (v if isinstance(v, str) else f"{v:g}"))
+
+    def _geometry(self, base: Optional[Geometry]) -> Optional[Geometry]:
+        px = _numbers(self.pixel_edit.text(), 2, "pixel size (m)")
+        fields = dict(energy_kev=_float_or_none(self.energy_edit.text(), "energy (keV)"),
+                      distance_m=_float_or_none(self.distance_edit.text(), "distance (m)"),
+                      pixel_size_m=px, rocking_step_deg=_float_or_none(self.step_edit.text(), "rocking step (°)"),
+                      hkl=_numbers(self.hkl_edit.text(), 3, "hkl", int),
+                      lattice_nm=_float_or_none(self.lattice_edit.text(), "lattice (nm)"))
+        if base is None and all(v is None for v in fields.values()):
+            return None
+        return replace(base or Geometry(), **fields)
+
+    # --- jobs -------------------------------------------------------------------------------------
+    def _start(self, func: Callable, *args, desc: str, on_done: Callable, **kwargs) -> Optional[Job]:
+        if self.job is not None and self.job.running:
+            _notify_info(f"Results: busy with '{self.job.desc}'; wait or press Cancel")
+            return None
+        self.job = run_job(func, *args, desc=desc, on_done=on_done, **kwargs)
+        for b in self._action_buttons:
+            b.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.job.finished.connect(self._job_finished)
+        return self.job
+
+    def _job_finished(self) -> None:
+        try:
+            for b in self._action_buttons:
+                b.setEnabled(True)
+            self.cancel_button.setEnabled(False)
+        except RuntimeError:  # widget closed while the job ran
+            pass
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+
+    # --- files --------------------------------------------------------------------------------------
+    @_guarded
+    def open_file(self, path) -> Optional[Job]:
+        """Read a reconstruction file in a worker; it becomes ``"file: <name>"`` in the lists."""
+        p = Path(path)
+        if not p.exists():
+            raise BCDIError(f"{p} does not exist: choose an existing CXI/npz result file")
+
+        def done(src: Source) -> None:
+            key = f"file: {src.name}"
+            self._files[key] = src
+            self._refresh_sources()
+            self.select_source(key)
+            self.status.setText(f"{p.name}: {src.method}, shape {src.obj.shape}")
+
+        return self._start(read_source, str(p), desc=f"read {p.name}", on_done=done)
+
+    # --- post-processing ----------------------------------------------------------------------------
+    @_guarded
+    def process(self, name: Optional[str] = None) -> Optional[Job]:
+        """Post-process the chosen reconstruction in a worker and show modulus, phase and strain."""
+        from ..core.postprocess import postprocess
+
+        if name is not None:
+            self.select_source(name)
+        name = self.source_combo.currentText()
+        if not name:
+            raise BCDIError("no reconstruction: run the phasing, open a result file (File…) or add a complex "
+                            "Image layer")
+        src = self.source(name)
+        geometry = self._geometry(src.geometry)
+        hkl = geometry.hkl if geometry is not None else None
+        lattice = geometry.lattice_nm if geometry is not None else None
+        voxel = _numbers(self.voxel_edit.text(), 3, "voxel size (nm)")
+        if voxel is not None and any(v <= 0 for v in voxel):
+            raise BCDIError(f"voxel size {voxel} nm must be positive")
+        out_name = self.name_edit.text().strip() or src.name
+        src.geometry, src.voxel_size = geometry, voxel or src.voxel_size
+
+        def done(result) -> None:
+            self._show_result(out_name, src, result)
+
+        return self._start(postprocess, src.obj, src.support, geometry, hkl=hkl, lattice_nm=lattice,
+                           voxel_size_nm=voxel, desc=f"post-process {src.name}", on_done=done)
+
+    def _put(self, name: str, data: np.ndarray, kind: str, **kw):
+        """Add an Image layer, or replace the data of this widget's existing one of that name."""
+        layer = self._find(name)
+        if layer is not None and _bcdi(layer).get("kind") not in OWN_KINDS:
+            raise BCDIError(f"layer '{name}' exists and is not a Results layer: choose another output name")
+        meta = kw.pop("metadata", {})
+        meta.setdefault("bcdi", {})["kind"] = kind
+        if layer is not None:
+            layer.data = data
+            layer.metadata = meta
+            for key, value in kw.items():
+                if key in ("scale", "contrast_limits", "colormap", "iso_threshold"):
+                    setattr(layer, key, value)
+            return layer
+        return self.viewer.add_image(data, name=name, metadata=meta, **kw)
+
+    def _show_result(self, name: str, src: Source, result) -> None:
+        self.result, self.result_source = result, src
+        s = result.support != 0
+        scale = tuple(float(v) for v in result.voxel_size)
+        common = {"scale": scale, "units": "nm"}
+        mod = result.modulus
+        top = float(mod.max()) or 1.0
+        iso = self.iso_slider.value() / 100 * top
+        phase = np.where(s, np.angle(np.exp(1j * result.phase)), np.nan).astype(np.float32)
+        strain = np.where(s, result.strain, np.nan).astype(np.float32)
+        vals = result.strain[s]
+        lim = float(np.percentile(np.abs(vals), 99.5)) if vals.size else 0.0
+        lim = lim if lim > 0 else 1e-4
+        meta = {"bcdi": {"strain_result": result, "source": src.path, "origin": src.origin}}
+        self._put(f"{name} modulus", mod, "result_modulus", colormap="gray", contrast_limits=(0.0, top),
+                  rendering="iso", iso_threshold=iso, metadata=meta, **common)
+        self._put(f"{name} phase", phase, "result_phase", colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi),
+                  metadata={"bcdi": {"origin": src.origin}}, **common)
+        self._put(f"{name} strain", strain, "result_strain", colormap=STRAIN_CMAP, contrast_limits=(-lim, lim),
+                  metadata={"bcdi": {"origin": src.origin}}, **common)
+        self.result_name = name
+        self.histogram.set_values(vals, lim)
+        mean, std = (float(vals.mean()), float(vals.std())) if vals.size else (0.0, 0.0)
+        self.stats.setText(
+            f"strain in {vals.size} voxels ({result.frame} frame, voxel {', '.join(f'{v:.3g}' for v in scale)} "
+            f"nm): mean {mean:.3e}, std {std:.3e}, min {float(vals.min()) if vals.size else 0:.3e}, "
+            f"max {float(vals.max()) if vals.size else 0:.3e}; colour limits ±{lim:.2e}")
+        if result.notes:
+            self.status.setText("; ".join(str(n) for n in result.notes))
+
+    def _on_iso_changed(self, value: int) -> None:
+        layer = self._find(f"{getattr(self, 'result_name', '')} modulus")
+        if layer is not None and _bcdi(layer).get("kind") == "result_modulus":
+            top = float(np.max(layer.data)) or 1.0
+            layer.iso_threshold = value / 100 * top
+
+    # --- comparison ---------------------------------------------------------------------------------
+    @_guarded
+    def compare(self, names=None) -> Optional[Job]:
+        """Register the ticked reconstructions onto the first, show them in grid mode, fill the table."""
+        if names is not None:
+            self.set_checked(names)
+        names = self.checked_names()
+        if len(names) < 2:
+            raise BCDIError("tick at least two reconstructions in the Compare list")
+        sources = [self.source(n) for n in names]
+        chosen = self.intensity_combo.currentText()
+        if chosen and chosen != "(auto)":
+            layer = self._find(chosen)
+            if layer is not None:
+                data = np.array(layer.data, np.float32)
+                mask_layer = self._find(chosen + " gap mask")
+                mask = None if mask_layer is None else (np.asarray(mask_layer.data) != 0).astype(np.uint8)
+                for s in sources:
+                    s.intensity, s.mask = data, mask
+        return self._start(compare_sources, sources, desc=f"compare {len(sources)} reconstructions",
+                           on_done=lambda out: self._show_comparison(sources, out))
+
+    def _show_comparison(self, sources: list, out: dict) -> None:
+        self.comparison = out
+        ref = sources[0]
+        ref_sup = out["supports"][0] != 0
+        centre = np.angle(np.sum(out["aligned"][0][ref_sup])) if ref_sup.any() else 0.0
+        added = []
+        for src, obj, sup, diff in zip(sources, out["aligned"], out["supports"], out["differences"]):
+            scale = tuple(float(v) for v in (src.voxel_size or ref.voxel_size or (1.0, 1.0, 1.0)))
+            ph = np.where(sup != 0, np.angle(obj * np.exp(-1j * centre)), np.nan).astype(np.float32)
+            added.append(self._put(f"compare {src.name} phase", ph, "compare_phase", colormap=PHASE_CMAP,
+                                   contrast_limits=(-np.pi, np.pi), scale=scale,
+                                   metadata={"bcdi": {"origin": src.origin}}))
+            if diff is not None:
+                added.append(self._put(f"compare {ref.name} − {src.name} phase diff", diff, "compare_diff",
+                                       colormap=STRAIN_CMAP, contrast_limits=(-np.pi / 2, np.pi / 2),
+                                       scale=scale, metadata={"bcdi": {"origin": src.origin}}))
+        phases = [lay for lay in added if _bcdi(lay).get("kind") == "compare_phase"]
+        try:
+            from napari.experimental import link_layers
+
+            link_layers(phases, ("contrast_limits", "gamma"))
+        except Exception:  # noqa: BLE001 - linking is a convenience (already linked, older napari)
+            pass
+        for lay in self.viewer.layers:
+            lay.visible = any(lay is a for a in added)
+        self.viewer.grid.enabled = True
+        self._fill_table(out["rows"])
+        self.status.setText(f"compared {len(sources)} reconstructions to '{ref.name}' (grid mode on)")
+
+    def _fill_table(self, rows: list) -> None:
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            prtf = row.get("prtf_nm")
+            prtf_text = f"{prtf:.3g} nm" if prtf is not None else (
+                f"{row['prtf_voxels']:.3g} vox" if row.get("prtf_voxels") is not None else "n/a")
+            cells = (row["name"], row["method"], _fmt(row.get("llk")), _fmt(row.get("llk_free")),
+                     _fmt(row.get("chi2")), prtf_text, _fmt(row["sharpness"]), _fmt(row["error"], ".3g"),
+                     _fmt(row["phase_rmse"], ".3g"), _fmt(row["twin"]))
+            for c, text in enumerate(cells):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+
+    # --- export -------------------------------------------------------------------------------------
+    def _require_result(self):
+        if self.result is None or self.result_source is None:
+            raise BCDIError("nothing to export: post-process a reconstruction first")
+        return self.result, self.result_source
+
+    def _protect(self, src: Source) -> list:
+        return [p for p in (src.path,) if p]
+
+    def _export(self, func, path, what: str) -> Optional[Job]:
+        p = Path(path)
+        return self._start(func, str(p), desc=f"export {p.name}",
+                           on_done=lambda out: _notify_info(f"Results: {what} written to {out}"))
+
+    @_guarded
+    def export_cxi(self, path) -> Optional[Job]:
+        """Write the post-processed reconstruction's complex object in PyNX's CXI result layout."""
+        from ..core.io import write_cxi_result
+
+        _, src = self._require_result()
+        rec, geometry, protect = src.reconstruction(), src.geometry, self._protect(src)
+        return self._export(lambda p, progress=None, cancel=None: write_cxi_result(p, rec, geometry,
+                                                                                    protect=protect),
+                            path, "CXI")
+
+    @_guarded
+    def export_npz(self, path) -> Optional[Job]:
+        """Write the result as npz with cdiutils-like keys (``core.export.export_npz_cdiutils``)."""
+        from ..core.export import export_npz_cdiutils
+
+        result, src = self._require_result()
+        protect = self._protect(src)
+        return self._export(lambda p, progress=None, cancel=None: export_npz_cdiutils(p, result,
+                                                                                       protect=protect),
+                            path, "npz")
+
+    @_guarded
+    def export_vti(self, path) -> Optional[Job]:
+        """Write the result as a VTK ImageData file for ParaView (``core.export.export_vti``)."""
+        from ..core.export import export_vti
+
+        result, src = self._require_result()
+        protect = self._protect(src)
+        return self._export(lambda p, progress=None, cancel=None: export_vti(p, result, protect=protect),
+                            path, "VTI")
+
+    # --- dialogs ------------------------------------------------------------------------------------
+    def _browse_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a reconstruction", str(Path.cwd()), RESULT_FILTER)
+        if path:
+            self.open_file(path)
+
+    def _browse_export(self, kind: str) -> None:
+        name = getattr(self, "result_name", "result")
+        suffix = {"cxi": ".cxi", "npz": ".npz", "vti": ".vti"}[kind]
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}", str(Path.cwd() / (name + suffix)),
+                                              f"{kind.upper()} (*{suffix})")
+        if path:
+            if not path.lower().endswith(suffix):
+                path += suffix
+            {"cxi": self.export_cxi, "npz": self.export_npz, "vti": self.export_vti}[kind](path)
