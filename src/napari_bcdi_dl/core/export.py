@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -107,8 +107,8 @@ def export_vti(path: os.PathLike | str, result: StrainResult, *, binary: bool = 
     parts = [
         '<?xml version="1.0"?>\n',
         '<VTKFile type="ImageData" version="1.0" byte_order="LittleEndian" header_type="UInt64">\n',
-        f'  <ImageData WholeExtent="{extent}" Origin="0 0 0" Spacing="{vx!r} {vy!r} {vz!r}" '
-        'Direction="1 0 0 0 1 0 0 0 1">\n',
+        (f'  <ImageData WholeExtent="{extent}" Origin="0 0 0" Spacing="{vx!r} {vy!r} {vz!r}" '
+         'Direction="1 0 0 0 1 0 0 0 1">\n'),
         f'    <Piece Extent="{extent}">\n',
         '      <PointData Scalars="amplitude">\n',
     ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -22,16 +21,16 @@ class Source:
 
     name: str
     obj: np.ndarray
-    support: Optional[np.ndarray] = None
-    geometry: Optional[Geometry] = None
-    voxel_size: Optional[tuple] = None
-    llk: Optional[float] = None
-    llk_free: Optional[float] = None
+    support: np.ndarray | None = None
+    geometry: Geometry | None = None
+    voxel_size: tuple | None = None
+    llk: float | None = None
+    llk_free: float | None = None
     method: str = "unknown"
     origin: str = ""  # layer name or file path
-    path: Optional[str] = None  # the file it was read from (never written over)
-    intensity: Optional[np.ndarray] = None  # the data it was phased from, when known
-    mask: Optional[np.ndarray] = None
+    path: str | None = None  # the file it was read from (never written over)
+    intensity: np.ndarray | None = None  # the data it was phased from, when known
+    mask: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     def reconstruction(self) -> Reconstruction:
@@ -62,7 +61,7 @@ def read_source(path: str, *, progress=None, cancel=None) -> Source:
                   meta=dict(rec.meta))
 
 
-def _finite(v) -> Optional[float]:
+def _finite(v) -> float | None:
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -131,7 +130,7 @@ def compare_sources(sources: list, *, progress=None, cancel=None) -> dict:
             s = invert(sup) if cmp["twin"] else sup
             shift = np.asarray(cmp["shift"])
             if np.allclose(shift, np.round(shift)):
-                al_sup = np.roll(s, tuple(int(round(v)) for v in shift), axis=(0, 1, 2))
+                al_sup = np.roll(s, tuple(round(v) for v in shift), axis=(0, 1, 2))
             else:
                 al_sup = ndimage.shift(s.astype(np.float32), shift, order=1, mode="grid-wrap") >= 0.5
             common = ref_sup & al_sup

@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 from qtpy.QtCore import Qt
-from qtpy.QtGui import QColor, QPainter
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -64,6 +63,7 @@ from qtpy.QtWidgets import (
 from ..core.errors import BCDIError
 from ..core.types import Geometry
 from ._results_jobs import Source, compare_sources, read_source
+from ._results_view import TABLE_COLUMNS, StrainHistogram, _bcdi, _float_or_none, _numbers, table_cells
 from ._worker import Job, run_job
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,6 @@ RESULT_FILTER = "Reconstructions (*.cxi *.h5 *.npz);;All files (*)"
 STRAIN_CMAP = "PiYG"
 PHASE_CMAP = "twilight"
 OWN_KINDS = ("result_modulus", "result_phase", "result_strain", "compare_phase", "compare_diff")
-TABLE_COLUMNS = ("reconstruction", "method", "LLK", "free LLK", "χ²", "PRTF res.", "sharpness",
-                 "error vs 1st", "phase RMSE (rad)", "twin")
 
 
 def _notify_error(message: str) -> None:
@@ -103,86 +101,6 @@ def _guarded(method: Callable) -> Callable:
     return wrapper
 
 
-def _bcdi(layer) -> dict:
-    return (getattr(layer, "metadata", None) or {}).get("bcdi") or {}
-
-
-def _fmt(v, spec: str = ".4g") -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    try:
-        return format(float(v), spec) if np.isfinite(float(v)) else "n/a"
-    except (TypeError, ValueError):
-        return str(v)
-
-
-def _float_or_none(text: str, what: str) -> Optional[float]:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        raise BCDIError(f"{what} '{text}' is not a number: type a number or leave it empty") from None
-    if not np.isfinite(v) or v <= 0:
-        raise BCDIError(f"{what} {v} must be positive: type a positive number or leave it empty")
-    return v
-
-
-def _numbers(text: str, n: int, what: str, kind=float) -> Optional[tuple]:
-    parts = text.replace(",", " ").split()
-    if not parts:
-        return None
-    try:
-        vals = tuple(kind(p) for p in parts)
-    except ValueError:
-        raise BCDIError(f"{what} '{text}': type {n} numbers separated by spaces") from None
-    if len(vals) == 1 and n > 1 and kind is float:
-        vals = vals * n
-    if len(vals) != n:
-        raise BCDIError(f"{what} '{text}': type {n} numbers separated by spaces")
-    return vals
-
-
-# -------------------------------------------------------------------------------------------- histogram
-class StrainHistogram(QWidget):
-    """A small bar chart of the strain inside the support, drawn with QPainter."""
-
-    def __init__(self, bins: int = 41) -> None:
-        super().__init__()
-        self.bins = bins
-        self.counts = np.zeros(0)
-        self.limits = (-1.0, 1.0)
-        self.setMinimumHeight(80)
-
-    def set_values(self, values: np.ndarray, limit: float) -> None:
-        self.limits = (-limit, limit)
-        self.counts, _ = np.histogram(np.clip(values, -limit, limit), bins=self.bins, range=self.limits)
-        self.update()
-
-    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt name
-        p = QPainter(self)
-        try:
-            w, h = self.width(), self.height()
-            p.fillRect(0, 0, w, h, QColor(38, 41, 48))
-            if self.counts.size == 0 or self.counts.max() == 0:
-                return
-            bar = w / self.counts.size
-            top = float(self.counts.max())
-            for i, c in enumerate(self.counts):
-                frac = i / max(self.counts.size - 1, 1)  # magenta (−) → grey (0) → green (+), like PiYG
-                col = QColor(197, 27, 125) if frac < 0.45 else QColor(77, 146, 33) if frac > 0.55 else \
-                    QColor(200, 200, 200)
-                bh = int(round((h - 4) * c / top))
-                p.fillRect(int(i * bar), h - bh, max(int(bar) - 1, 1), bh, col)
-            p.setPen(QColor(230, 230, 230))
-            p.drawLine(w // 2, 0, w // 2, h)
-        finally:
-            p.end()
-
-
 # ------------------------------------------------------------------------------------------------ widget
 class ResultsWidget(QWidget):
     """Dock widget *Results* (see the module docstring)."""
@@ -190,10 +108,10 @@ class ResultsWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self.result = None  # last StrainResult
-        self.result_source: Optional[Source] = None
-        self.comparison: Optional[dict] = None
+        self.result_source: Source | None = None
+        self.comparison: dict | None = None
         self._files: dict[str, Source] = {}  # "file: <name>" -> Source read from a file
         self._build()
         layers = self.viewer.layers
@@ -295,7 +213,7 @@ class ResultsWidget(QWidget):
 
     @staticmethod
     def _base(name: str) -> str:
-        return name[: -len(" modulus")] if name.endswith(" modulus") else name
+        return name.removesuffix(" modulus")
 
     def _is_source_layer(self, layer) -> bool:
         from napari.layers import Image
@@ -433,7 +351,7 @@ class ResultsWidget(QWidget):
             src = self.source(name)
         except BCDIError:
             return
-        self.name_edit.setText(src.name)
+        self.name_edit.setText(self._free_name(src.name))
         g = src.geometry or Geometry()
         px = g.pixel_size_m
         values = (g.energy_kev, g.distance_m, None if px is None else " ".join(f"{v:g}" for v in px),
@@ -444,19 +362,25 @@ class ResultsWidget(QWidget):
         for edit, v in zip(edits, values):
             edit.setText("" if v is None else (v if isinstance(v, str) else f"{v:g}"))
 
-    def _geometry(self, base: Optional[Geometry]) -> Optional[Geometry]:
+    def _free_name(self, base: str) -> str:
+        """``base``, or ``"<base> results"`` when ``"<base> modulus"`` is a layer this widget did not make."""
+        layer = self._find(f"{base} modulus")
+        return base if layer is None or _bcdi(layer).get("kind") in OWN_KINDS else f"{base} results"
+
+    def _geometry(self, base: Geometry | None) -> Geometry | None:
         px = _numbers(self.pixel_edit.text(), 2, "pixel size (m)")
-        fields = dict(energy_kev=_float_or_none(self.energy_edit.text(), "energy (keV)"),
-                      distance_m=_float_or_none(self.distance_edit.text(), "distance (m)"),
-                      pixel_size_m=px, rocking_step_deg=_float_or_none(self.step_edit.text(), "rocking step (°)"),
-                      hkl=_numbers(self.hkl_edit.text(), 3, "hkl", int),
-                      lattice_nm=_float_or_none(self.lattice_edit.text(), "lattice (nm)"))
+        fields = {"energy_kev": _float_or_none(self.energy_edit.text(), "energy (keV)"),
+                  "distance_m": _float_or_none(self.distance_edit.text(), "distance (m)"),
+                  "pixel_size_m": px,
+                  "rocking_step_deg": _float_or_none(self.step_edit.text(), "rocking step (°)"),
+                  "hkl": _numbers(self.hkl_edit.text(), 3, "hkl", int),
+                  "lattice_nm": _float_or_none(self.lattice_edit.text(), "lattice (nm)")}
         if base is None and all(v is None for v in fields.values()):
             return None
         return replace(base or Geometry(), **fields)
 
     # --- jobs -------------------------------------------------------------------------------------
-    def _start(self, func: Callable, *args, desc: str, on_done: Callable, **kwargs) -> Optional[Job]:
+    def _start(self, func: Callable, *args, desc: str, on_done: Callable, **kwargs) -> Job | None:
         if self.job is not None and self.job.running:
             _notify_info(f"Results: busy with '{self.job.desc}'; wait or press Cancel")
             return None
@@ -481,7 +405,7 @@ class ResultsWidget(QWidget):
 
     # --- files --------------------------------------------------------------------------------------
     @_guarded
-    def open_file(self, path) -> Optional[Job]:
+    def open_file(self, path) -> Job | None:
         """Read a reconstruction file in a worker; it becomes ``"file: <name>"`` in the lists."""
         p = Path(path)
         if not p.exists():
@@ -498,7 +422,7 @@ class ResultsWidget(QWidget):
 
     # --- post-processing ----------------------------------------------------------------------------
     @_guarded
-    def process(self, name: Optional[str] = None) -> Optional[Job]:
+    def process(self, name: str | None = None) -> Job | None:
         """Post-process the chosen reconstruction in a worker and show modulus, phase and strain."""
         from ..core.postprocess import postprocess
 
@@ -515,7 +439,12 @@ class ResultsWidget(QWidget):
         voxel = _numbers(self.voxel_edit.text(), 3, "voxel size (nm)")
         if voxel is not None and any(v <= 0 for v in voxel):
             raise BCDIError(f"voxel size {voxel} nm must be positive")
-        out_name = self.name_edit.text().strip() or src.name
+        out_name = self.name_edit.text().strip() or self._free_name(src.name)
+        for suffix in (" modulus", " phase", " strain"):
+            layer = self._find(out_name + suffix)
+            if layer is not None and _bcdi(layer).get("kind") not in OWN_KINDS:
+                raise BCDIError(f"layer '{out_name}{suffix}' exists and is not a Results layer: choose another "
+                                "output name")
         src.geometry, src.voxel_size = geometry, voxel or src.voxel_size
 
         def done(result) -> None:
@@ -578,7 +507,7 @@ class ResultsWidget(QWidget):
 
     # --- comparison ---------------------------------------------------------------------------------
     @_guarded
-    def compare(self, names=None) -> Optional[Job]:
+    def compare(self, names=None) -> Job | None:
         """Register the ticked reconstructions onto the first, show them in grid mode, fill the table."""
         if names is not None:
             self.set_checked(names)
@@ -619,24 +548,19 @@ class ResultsWidget(QWidget):
             from napari.experimental import link_layers
 
             link_layers(phases, ("contrast_limits", "gamma"))
-        except Exception:  # noqa: BLE001 - linking is a convenience (already linked, older napari)
-            pass
+        except Exception:
+            log.debug("could not link the comparison layers", exc_info=True)
         for lay in self.viewer.layers:
             lay.visible = any(lay is a for a in added)
-        self.viewer.grid.enabled = True
+        grid = getattr(getattr(self.viewer, "canvas", None), "grid", None) or self.viewer.grid
+        grid.enabled = True
         self._fill_table(out["rows"])
         self.status.setText(f"compared {len(sources)} reconstructions to '{ref.name}' (grid mode on)")
 
     def _fill_table(self, rows: list) -> None:
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            prtf = row.get("prtf_nm")
-            prtf_text = f"{prtf:.3g} nm" if prtf is not None else (
-                f"{row['prtf_voxels']:.3g} vox" if row.get("prtf_voxels") is not None else "n/a")
-            cells = (row["name"], row["method"], _fmt(row.get("llk")), _fmt(row.get("llk_free")),
-                     _fmt(row.get("chi2")), prtf_text, _fmt(row["sharpness"]), _fmt(row["error"], ".3g"),
-                     _fmt(row["phase_rmse"], ".3g"), _fmt(row["twin"]))
-            for c, text in enumerate(cells):
+            for c, text in enumerate(table_cells(row)):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
 
@@ -649,13 +573,13 @@ class ResultsWidget(QWidget):
     def _protect(self, src: Source) -> list:
         return [p for p in (src.path,) if p]
 
-    def _export(self, func, path, what: str) -> Optional[Job]:
+    def _export(self, func, path, what: str) -> Job | None:
         p = Path(path)
         return self._start(func, str(p), desc=f"export {p.name}",
                            on_done=lambda out: _notify_info(f"Results: {what} written to {out}"))
 
     @_guarded
-    def export_cxi(self, path) -> Optional[Job]:
+    def export_cxi(self, path) -> Job | None:
         """Write the post-processed reconstruction's complex object in PyNX's CXI result layout."""
         from ..core.io import write_cxi_result
 
@@ -666,7 +590,7 @@ class ResultsWidget(QWidget):
                             path, "CXI")
 
     @_guarded
-    def export_npz(self, path) -> Optional[Job]:
+    def export_npz(self, path) -> Job | None:
         """Write the result as npz with cdiutils-like keys (``core.export.export_npz_cdiutils``)."""
         from ..core.export import export_npz_cdiutils
 
@@ -677,7 +601,7 @@ class ResultsWidget(QWidget):
                             path, "npz")
 
     @_guarded
-    def export_vti(self, path) -> Optional[Job]:
+    def export_vti(self, path) -> Job | None:
         """Write the result as a VTK ImageData file for ParaView (``core.export.export_vti``)."""
         from ..core.export import export_vti
 

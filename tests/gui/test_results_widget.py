@@ -1,0 +1,173 @@
+"""The Results widget in a real napari viewer: post-processing, comparison, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_bcdi_dl.core import io
+from napari_bcdi_dl.core.postprocess import invert, twin
+from napari_bcdi_dl.core.types import Geometry, Reconstruction
+
+pytestmark = pytest.mark.gui
+
+TIMEOUT_MS = 60_000
+VOXEL = (6.0, 5.0, 4.0)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    from napari_bcdi_dl.core.simulate import simulate_pattern
+
+    return simulate_pattern(size=32, seed=7, phase_range=2.0, max_counts=1e5)
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    from napari_bcdi_dl.widgets.results import ResultsWidget
+
+    viewer = make_napari_viewer()
+    widget = ResultsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Results")
+    return viewer, widget
+
+
+@pytest.fixture
+def notes():
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+    return lambda: [(str(n.severity), n.message) for n in notification_manager.records[start:]]
+
+
+def _errors(notes) -> list:
+    return [m for s, m in notes() if s.lower() == "error"]
+
+
+def wait(qtbot, job):
+    assert job is not None, "the widget refused to start the job"
+    qtbot.waitUntil(lambda: job.done, timeout=TIMEOUT_MS)
+    return job
+
+
+def _add_reconstruction(viewer, name, obj, support, **meta):
+    """A modulus layer as the phasing widgets make it: the complex object in metadata["bcdi"]."""
+    info = {"kind": "modulus", "obj": obj, "support": support, "llk": 0.5, "llk_free": 0.6, "method": "sim",
+            "voxel_size_nm": VOXEL, **meta}
+    return viewer.add_image(np.abs(obj), name=f"{name} modulus", metadata={"bcdi": info}, scale=VOXEL)
+
+
+def test_postprocess_adds_scaled_masked_layers(viewer_widget, qtbot, sim, notes):
+    viewer, w = viewer_widget
+    obj0, sup0 = sim.obj.copy(), sim.support.copy()
+    geometry = Geometry(hkl=(1, 1, 1), lattice_nm=0.3912)
+    layer = _add_reconstruction(viewer, "sim", sim.obj, sim.support, geometry=geometry)
+    assert w.source_names() == ["sim modulus"]
+    w.select_source("sim modulus")
+    assert w.hkl_edit.text() == "1 1 1" and w.lattice_edit.text() == "0.3912"
+    assert w.voxel_edit.text() == "6 5 4"
+    assert w.name_edit.text() == "sim results"  # "sim modulus" is the input: never overwritten
+    wait(qtbot, w.process())
+    assert not _errors(notes)
+    names = [lay.name for lay in viewer.layers]
+    assert names == ["sim modulus", "sim results modulus", "sim results phase", "sim results strain"]
+    mod, phase, strain = (viewer.layers[f"sim results {k}"] for k in ("modulus", "phase", "strain"))
+    for lay in (mod, phase, strain):
+        assert tuple(lay.scale) == pytest.approx(VOXEL)
+        assert all(str(u) == "nanometer" for u in lay.units)
+    assert mod.rendering == "iso" and mod.colormap.name == "gray"
+    assert phase.colormap.name == "twilight"
+    assert tuple(phase.contrast_limits) == pytest.approx((-np.pi, np.pi))
+    assert strain.colormap.name == "PiYG"
+    lo, hi = strain.contrast_limits
+    assert lo == pytest.approx(-hi) and hi > 0
+    s = w.result.support != 0
+    assert np.isnan(strain.data[~s]).all() and np.isfinite(strain.data[s]).all()
+    assert np.isnan(phase.data[~s]).all()
+    assert w.result.g_norm is not None and w.result.voxel_size == pytest.approx(VOXEL)
+    assert "strain in" in w.stats.text() and w.histogram.counts.sum() == s.sum()
+    w.iso_slider.setValue(50)
+    assert mod.iso_threshold == pytest.approx(0.5 * float(mod.data.max()))
+    # input unchanged
+    np.testing.assert_array_equal(layer.metadata["bcdi"]["obj"], obj0)
+    np.testing.assert_array_equal(layer.metadata["bcdi"]["support"], sup0)
+    np.testing.assert_array_equal(layer.data, np.abs(obj0))
+    # a second run replaces the layers, it does not add new ones
+    wait(qtbot, w.process())
+    assert len(viewer.layers) == 4
+
+
+def test_compare_truth_with_its_shifted_phase_offset_twin(viewer_widget, qtbot, sim, notes):
+    viewer, w = viewer_widget
+    data = viewer.add_image(sim.intensity, name="sim data", metadata={"bcdi": {"kind": "intensity"}})
+    shift = (3, -2, 1)
+    other = np.roll(twin(sim.obj), shift, axis=(0, 1, 2)) * np.exp(0.7j)
+    other_sup = np.roll(invert(sim.support), shift, axis=(0, 1, 2))
+    a = _add_reconstruction(viewer, "truth", sim.obj, sim.support, data_layer="sim data")
+    b = _add_reconstruction(viewer, "twin copy", other.astype(np.complex64), other_sup, data_layer="sim data",
+                            method="copy")
+    before = [np.array(x) for x in (a.data, b.data, a.metadata["bcdi"]["obj"], b.metadata["bcdi"]["obj"],
+                                    data.data)]
+    wait(qtbot, w.compare(["truth modulus", "twin copy modulus"]))
+    assert not _errors(notes)
+    rows = w.comparison["rows"]
+    assert [r["name"] for r in rows] == ["truth", "twin copy"]
+    assert rows[1]["twin"] and rows[1]["error"] < 1e-3 and rows[1]["phase_rmse"] < 1e-3
+    assert rows[0]["chi2"] is not None and rows[1]["chi2"] == pytest.approx(rows[0]["chi2"], rel=1e-3)
+    assert rows[0]["prtf_nm"] is not None
+    assert w.table.rowCount() == 2
+    header = [w.table.horizontalHeaderItem(c).text() for c in range(w.table.columnCount())]
+    err = float(w.table.item(1, header.index("error vs 1st")).text())
+    assert err == pytest.approx(0, abs=1e-3)
+    assert w.table.item(1, header.index("twin")).text() == "yes"
+    assert (getattr(getattr(viewer, "canvas", None), "grid", None) or viewer.grid).enabled
+    pa, pb = viewer.layers["compare truth phase"], viewer.layers["compare twin copy phase"]
+    assert tuple(pa.contrast_limits) == tuple(pb.contrast_limits) == pytest.approx((-np.pi, np.pi))
+    common = np.isfinite(pa.data) & np.isfinite(pb.data)
+    assert common.sum() > 0.9 * sim.support.sum()
+    d = viewer.layers["compare truth − twin copy phase diff"].data
+    assert np.nanmax(np.abs(d)) < 1e-2
+    assert not a.visible and pa.visible
+    after = [np.array(x) for x in (a.data, b.data, a.metadata["bcdi"]["obj"], b.metadata["bcdi"]["obj"],
+                                   data.data)]
+    for x, y in zip(before, after):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_file_source_and_exports(viewer_widget, qtbot, sim, tmp_path, notes):
+    viewer, w = viewer_widget
+    src = io.write_cxi_result(tmp_path / "pynx_result.cxi",
+                              Reconstruction(obj=sim.obj, support=sim.support, llk=0.4, method="pynx",
+                                             meta={"voxel_size_nm": VOXEL}))
+    raw = src.read_bytes()
+    wait(qtbot, w.open_file(src))
+    assert "file: pynx_result" in w.source_names()
+    assert w.source_combo.currentText() == "file: pynx_result"
+    assert w.voxel_edit.text() == "6 5 4"
+    w.hkl_edit.setText("0 0 2")
+    w.lattice_edit.setText("0.3912")
+    wait(qtbot, w.process())
+    assert not _errors(notes)
+    assert tuple(viewer.layers["pynx_result strain"].scale) == pytest.approx(VOXEL)
+    for fmt in ("cxi", "npz", "vti"):
+        wait(qtbot, getattr(w, f"export_{fmt}")(tmp_path / f"out.{fmt}"))
+    assert not _errors(notes)
+    with np.load(tmp_path / "out.npz") as f:
+        np.testing.assert_array_equal(f["het_strain"], w.result.strain)
+        np.testing.assert_allclose(f["voxel_size"], VOXEL)
+    back = io.read(tmp_path / "out.cxi")
+    np.testing.assert_allclose(back.data, sim.obj, rtol=1e-6)
+    assert (tmp_path / "out.vti").read_text().startswith("<?xml")
+    # exporting over the source file is refused, the source is unchanged
+    job = w.export_npz(src.with_suffix(".npz"))  # another name: fine
+    wait(qtbot, job)
+    assert src.read_bytes() == raw
+
+
+def test_errors_are_notifications(viewer_widget, qtbot, notes):
+    _viewer, w = viewer_widget
+    assert w.process() is None
+    assert w.compare() is None
+    assert w.export_vti("/tmp/never.vti") is None
+    errs = _errors(notes)
+    assert len(errs) == 3 and all(e.startswith("Results: ") for e in errs)
