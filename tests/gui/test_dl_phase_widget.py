@@ -61,7 +61,8 @@ def test_predict_then_refine_then_both(viewer_widget, qtbot, notes, real_pattern
     assert not [m for s, m in notes() if s == "error"], notes()
     mod = _layer(viewer, "cdinn DL modulus")
     info = mod.metadata["bcdi"]
-    assert info["method"] == "dl" and np.isfinite(info["llk"]) and info["object"].dtype == np.complex64
+    assert info["method"] == "dl" and np.isfinite(info["llk"]) and info["obj"].dtype == np.complex64
+    assert info["kind"] == "modulus" and info["reconstruction"].method == "dl"
     phase = _layer(viewer, "cdinn DL phase")
     assert phase.colormap.name == "twilight" and tuple(phase.contrast_limits) == pytest.approx((-np.pi, np.pi))
     assert "free LLK" in w.status.text()

@@ -30,6 +30,7 @@ def test_crop_positions_have_signal_and_are_mostly_measured(gapped):
         assert p >= 20
 
 
+@pytest.mark.slow
 def test_finetuning_improves_the_loss_on_the_patterns_own_crops(gapped):
     data, m = gapped
     before = data.copy()

@@ -88,6 +88,7 @@ def test_cosine_schedule():
 
 
 # ------------------------------------------------------------------------------------------- fit
+@pytest.mark.slow
 def test_fit_checkpoints_resumes_the_same_random_stream_and_logs(tmp_path, val):
     run = tmp_path / "run"
     drawn_a: list = []

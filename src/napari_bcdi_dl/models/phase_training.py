@@ -51,13 +51,14 @@ class PhaseSet:
     ----------
     expected : float32 (n, S, S, S) noise-free intensity.
     intensity : float32 (n, S, S, S) the noisy counts of the set (held-out evaluation), or None.
-    phase : float16 (n, S, S, S) reciprocal phase.
+    phase : float16 (n, S, S, S) reciprocal phase, of the object centred by :func:`centre_phase` unless
+        ``centre=False``.
     phase_range : float64 (n,) object phase range (radians), the strain proxy of the curriculum.
     oversampling : float64 (n, 3).
     """
 
     def __init__(self, dirs: Sequence[str | Path], size: int, *, max_samples: Optional[int] = None,
-                 keep_intensity: bool = False, allow_incomplete: bool = True) -> None:
+                 keep_intensity: bool = False, allow_incomplete: bool = True, centre: bool = True) -> None:
         from ..core.simulate import iter_shards
 
         keys = ["expected", "phase", "params"] + (["intensity"] if keep_intensity else [])
@@ -69,8 +70,10 @@ class PhaseSet:
                 if max_samples is not None:
                     m = min(m, max_samples - n)
                 for i in range(m):
-                    exp.append(self._crop(shard["expected"][i], size))
-                    ph.append(self._crop(shard["phase"][i], size).astype(np.float16))
+                    e = self._crop(shard["expected"][i], size)
+                    phi = self._crop(shard["phase"][i], size)
+                    exp.append(e)
+                    ph.append((centre_phase(e, phi) if centre else phi).astype(np.float16))
                     if keep_intensity:
                         inten.append(self._crop(shard["intensity"][i], size))
                     p = shard["params"][i]
@@ -102,6 +105,31 @@ class PhaseSet:
 
     def __len__(self) -> int:
         return len(self.expected)
+
+
+def centre_phase(intensity: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """The reciprocal phase of the same object translated so that its centre of mass (of ``|obj|²``) sits
+    exactly at the array centre ``N // 2`` (sub-voxel, by a linear phase ramp in q).
+
+    The intensity does not change under a translation, so the ramp a translation adds to the phase cannot
+    be predicted from it: without this canonical centring the targets carry an unpredictable ramp (the
+    simulated crystals sit up to ~1 voxel off centre). Point inversion about ``N // 2`` (the twin) and the
+    grid symmetries of :func:`apply_symmetry` keep a centred object centred.
+    """
+    amp = np.sqrt(np.maximum(np.asarray(intensity, dtype=np.float64), 0.0))
+    phi = np.asarray(phase, dtype=np.float64)
+    obj = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(amp * np.exp(1j * phi))))
+    w = np.abs(obj) ** 2
+    total = w.sum()
+    if not total > 0:
+        return np.asarray(phase, dtype=np.float32)
+    ramp = np.zeros_like(phi)
+    for ax, n in enumerate(phi.shape):
+        prof = w.sum(axis=tuple(i for i in range(3) if i != ax))
+        delta = float((prof * np.arange(n)).sum() / total) - n // 2
+        k = (np.arange(n) - n // 2).reshape([-1 if i == ax else 1 for i in range(3)])
+        ramp = ramp + 2 * np.pi * k * delta / n
+    return np.angle(np.exp(1j * (phi + ramp))).astype(np.float32)
 
 
 def symmetry(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
@@ -229,6 +257,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     a("--curriculum-start", type=float, default=3.0, help="initial strain cap in units of π (default 3)")
     a("--counts-log10", type=float, nargs=2, default=(3.5, 8.0), metavar=("LO", "HI"),
       help="range of log10 photons at the maximum for the noise augmentation (default 3.5 8)")
+    a("--init", default=None, metavar="MODEL.keras",
+      help="start a new run from the weights of this model (same architecture; ignored when resuming)")
     return parser
 
 
@@ -288,6 +318,13 @@ def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
     arch = dict(size=args.size, base=args.base, depth=args.depth, growth=args.growth, stem=args.stem,
                 dilations=DEFAULT_ARCH["dilations"], n_dilated=DEFAULT_ARCH["n_dilated"])
     model = build_phase_net(**arch)
+    if ckpt is None and getattr(args, "init", None):
+        init = keras().saving.load_model(str(args.init), compile=False)
+        try:
+            model.set_weights(init.get_weights())
+        except ValueError as err:
+            raise BCDIError(f"--init {args.init}: its architecture differs from this run's ({err})") from None
+        print(f"initialised from {args.init}", flush=True)
     batches = train_batches(train, args.batch, rng, start_step=start_step,
                             curriculum_start=args.curriculum_start * PI, curriculum_steps=args.curriculum_steps,
                             counts_log10=tuple(args.counts_log10))

@@ -8,7 +8,7 @@ Names
 ``"inpaint"``
     the detector-gap inpainting U-Net (32³ windows), ``weights/inpaint_unet32.keras``.
 ``"phase"``
-    the reciprocal-space phase U-Net (the phase model's module registers its file here).
+    the reciprocal-space phase U-Net, ``weights/phase_unet32.keras`` (see ``models/dl_phasing.py``).
 
 A name may also be a file stem in ``weights/`` (``"inpaint_unet32"``) or a path to a ``.keras`` file.
 """
@@ -28,7 +28,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Model name -> file in ``weights/``.
 MODELS: dict[str, str] = {
     "inpaint": "inpaint_unet32.keras",
-    "phase": "phase_unet64.keras",
+    "phase": "phase_unet32.keras",
 }
 
 _cache: dict[tuple[str, str], Any] = {}

@@ -89,6 +89,7 @@ def _write_json(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=1, default=_json_default)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -118,6 +119,7 @@ def save_model_atomic(model: Any, path: os.PathLike | str) -> Path:
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; weights are package data
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

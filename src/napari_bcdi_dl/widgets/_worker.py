@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from typing import Any, Callable, Optional
 
 from qtpy.QtCore import QObject, Signal
@@ -23,6 +24,8 @@ from qtpy.QtCore import QObject, Signal
 from ..core.errors import BCDIError, Cancelled
 
 log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1  # at most 10 progress updates a second reach the main thread
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,6 +82,7 @@ class Job(QObject):
         self._on_error = on_error
         self._func, self._args, self._kwargs = func, args, dict(kwargs or {})
         self._bar = progress(total=0, desc=self.desc)
+        self._last_emit = 0.0
         self._progress_from_thread.connect(self._update_progress)  # queued: we live on the main thread
         # _ignore_errors: without it napari/superqt connect a `reraise` slot to `errored`, so every error
         # (a BCDIError, even a Cancelled) was raised again on the main thread as an uncaught exception.
@@ -90,8 +94,20 @@ class Job(QObject):
         self.worker.finished.connect(self._finish)
 
     # --- worker thread -------------------------------------------------------------------------
+    def _throttled_progress(self, done: int, total: int) -> None:
+        """Forward progress to the main thread at most every ``PROGRESS_INTERVAL_S`` (and always the last).
+
+        Functions report every iteration (thousands of times a second for small phasing runs); one queued
+        signal each would flood the event loop and freeze the GUI.
+        """
+        now = time.monotonic()
+        if done < total and now - self._last_emit < PROGRESS_INTERVAL_S:
+            return
+        self._last_emit = now
+        self._progress_from_thread.emit(done, total)
+
     def _call(self) -> Any:
-        return self._func(*self._args, progress=self._progress_from_thread.emit, cancel=self.cancel_token,
+        return self._func(*self._args, progress=self._throttled_progress, cancel=self.cancel_token,
                           **self._kwargs)
 
     # --- main thread ---------------------------------------------------------------------------

@@ -11,8 +11,10 @@ that prediction and adds ``"<data> DL modulus"``, ``"<data> DL phase"``, ``"<dat
 + refine* does both in one job (``dl_phase``). Names follow the phasing widget's ``"<name> modulus /
 phase / support"`` so that conventional and DL results sit side by side. Object phases are shown inside
 the support (0 outside), offset so that the crystal's mean phase is 0, on a twilight map over ±π. The
-modulus layer's ``metadata["bcdi"]`` carries the complex object, the support, LLK, free LLK, method and
-timing (``"reconstruction"``: the :class:`~napari_bcdi_dl.core.types.Reconstruction`).
+layers' ``metadata["bcdi"]`` carry ``kind`` (modulus / phase / support), ``obj`` (the complex object, for
+the Results widget), ``support``, ``llk``, ``llk_free``, ``method``, ``data_layer``, ``voxel_size_nm`` and
+``reconstruction`` (the :class:`~napari_bcdi_dl.core.types.Reconstruction`), as the Phasing widget's do;
+their ``scale`` is the data layer's real-space voxel size (nm) when known.
 
 Layers are replaced (``layer.data = ...``) when they exist, never the input layers. Errors become napari
 notifications; long work shows progress and can be cancelled.
@@ -43,16 +45,51 @@ def _notify(kind: str, message: str) -> None:
 
 
 def display_phase(obj: np.ndarray, support: np.ndarray) -> np.ndarray:
-    """Phase of ``obj`` inside ``support`` (0 outside), offset so that the crystal's mean phase is 0."""
+    """Phase of ``obj`` inside ``support`` (0 outside), offset so that the crystal's mean phase is 0.
+
+    Shared with the Phasing widget (``widgets/phasing.py`` imports it), so both show phases alike.
+    """
     s = np.asarray(support) != 0
     ref = np.sum(obj[s]) if s.any() else np.sum(obj)
     offset = np.exp(-1j * np.angle(ref)) if ref != 0 else 1.0
     return np.where(s, np.angle(obj * offset), 0).astype(np.float32)
 
 
+def _import_keras_in_python_thread() -> None:
+    """Import Keras/TensorFlow (once) in a plain Python thread, not in the Qt pool thread running the job.
+
+    Measured here (Xvfb, TF 2.21, PyQt6): when TensorFlow is first imported inside a QThreadPool worker,
+    the model's *next* call from another pool thread dies with SIGSEGV or hangs; imported from the main
+    thread or from a Python ``threading.Thread`` it is fine. The door (``models/_keras.py``) is the place
+    for this rule; until it has it, the jobs of this widget go through here.
+    """
+    import sys
+    import threading
+
+    if "keras" in sys.modules:
+        return
+    from ..models._keras import keras
+
+    failure: list = []
+
+    def run() -> None:
+        try:
+            keras()
+        except BaseException as err:  # re-raised in the job's thread
+            failure.append(err)
+
+    t = threading.Thread(target=run, name="keras-import")
+    t.start()
+    t.join()
+    if failure:
+        raise failure[0]
+
+
 def predict_job(intensity: np.ndarray, mask: Optional[np.ndarray], *, progress=None, cancel=None):
     """Worker job of *Predict* (loads the shipped model on first use)."""
     from ..models.dl_phasing import predict_object
+
+    _import_keras_in_python_thread()
 
     return predict_object(intensity, mask, progress=progress, cancel=cancel)
 
@@ -73,6 +110,7 @@ def predict_refine_job(intensity: np.ndarray, mask: Optional[np.ndarray], n_iter
     from ..core.progress import report
     from ..models.dl_phasing import predict_object
 
+    _import_keras_in_python_thread()
     total = 10 + int(n_iter)
     pred = predict_object(intensity, mask, progress=lambda d, t: report(progress, cancel, int(10 * d / t), total),
                           cancel=cancel)
@@ -202,17 +240,19 @@ class DLPhaseWidget(QWidget):
         return layer, data, mask
 
     @staticmethod
-    def _real_scale(layer) -> tuple:
+    def _real_space(layer) -> dict:
+        """``scale`` (real-space voxel size, nm) and units of object layers, when the data layer knows it."""
         vs = ((layer.metadata or {}).get("bcdi") or {}).get("voxel_size_nm")
-        return tuple(float(v) for v in vs) if vs is not None and len(vs) == 3 else (1.0, 1.0, 1.0)
+        if vs is None or len(vs) != 3:
+            return {}
+        return {"scale": tuple(float(v) for v in vs), "units": "nm"}
 
-    def _put(self, name: str, data: np.ndarray, kind: str, **kw):
+    def _put(self, name: str, data: np.ndarray, kind: str, meta: dict, **kw):
         """Add an Image/Labels layer, or replace the data of the existing one of that name."""
         from napari.layers import Labels
 
         layer = self._find(name)
-        meta = kw.pop("metadata", {})
-        meta.setdefault("bcdi", {})["kind"] = kind
+        meta = {"bcdi": {**meta, "kind": kind}}
         if layer is not None:
             if isinstance(layer, Labels) != (kind == "support"):
                 raise BCDIError(f"a layer '{name}' of another type exists: rename or delete it")
@@ -227,16 +267,16 @@ class DLPhaseWidget(QWidget):
         return self.viewer.add_image(data, name=name, metadata=meta, **kw)
 
     def _show_object(self, prefix: str, data_layer, obj: np.ndarray, support: np.ndarray, info: dict) -> None:
-        scale = self._real_scale(data_layer)
+        geo = self._real_space(data_layer)
+        support = np.asarray(support, dtype=np.uint8)
+        meta = {**info, "obj": obj, "support": support, "data_layer": data_layer.name,
+                "voxel_size_nm": list(geo["scale"]) if geo else None}
         mod = np.abs(obj).astype(np.float32)
-        meta = {"bcdi": {**info, "object": obj, "support": support, "voxel_size_nm": list(scale),
-                         "data_layer": data_layer.name}}
-        self._put(f"{prefix} modulus", mod, "modulus", scale=scale, colormap="gray", metadata=meta,
-                  contrast_limits=(0.0, float(mod.max()) or 1.0))
-        self._put(f"{prefix} phase", display_phase(obj, support), "phase", scale=scale, colormap=PHASE_CMAP,
-                  contrast_limits=(-np.pi, np.pi), metadata={"bcdi": {"data_layer": data_layer.name}})
-        self._put(f"{prefix} support", support.astype(np.uint8), "support", scale=scale,
-                  metadata={"bcdi": {"data_layer": data_layer.name}})
+        self._put(f"{prefix} modulus", mod, "modulus", meta, colormap="gray",
+                  contrast_limits=(0.0, float(mod.max()) or 1.0), **geo)
+        self._put(f"{prefix} phase", display_phase(obj, support), "phase", meta, colormap=PHASE_CMAP,
+                  contrast_limits=(-np.pi, np.pi), **geo)
+        self._put(f"{prefix} support", support, "support", meta, **geo)
 
     # --- jobs -------------------------------------------------------------------------------------
     def _start(self, func: Callable, *args, desc: str, on_done: Callable) -> Optional[Job]:
@@ -286,9 +326,10 @@ class DLPhaseWidget(QWidget):
     def _predicted(self, layer, pred) -> None:
         self.prediction = pred
         self._predicted_for = layer.name
-        self._put(f"{layer.name} predicted phase", pred.phase, "reciprocal_phase", scale=tuple(layer.scale),
+        self._put(f"{layer.name} predicted phase", pred.phase, "reciprocal_phase",
+                  {"data_layer": layer.name, **pred.meta}, scale=tuple(layer.scale),
                   translate=tuple(layer.translate), colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi),
-                  opacity=0.7, metadata={"bcdi": {"data_layer": layer.name, **pred.meta}})
+                  opacity=0.7)
         self._show_object(f"{layer.name} DL unrefined", layer, pred.obj, pred.support,
                           {"method": "dl-unrefined", **pred.meta})
         z = pred.meta.get("zoom", [1, 1, 1])

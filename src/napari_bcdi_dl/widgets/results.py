@@ -550,8 +550,9 @@ class ResultsWidget(QWidget):
             link_layers(phases, ("contrast_limits", "gamma"))
         except Exception:
             log.debug("could not link the comparison layers", exc_info=True)
+        shown = {a.name for a in added}  # by name: a docked plugin widget sees layers through a proxy viewer
         for lay in self.viewer.layers:
-            lay.visible = any(lay is a for a in added)
+            lay.visible = lay.name in shown
         grid = getattr(getattr(self.viewer, "canvas", None), "grid", None) or self.viewer.grid
         grid.enabled = True
         self._fill_table(out["rows"])
