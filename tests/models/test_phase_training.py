@@ -10,8 +10,8 @@ import pytest
 
 from napari_bcdi_dl.core.reciprocal import log_normalise
 from napari_bcdi_dl.core.simulate import generate_dataset, simulate_pattern
-from napari_bcdi_dl.models.phase_training import (PhaseSet, apply_symmetry, noisy_input, strain_cap, symmetry,
-                                                  train_batches)
+from napari_bcdi_dl.models.phase_training import (PhaseSet, apply_symmetry, centre_phase, noisy_input,
+                                                  strain_cap, symmetry, train_batches)
 
 
 def _ft(a):
@@ -45,6 +45,33 @@ def test_symmetries_keep_intensity_and_phase_an_exact_pair(rng):
         # and the pair is the pattern of that object
         assert np.allclose(np.abs(_ft(obj2)) ** 2, i2, rtol=1e-3, atol=1e-3 * i2.max())
     assert len({symmetry(rng) for _ in range(400)}) == 48
+
+
+def _com(obj):
+    w = np.abs(obj) ** 2
+    return np.array([(w.sum(axis=tuple(j for j in range(3) if j != a)) * np.arange(w.shape[a])).sum() / w.sum()
+                     for a in range(3)])
+
+
+def test_centred_targets_put_the_object_at_the_centre():
+    """The target phase is that of the object with its centre of mass at N//2: a translation of the
+    crystal (invisible in the intensity) gives the same target; the twin stays centred."""
+    p = simulate_pattern(32, seed=4, phase_range=3 * np.pi, oversampling=3.0, noise=False)
+    targets = []
+    for shift in [(0, 0, 0), (1, -1, 0), (0, 2, -1)]:
+        field = _ft(np.roll(p.obj, shift, axis=(0, 1, 2)))
+        ph = centre_phase(np.abs(field) ** 2, np.angle(field))
+        obj = _ift(np.abs(field) * np.exp(1j * ph))
+        assert np.allclose(_com(obj), 16, atol=0.05)
+        targets.append(ph)
+    w = np.log1p(np.abs(_ft(p.obj)) ** 2)
+    from napari_bcdi_dl.models.wca import wca_numpy
+
+    assert wca_numpy(targets[0], targets[1], w) < 1e-3 and wca_numpy(targets[0], targets[2], w) < 1e-3
+    field = _ft(p.obj)
+    twin = np.conj(field)  # the twin's field: same intensity, phase -φ
+    ph_t = centre_phase(np.abs(twin) ** 2, np.angle(twin))
+    assert wca_numpy(targets[0], ph_t, w) < 1e-3  # −φ of the centred object, up to the loss's sign
 
 
 def test_noise_levels_and_curriculum(rng):
