@@ -68,8 +68,43 @@ def _score(truth, rec_obj, rec_support, truth_support) -> dict:
     return {"error": c["error"], "phase_rmse": c["phase_rmse"], "iou": c["iou"], "success": is_match(c)}
 
 
-def run_case(p, kw, args, model, card) -> dict:
+def _cache(args) -> dict:
+    path = Path(args.conv_cache)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _cache_put(args, key: str, value) -> None:
+    path = Path(args.conv_cache)
+    cache = _cache(args)
+    cache[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache, indent=1, default=float))
+    tmp.replace(path)
+
+
+def conventional(p, args, key: str) -> dict:
+    """The conventional recipe on a case (cached in ``--conv-cache``: it does not depend on the model)."""
+    key = f"{key}|{args.size}|{args.seed}|{args.runs}|{RECIPE}"
+    cached = _cache(args).get(key)
+    if cached is not None:
+        return cached
+    t0 = time.perf_counter()
+    res = phase(p.intensity, recipe=RECIPE, runs=args.runs, seed=args.seed, select="llk_free")
+    best = res.best
+    runs_ok = [is_match(compare(p.obj, r.obj, p.support, r.support)) for r in res.runs]
+    out = {**_score(p.obj, best.obj, best.support, p.support), "llk": best.llk,
+           "llk_free": best.llk_free, "seconds": time.perf_counter() - t0,
+           "any_run_success": bool(any(runs_ok)), "runs_success": int(sum(runs_ok))}
+    _cache_put(args, key, out)
+    return out
+
+
+def run_case(p, kw, args, model, card, key: str) -> dict:
     out = {"params": kw}
+    if model is None:  # --only-conventional
+        out["conventional"] = conventional(p, args, key)
+        return out
     amp = np.abs(p.obj)
     out["control_flat_passes"] = is_match(compare(p.obj, amp.astype(np.complex64), p.support, p.support))
     half = (amp * np.exp(0.5j * p.phase_field)).astype(np.complex64)
@@ -89,13 +124,7 @@ def run_case(p, kw, args, model, card) -> dict:
     out["dl"] = {**_score(p.obj, rec.obj, rec.support, p.support), "llk": rec.llk, "llk_free": rec.llk_free,
                  "seconds": time.perf_counter() - t0, "predict_s": t_pred}
     if not args.skip_conventional:
-        t0 = time.perf_counter()
-        res = phase(p.intensity, recipe=RECIPE, runs=args.runs, seed=args.seed, select="llk_free")
-        best = res.best
-        runs_ok = [is_match(compare(p.obj, r.obj, p.support, r.support)) for r in res.runs]
-        out["conventional"] = {**_score(p.obj, best.obj, best.support, p.support), "llk": best.llk,
-                               "llk_free": best.llk_free, "seconds": time.perf_counter() - t0,
-                               "any_run_success": bool(any(runs_ok)), "runs_success": int(sum(runs_ok))}
+        out["conventional"] = conventional(p, args, key)
     return out
 
 
@@ -121,7 +150,7 @@ def real_pattern(path: Path, args, model, card) -> dict:
     out["dl_agreement"] = _agreement(dl_objs)
     if not args.skip_conventional:
         t0 = time.perf_counter()
-        res = phase(data, recipe=RECIPE, runs=args.runs, seed=args.seed, select="llk_free")
+        res = phase(data, recipe=RECIPE, runs=args.runs, seed=args.seed, select="llk_free")  # not cached
         out["conventional_seconds"] = time.perf_counter() - t0
         out["conventional"] = [{"llk": r.llk, "llk_free": r.llk_free} for r in res.runs]
         out["conventional_best"] = {"llk": res.best.llk, "llk_free": res.best.llk_free}
@@ -185,18 +214,25 @@ def main() -> None:
     ap.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "cdinn_exp_crop64.npz"))
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--out", default=str(REPO / "runs" / "phase" / "quality.json"))
+    ap.add_argument("--conv-cache", default=str(REPO / "runs" / "phase" / "conventional_cache.json"),
+                    help="conventional results per case (they do not depend on the model)")
+    ap.add_argument("--only-conventional", action="store_true", help="fill the cache, no model")
     args = ap.parse_args()
-    model, card = load_phase_model(args.model)
+    model, card = (None, {}) if args.only_conventional else load_phase_model(args.model)
     print(f"# DL phasing quality — model {card.get('name')} (step {card.get('step')}), {args.size}³, "
           f"{platform.node()}, {os.cpu_count()} cores", flush=True)
     cases = []
     todo = [("high", i) for i in range(args.n_high)] + [("low", i) for i in range(args.n_low)]
     for group, i in todo:
         p, kw = make_case(args.size, args.seed, i, group == "high")
-        r = run_case(p, kw, args, model, card)
+        r = run_case(p, kw, args, model, card, f"{group}-{i}")
         r.update(group=group, index=i)
         cases.append(r)
         conv = r.get("conventional", {})
+        if model is None:
+            print(f"{group} {i:2d} conventional e={conv['error']:.2f} {'OK' if conv['success'] else '--'} "
+                  f"{conv['seconds']:.0f}s", flush=True)
+            continue
         print(f"{group} {i:2d} {kw['shape']:>12s} {kw['field']:>14s} {kw['phase_range'] / math.pi:4.1f}π "
               f"wca {r.get('wca_model_grid', float('nan')):.3f} | unrefined e={r['dl_unrefined']['error']:.2f} | "
               f"DL+ER e={r['dl']['error']:.2f} rmse={r['dl']['phase_rmse']:.2f} {'OK' if r['dl']['success'] else '--'} "
@@ -204,6 +240,8 @@ def main() -> None:
               f"{'OK' if conv.get('success') else '--'} {conv.get('seconds', 0):.0f}s", flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"args": vars(args), "cases": cases}, indent=1, default=float))
+    if model is None:
+        return
     print()
     print(summarise(cases, args))
     result = {"args": vars(args), "cases": cases, "card": card}

@@ -38,7 +38,7 @@ REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdinn_e
 
 def gap_mask(shape, width: int, kind: str, centre) -> np.ndarray:
     m = np.zeros(shape, np.uint8)
-    c1, c2 = int(round(centre[1])) + 1, int(round(centre[2])) + 1
+    c1, c2 = round(centre[1]) + 1, round(centre[2]) + 1
     a1, a2 = c1 - width // 2, c2 - width // 2
     m[:, max(a1, 0):a1 + width, :] = 1
     if kind == "cross":

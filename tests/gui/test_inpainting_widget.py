@@ -91,7 +91,7 @@ def test_cancel(setup, qtbot, notes):
 
 
 def test_finetune_button_then_run(setup, qtbot):
-    viewer, widget, data_layer, mask_layer, _ = setup
+    _viewer, widget, data_layer, mask_layer, _ = setup
     widget.set_layers(data_layer, mask_layer)
     widget.ft_steps.setValue(2)
     _wait(qtbot, widget.finetune())
@@ -112,7 +112,7 @@ def test_bad_masks_are_notified_not_raised(setup, qtbot, notes):
         mask_layer.data = bad
         widget.set_layers(data_layer, mask_layer)
         job = widget.run()
-        qtbot.waitUntil(lambda: job.done, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda j=job: j.done, timeout=TIMEOUT_MS)
         assert job.error is not None and words in str(job.error)
     small = viewer.add_labels(np.zeros((10, 10, 10), np.uint8), name="small")
     widget.set_layers(data_layer, small)

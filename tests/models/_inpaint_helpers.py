@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TINY = dict(widths=(2, 4, 8), dilations=((1, 2), (1,), (1,)), decoder_convs=(1, 1))
+TINY = {"widths": (2, 4, 8), "dilations": ((1, 2), (1,), (1,)), "decoder_convs": (1, 1)}
 
 
 def tiny_inpainter(seed: int = 0, **kw):

@@ -12,7 +12,6 @@ import argparse
 import sys
 import time
 import warnings
-from typing import Optional
 
 from ..core.errors import BCDIError
 
@@ -40,7 +39,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> Optional[int]:
+def run(args: argparse.Namespace) -> int | None:
     from ..core.io import read, read_mask, write_npz
     from ._progress import progress_bar
 

@@ -23,7 +23,6 @@ import shlex
 import signal
 import sys
 import threading
-from typing import Optional
 
 from ..core.errors import BCDIError
 
@@ -116,7 +115,7 @@ class _StopOnSignal:
             signal.signal(signal.SIGTERM, self._old)
 
 
-def run_inpaint(args: argparse.Namespace) -> Optional[int]:
+def run_inpaint(args: argparse.Namespace) -> int | None:
     from ..models.inpaint_training import train_inpaint
     from ._progress import progress_bar
 
@@ -139,7 +138,7 @@ def run_inpaint(args: argparse.Namespace) -> Optional[int]:
     return 0
 
 
-def run_phase(args: argparse.Namespace) -> Optional[int]:
+def run_phase(args: argparse.Namespace) -> int | None:
     train_phase = _phase_module_attr("train_phase")
     if train_phase is None:
         raise BCDIError("the phase model's training is not available in this version "

@@ -16,7 +16,8 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ._keras import keras
 
@@ -30,7 +31,7 @@ def _layer(kind: str, dims: int):
     return getattr(k.layers, f"{kind}{dims}D")
 
 
-def _name(prefix: Optional[str], suffix: str) -> Optional[str]:
+def _name(prefix: str | None, suffix: str) -> str | None:
     return None if prefix is None else f"{prefix}_{suffix}"
 
 
@@ -42,9 +43,9 @@ def conv_block(
     kernel_size: int = 3,
     dilation_rates: Sequence[int] = (1, 1),
     activation: str = "relu",
-    norm: Optional[str] = None,
+    norm: str | None = None,
     residual: bool = False,
-    name: Optional[str] = None,
+    name: str | None = None,
 ) -> Any:
     """A stack of ``len(dilation_rates)`` convolutions (``same`` padding), one per dilation rate.
 
@@ -87,7 +88,7 @@ def down_block(
     dims: int = 3,
     dilation_rates: Sequence[int] = (1, 1),
     pool: str = "max",
-    name: Optional[str] = None,
+    name: str | None = None,
     **conv_kw: Any,
 ) -> tuple[Any, Any]:
     """Encoder level: :func:`conv_block` then halve the resolution.
@@ -117,7 +118,7 @@ def up_block(
     dims: int = 3,
     dilation_rates: Sequence[int] = (1, 1),
     up: str = "transpose",
-    name: Optional[str] = None,
+    name: str | None = None,
     **conv_kw: Any,
 ) -> Any:
     """Decoder level: double the resolution, concatenate the encoder's ``skip``, then :func:`conv_block`.
@@ -144,14 +145,14 @@ def unet(
     out_channels: int = 1,
     *,
     widths: Sequence[int] = (8, 16, 32, 64),
-    dilations: Optional[Sequence[Sequence[int]]] = None,
-    decoder_convs: Optional[Sequence[int]] = None,
+    dilations: Sequence[Sequence[int]] | None = None,
+    decoder_convs: Sequence[int] | None = None,
     pool: str = "max",
     up: str = "transpose",
     activation: str = "relu",
-    norm: Optional[str] = None,
+    norm: str | None = None,
     residual: bool = False,
-    out_activation: Optional[str] = None,
+    out_activation: str | None = None,
     out_kernel_initializer: str = "glorot_uniform",
     name: str = "unet",
 ) -> Any:
@@ -191,7 +192,7 @@ def unet(
         decoder_convs = [1] + [2] * (levels - 2)
     if len(decoder_convs) != levels - 1:
         raise ValueError("decoder_convs needs one entry per decoder level (len(widths) - 1)")
-    kw = dict(dims=dims, activation=activation, norm=norm, residual=residual)
+    kw = {"dims": dims, "activation": activation, "norm": norm, "residual": residual}
     inputs = k.Input(shape=tuple(int(s) for s in input_shape), name="input")
     x = inputs
     skips = []

@@ -92,6 +92,31 @@ def support_from_object(obj: np.ndarray, threshold: float = 0.2, sigma: float = 
     return ndimage.binary_fill_holes(blob).astype(np.uint8)
 
 
+def model_grid_object(intensity_model: np.ndarray, phase_model: np.ndarray,
+                      mask_model: Optional[np.ndarray] = None) -> np.ndarray:
+    """``fftshift(ifftn(ifftshift(√I e^{iφ})))`` on the model grid (0 amplitude in the gaps), complex128."""
+    field_m = np.sqrt(np.maximum(intensity_model, 0)).astype(np.complex128) * np.exp(
+        1j * np.asarray(phase_model, dtype=np.float64))
+    if mask_model is not None:
+        field_m[mask_model != 0] = 0  # no measured amplitude in the gaps
+    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(field_m)))
+
+
+def _consistency_error(intensity_model: np.ndarray, obj_m: np.ndarray, support_m: np.ndarray,
+                       mask_model: Optional[np.ndarray]) -> float:
+    """``‖ |FT(support·obj)| − √I ‖² / ‖√I‖²`` over the measured voxels: how well a prediction survives the
+    support constraint (0 = a perfect, compact object)."""
+    f = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj_m * (support_m != 0)))))
+    amp = np.sqrt(np.maximum(intensity_model, 0))
+    ok = np.ones(amp.shape, bool) if mask_model is None else mask_model == 0
+    scale = np.sum(f[ok] * amp[ok]) / max(np.sum(f[ok] ** 2), 1e-30)
+    return float(np.sum((scale * f[ok] - amp[ok]) ** 2) / max(np.sum(amp[ok] ** 2), 1e-30))
+
+
+#: Axis flips of the input tried by the test-time augmentation, identity first.
+FLIPS: tuple = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
+
+
 def object_from_phase(intensity_model: np.ndarray, phase_model: np.ndarray, transform: GridTransform,
                       mask_model: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """Object on the data grid from an intensity and a phase on the model grid (steps 3–4).
@@ -101,12 +126,7 @@ def object_from_phase(intensity_model: np.ndarray, phase_model: np.ndarray, tran
     outside the region the model saw). Also returns the wrapped phase on the data grid (float32, 0 outside).
     """
     t = transform
-    field_m = np.sqrt(np.maximum(intensity_model, 0)).astype(np.complex128) * np.exp(
-        1j * np.asarray(phase_model, dtype=np.float64))
-    if mask_model is not None:
-        field_m[mask_model != 0] = 0  # no measured amplitude in the gaps
-    obj_m = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(field_m)))
-    obj = from_model_grid(obj_m, t, space="object")
+    obj = from_model_grid(model_grid_object(intensity_model, phase_model, mask_model), t, space="object")
     phase_full = np.angle(from_model_grid(np.exp(1j * phase_model).astype(np.complex64), t, space="reciprocal"))
     inside = from_model_grid(np.ones(t.size, np.float32), t, space="reciprocal", log=False) > 0.5
     return obj.astype(np.complex64), np.where(inside, phase_full, 0).astype(np.float32)
@@ -134,11 +154,17 @@ def _check_intensity(intensity: np.ndarray, mask: Optional[np.ndarray]) -> tuple
 
 
 def predict_object(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, model: Any = None,
-                   card: Optional[dict] = None, support_threshold: float = 0.2,
-                   oversampling_range: Optional[tuple[float, float]] = None,
+                   card: Optional[dict] = None, support_threshold: float = 0.2, tta: int = 8,
+                   grid_refine: int = 50, oversampling_range: Optional[tuple[float, float]] = None,
                    progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None
                    ) -> PhasePrediction:
     """Steps 1–4 of the module docstring: the predicted phase and the unrefined object on the data grid.
+
+    Test-time augmentation: the network sees the model-grid input under ``tta`` axis flips (:data:`FLIPS`,
+    1–8); each prediction, flipped back, gives a candidate object on the model grid, which gets
+    ``grid_refine`` ER iterations there (border-only support; 32³ iterations cost ~1 ms) and is scored by
+    its Poisson LLK against the model-grid intensity (without refinement: by the error left after one
+    support projection). The best candidate goes to the data grid.
 
     Parameters
     ----------
@@ -146,13 +172,20 @@ def predict_object(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, 
     mask : gap/invalid mask (1 = invalid), zero in the network input and outside the centre of mass.
     model, card : a phase model and its card (default: the shipped model).
     support_threshold : relative threshold of the support on the smoothed modulus.
+    tta : number of input flips tried (1 = the network's single prediction).
+    grid_refine : ER iterations of each candidate on the model grid (0 = none).
     oversampling_range : override the range the pattern is brought into (default: the model card's).
-    progress, cancel : 4 steps.
+    progress, cancel : 4 + ``tta`` steps.
     """
+    from ..core.phasing import refine
     from .phase import model_grid_size, predict_phase
 
     a, m = _check_intensity(intensity, mask)
-    report(progress, cancel, 0, 4)
+    tta = int(tta)
+    if not 1 <= tta <= len(FLIPS):
+        raise BCDIError(f"DL phasing: tta must be 1 to {len(FLIPS)}, got {tta}")
+    total = 4 + tta
+    report(progress, cancel, 0, total)
     if model is None:
         model, card = load_phase_model()
     card = card or {}
@@ -161,27 +194,45 @@ def predict_object(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, 
     i_m, t = to_model_grid(a, size, mask=m, oversampling_range=osr)
     m_m = mask_to_model_grid(m, t) if m is not None else None
     x = log_normalise(i_m, m_m)
-    report(progress, cancel, 1, 4)
+    report(progress, cancel, 1, total)
+    flips = FLIPS[:tta]
     t0 = time.perf_counter()
-    phi = predict_phase(model, x)
+    phis = predict_phase(model, np.stack([np.flip(x, f) if f else x for f in flips]))
     seconds = time.perf_counter() - t0
-    if not np.all(np.isfinite(phi)):
+    if not np.all(np.isfinite(phis)):
         raise BCDIError("DL phasing: the network predicted non-finite phases; the model file may be damaged")
-    report(progress, cancel, 2, 4)
-    obj, phase_full = object_from_phase(i_m, phi, t, m_m)
-    report(progress, cancel, 3, 4)
+    report(progress, cancel, 2, total)
+    best = None
+    scores = []
+    for j, f in enumerate(flips):
+        phi = np.ascontiguousarray(np.flip(phis[j], f)) if f else phis[j]
+        obj_m = model_grid_object(i_m, phi, m_m)
+        sup_m = support_from_object(obj_m, support_threshold)
+        if grid_refine > 0:
+            rec = refine(i_m, obj_m, sup_m, m_m, n_iter=int(grid_refine), border_only=True,
+                         llk_every=int(grid_refine), cancel=cancel)
+            score, obj_m = float(rec.llk), rec.obj
+        else:
+            score = _consistency_error(i_m, obj_m, sup_m, m_m)
+        scores.append(score)
+        if best is None or score < best[0]:
+            best = (score, j, phi, obj_m)
+        report(progress, cancel, 3 + j, total)
+    _, j_best, phi, obj_m = best
+    obj = from_model_grid(obj_m, t, space="object").astype(np.complex64)
+    _, phase_full = object_from_phase(i_m, phi, t, m_m)
     support = support_from_object(obj, support_threshold)
-    report(progress, cancel, 4, 4)
+    report(progress, cancel, total, total)
     meta = {"model_grid": size, "crop_shape": list(t.crop_shape), "zoom": [float(z) for z in t.zoom],
             "centre": list(t.centre), "oversampling_range": list(osr), "model": card.get("name", PHASE_MODEL),
-            "predict_s": seconds}
-    return PhasePrediction(phase_full, obj.astype(np.complex64), support, phi.astype(np.float32),
-                           i_m, t, seconds, meta)
+            "predict_s": seconds, "tta": tta, "grid_refine": int(grid_refine), "chosen_flip": list(flips[j_best]),
+            "scores": scores}
+    return PhasePrediction(phase_full, obj, support, phi.astype(np.float32), i_m, t, seconds, meta)
 
 
 def dl_phase(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, refine_iter: int = 400,
              model: Any = None, card: Optional[dict] = None, support_threshold: float = 0.2,
-             seed: int = 0, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+             tta: int = 8, grid_refine: int = 50, seed: int = 0, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
              **refine_kw: Any) -> Reconstruction:
     """DL phasing of a pattern: prediction, then ``refine_iter`` ER iterations with border-only support.
 
@@ -192,6 +243,7 @@ def dl_phase(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, refine
     refine_iter : ER iterations (0: the unrefined prediction, scaled to the data, method ``"dl-unrefined"``).
     model, card : a phase model and its card (default: the shipped model).
     support_threshold : threshold of the initial support on the predicted object's smoothed modulus.
+    tta, grid_refine : test-time augmentation and model-grid refinement of :func:`predict_object`.
     seed : seed of the free-LLK voxels.
     refine_kw : passed to ``core.phasing.refine`` (``support_threshold`` there is ``refine_support_threshold``
         here, e.g. ``support_period``, ``backend``).
@@ -214,6 +266,7 @@ def dl_phase(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, refine
         report(progress, cancel, int(10 * done / max(of, 1)), total)
 
     pred = predict_object(intensity, mask, model=model, card=card, support_threshold=support_threshold,
+                          tta=tta, grid_refine=grid_refine,
                           progress=pred_progress, cancel=cancel)
     t_pred = time.perf_counter() - t0
 

@@ -20,7 +20,7 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -118,8 +118,8 @@ def finetune(
     learning_rate: float = 1e-4,
     n_eval: int = 16,
     seed: int = 0,
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> FinetuneResult:
     """Fine-tune the inpainting model on crops of ``data`` with artificial gaps.
 

@@ -28,7 +28,8 @@ classical baselines of ``core.gaps.fill_baseline``.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,8 @@ def build_inpainter(
     size: int = PATCH,
     *,
     widths: Sequence[int] = DEFAULT_ARCH["widths"],
-    dilations: Optional[Sequence[Sequence[int]]] = DEFAULT_ARCH["dilations"],
-    decoder_convs: Optional[Sequence[int]] = DEFAULT_ARCH["decoder_convs"],
+    dilations: Sequence[Sequence[int]] | None = DEFAULT_ARCH["dilations"],
+    decoder_convs: Sequence[int] | None = DEFAULT_ARCH["decoder_convs"],
     residual_fill: bool = True,
     name: str = "inpainter",
     **unet_kw: Any,
@@ -283,8 +284,8 @@ def inpaint(
     model: Any = None,
     *,
     fallback: str = "linear",
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """Fill the detector gaps of a 3D intensity.
 

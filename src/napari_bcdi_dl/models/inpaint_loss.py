@@ -17,7 +17,8 @@ Works for 2D or 3D patches (``(batch, *spatial, 2)``) on every Keras backend.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._keras import keras
 

@@ -18,8 +18,9 @@ are used as generated (their own noise and gap), without augmentation.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ Batch = tuple[np.ndarray, np.ndarray]
 
 
 # ------------------------------------------------------------------------------------------------ data
-def load_patches(dirs: Sequence[os.PathLike | str], limit: Optional[int] = None,
+def load_patches(dirs: Sequence[os.PathLike | str], limit: int | None = None,
                  keys: Sequence[str] = ("expected", "mask")) -> dict[str, np.ndarray]:
     """Concatenate the (completed shards of the) inpainting datasets in ``dirs``."""
     from ..core.simulate.datasets import iter_shards, read_manifest
@@ -248,15 +249,15 @@ def train_inpaint(
     steps_per_epoch: int = 250,
     lr: float = 1e-3,
     warmup: int = 100,
-    patience: Optional[int] = 12,
+    patience: int | None = 12,
     checkpoint_every: int = 50,
     resume: bool = False,
     seed: int = 0,
-    val_limit: Optional[int] = None,
-    train_limit: Optional[int] = None,
-    export: Optional[os.PathLike | str] = None,
-    arch: Optional[dict] = None,
-    command: Optional[str] = None,
+    val_limit: int | None = None,
+    train_limit: int | None = None,
+    export: os.PathLike | str | None = None,
+    arch: dict | None = None,
+    command: str | None = None,
     log=None,
     progress=None,
     cancel=None,

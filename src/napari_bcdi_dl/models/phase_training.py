@@ -58,13 +58,16 @@ class PhaseSet:
     """
 
     def __init__(self, dirs: Sequence[str | Path], size: int, *, max_samples: Optional[int] = None,
-                 keep_intensity: bool = False, allow_incomplete: bool = True, centre: bool = True) -> None:
+                 keep_intensity: bool = False, allow_incomplete: bool = True, centre: bool = True,
+                 per_dir: bool = False) -> None:
         from ..core.simulate import iter_shards
 
         keys = ["expected", "phase", "params"] + (["intensity"] if keep_intensity else [])
         exp, ph, inten, pr, osr = [], [], [], [], []
         n = 0
         for d in dirs:
+            if per_dir:
+                n = 0
             for shard in iter_shards(d, keys=keys, allow_incomplete=allow_incomplete):
                 m = len(shard["expected"])
                 if max_samples is not None:
@@ -82,7 +85,7 @@ class PhaseSet:
                 n += m
                 if max_samples is not None and n >= max_samples:
                     break
-            if max_samples is not None and n >= max_samples:
+            if max_samples is not None and n >= max_samples and not per_dir:
                 break
         if not exp:
             raise BCDIError(f"no phase samples found in {', '.join(map(str, dirs))}: make a set with "
@@ -306,7 +309,7 @@ def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
     val_limit = getattr(args, "val_limit", None) or 96
     t0 = time.time()
     train = PhaseSet(args.data, args.size, max_samples=getattr(args, "train_limit", None))
-    val = PhaseSet(val_dirs, args.size, max_samples=val_limit, keep_intensity=True)
+    val = PhaseSet(val_dirs, args.size, max_samples=val_limit, keep_intensity=True, per_dir=True)
     print(f"phase training: {len(train)} training samples, {len(val)} held-out, loaded in "
           f"{time.time() - t0:.0f} s", flush=True)
     start_step = 0

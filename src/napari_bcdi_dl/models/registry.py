@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..core.errors import BCDIError
 from ._keras import keras
@@ -52,7 +52,7 @@ def model_path(name: str) -> Path:
     return path
 
 
-def model_card(name: str) -> Optional[dict]:
+def model_card(name: str) -> dict | None:
     """The ``.json`` card beside a model's file (training data, steps, held-out metrics), or None."""
     card = model_path(name).with_suffix(".json")
     if not card.is_file():
@@ -81,7 +81,7 @@ def load_model(name: str = "inpaint", *, fresh: bool = False) -> Any:
             return _cache[key]
         try:
             model = k.saving.load_model(str(path), compile=False)
-        except Exception as err:  # a corrupt or incompatible file: tell the user which
+        except Exception as err:  # noqa: BLE001 - a corrupt or incompatible file: tell the user which
             raise BCDIError(f"cannot load model {path}: {type(err).__name__}: {err}") from None
         if not fresh:
             _cache[key] = model

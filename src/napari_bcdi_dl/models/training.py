@@ -35,9 +35,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class FitResult:
     best_step: int
     stopped: str
     history: list = field(default_factory=list)
-    out_dir: Optional[Path] = None
+    out_dir: Path | None = None
 
 
 def cosine_schedule(lr: float, steps: int, warmup: int = 200, floor: float = 0.05) -> Callable[[int], float]:
@@ -109,7 +110,6 @@ def save_model_atomic(model: Any, path: os.PathLike | str) -> Path:
     A compiled model is saved as an uncompiled copy (same architecture and weights, no optimizer, no
     loss), so the file loads anywhere with ``keras.saving.load_model`` without the training code.
     """
-    k = keras()
     path = Path(path)
     if getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None:
         clone = model.__class__.from_config(model.get_config())  # no compile config, unlike clone_model
@@ -162,7 +162,7 @@ def save_checkpoint(out_dir: os.PathLike | str, model: Any, state: dict, keep: i
     return final
 
 
-def latest_checkpoint(out_dir: os.PathLike | str) -> Optional[Path]:
+def latest_checkpoint(out_dir: os.PathLike | str) -> Path | None:
     """The newest complete checkpoint folder of a run, or None."""
     root = Path(out_dir) / "checkpoints"
     latest = root / "latest"
@@ -207,7 +207,7 @@ def fit(
     model: Any,
     loss_fn: Any,
     train_batches: Iterator[Batch],
-    val_batches: Optional[Iterable[Batch]],
+    val_batches: Iterable[Batch] | None,
     out_dir: os.PathLike | str,
     steps: int,
     *,
@@ -216,18 +216,18 @@ def fit(
     optimizer: Any = None,
     checkpoint_every: int = 100,
     checkpoint_seconds: float = 600.0,
-    patience: Optional[int] = 10,
+    patience: int | None = 10,
     min_delta: float = 0.0,
     resume: bool = False,
-    rng: Optional[np.random.Generator] = None,
-    metrics_fn: Optional[MetricsFn] = None,
-    on_epoch: Optional[Callable[[dict, Any], None]] = None,
+    rng: np.random.Generator | None = None,
+    metrics_fn: MetricsFn | None = None,
+    on_epoch: Callable[[dict, Any], None] | None = None,
     jit_compile: Any = "auto",
     keep: int = 2,
-    config: Optional[dict] = None,
-    log: Optional[Callable[[str], None]] = None,
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    config: dict | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimizer steps in total; see the module docstring.
 

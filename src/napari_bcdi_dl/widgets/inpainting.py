@@ -15,7 +15,10 @@ log(1 + I) inside the gap is shown.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
@@ -40,6 +43,32 @@ NO_TRUTH = "(none)"
 SUFFIX = " inpainted"
 
 
+_tf_executor: ThreadPoolExecutor | None = None
+_tf_lock = threading.Lock()
+
+
+def on_model_thread(func: Callable) -> Callable:
+    """Wrap ``func`` so that it runs on one long-lived plain Python thread (the caller waits for it).
+
+    Model work (TensorFlow) crashed (SIGSEGV in pybind11's ``gil_scoped_acquire``, a stale thread state)
+    when run directly on napari's pooled Qt worker threads, which get a new Python thread state for every
+    job; on a Python thread that lives as long as the process it is stable. ``run_job`` still provides the
+    worker, the progress bar and cancellation: the progress callback is a Qt signal (safe from any thread)
+    and the cancel token a ``threading.Event``.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        global _tf_executor
+        with _tf_lock:
+            if _tf_executor is None:
+                _tf_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcdi-model")
+        return _tf_executor.submit(func, *args, **kwargs).result()
+
+    call.__name__ = getattr(func, "__name__", "model_job")
+    call.__doc__ = func.__doc__
+    return call
+
+
 def _notify(message: str, error: bool = False) -> None:
     from napari.utils.notifications import show_error, show_info
 
@@ -52,9 +81,9 @@ class InpaintingWidget(QWidget):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
         self.model: Any = None  # a fine-tuned model, or None for the shipped one
-        self.last_pcc: Optional[float] = None
+        self.last_pcc: float | None = None
         self._build()
         ev = self.viewer.layers.events
         ev.inserted.connect(self._refresh_layers)
@@ -128,9 +157,7 @@ class InpaintingWidget(QWidget):
         for layer in self.viewer.layers:
             if getattr(layer, "ndim", 0) != 3:
                 continue
-            if kind == "labels" and isinstance(layer, Labels):
-                out.append(layer.name)
-            elif kind == "image" and isinstance(layer, Image) and not layer.rgb and not np.issubdtype(
+            if kind == "labels" and isinstance(layer, Labels) or kind == "image" and isinstance(layer, Image) and not layer.rgb and not np.issubdtype(
                     np.dtype(layer.dtype), np.complexfloating):
                 out.append(layer.name)
         return out
@@ -195,7 +222,7 @@ class InpaintingWidget(QWidget):
     def _busy(self) -> bool:
         return self.job is not None and self.job.running
 
-    def _start(self, func, *args, desc: str, on_done, **kwargs) -> Optional[Job]:
+    def _start(self, func, *args, desc: str, on_done, **kwargs) -> Job | None:
         if self._busy():
             _notify(f"Inpainting: busy with '{self.job.desc}'; wait or press Cancel")
             return None
@@ -228,7 +255,7 @@ class InpaintingWidget(QWidget):
         if self._busy():
             self.job.cancel()
 
-    def run(self) -> Optional[Job]:
+    def run(self) -> Job | None:
         """Inpaint the chosen data layer in a worker; the result becomes ``"<data> inpainted"``."""
         try:
             data_layer, d, m = self._inputs()
@@ -250,8 +277,8 @@ class InpaintingWidget(QWidget):
         def done(result: np.ndarray) -> None:
             self._show_result(data_layer, result, m, truth, method)
 
-        return self._start(inpaint, d, m, method=method, step=self.step_spin.value(), model=self.model,
-                           desc=f"inpaint ({method})", on_done=done)
+        return self._start(on_model_thread(inpaint), d, m, method=method, step=self.step_spin.value(),
+                           model=self.model, desc=f"inpaint ({method})", on_done=done)
 
     def _show_result(self, data_layer, result: np.ndarray, mask: np.ndarray, truth, method: str) -> None:
         name = data_layer.name + SUFFIX
@@ -261,9 +288,9 @@ class InpaintingWidget(QWidget):
             layer.data = result
             layer.metadata = meta
         else:
-            kw = dict(name=name, scale=tuple(data_layer.scale), translate=tuple(data_layer.translate),
-                      metadata=meta, colormap=getattr(data_layer.colormap, "name", "gray"),
-                      gamma=float(getattr(data_layer, "gamma", 1.0)))
+            kw = {"name": name, "scale": tuple(data_layer.scale), "translate": tuple(data_layer.translate),
+                      "metadata": meta, "colormap": getattr(data_layer.colormap, "name", "gray"),
+                      "gamma": float(getattr(data_layer, "gamma", 1.0))}
             self.viewer.add_image(result, **kw)
         text = f"{name}: {int(mask.sum())} gap voxels filled ({method}"
         text += ", fine-tuned model)" if (self.model is not None and method == "dl") else ")"
@@ -275,7 +302,7 @@ class InpaintingWidget(QWidget):
             text += f"; PCC of log(1+I) in the gap vs truth: {self.last_pcc:.4f}"
         self.status.setText(text)
 
-    def finetune(self) -> Optional[Job]:
+    def finetune(self) -> Job | None:
         """Fine-tune a copy of the model on the chosen data (worker); later runs use it."""
         try:
             _, d, m = self._inputs()
@@ -291,8 +318,8 @@ class InpaintingWidget(QWidget):
             self.status.setText(f"model: fine-tuned ({res.steps} steps; loss on the pattern's crops "
                                 f"{res.loss_before:.4g} → {res.loss_after:.4g})")
 
-        return self._start(finetune, d, m, model=self._base_copy(), steps=self.ft_steps.value(),
-                           desc="fine-tune inpainting model", on_done=done)
+        return self._start(on_model_thread(finetune), d, m, model=self._base_copy(),
+                           steps=self.ft_steps.value(), desc="fine-tune inpainting model", on_done=done)
 
     def _base_copy(self):
         """A trainable copy of the model in use (fine-tuning goes on from a fine-tuned model)."""
