@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BCDIError
+from . import _fused
 from .backend import Backend, get_backend
 from .likelihood import ZERO_COUNT, LLKEvaluator, free_mask
 from .support import update_support_native
@@ -229,8 +230,17 @@ class Engine:
         self._c_prev = None
         self._coeff_key: tuple | None = None
         self.prev = None
+        # the coefficient key for which ``prev`` already holds c_prev · obj (set by a fused HIO/RAAR step,
+        # cleared by anything else that changes the object or the support)
+        self._prev_ready: tuple | None = None
         self.border_reference = None
         self.centring_shift = (0, 0, 0)
+        # numpy: fused, cache-blocked, threaded element-wise steps (see _fused)
+        self._plan = (
+            _fused.BlockPlan(int(np.prod(data.shape)), np.asarray(data.fixed_idx))
+            if self.be.name == "numpy"
+            else None
+        )
 
     # -- support ---------------------------------------------------------------------------------------
     def set_support(self, support: Any) -> None:
@@ -238,6 +248,7 @@ class Engine:
         self.support = support.astype(bool, copy=False)
         self.n_support = int(self.be.scalar(self.support.sum()))
         self._coeff_key = None
+        self._prev_ready = None
 
     def update_support(self, *, border_only: bool = False, **kw: Any) -> None:
         """Shrink-wrap (or border-only) update; keyword arguments of ``update_support_native``.
@@ -293,6 +304,10 @@ class Engine:
         """obj ← P_M obj (in place); returns (llk, llk_free) of the incoming object if asked."""
         xp, be, d = self.be.xp, self.be, self.data
         psi = be.fftn_(self.obj)
+        if self._plan is not None and not want_llk:
+            _fused.modulus_step(self._plan, psi, d.amp, MODULUS_FLOOR)
+            self.obj = be.ifftn_(psi)
+            return None
         a = self.a
         xp.abs(psi, out=a)
         res = d.llk.evaluate(a, self.n_support) if want_llk else None
@@ -312,20 +327,32 @@ class Engine:
         if self.positivity:
             return self._iterate_positivity(algo, beta, want_llk)
         c_pm, c_prev = self._coefficients(algo, beta)
+        key, plan = self._coeff_key, self._plan
         if algo != "ER":
             if self.prev is None:
                 self.prev = xp.empty(self.data.shape, dtype=np.complex64)
-            xp.multiply(self.obj, c_prev, out=self.prev)
+            if plan is None:
+                xp.multiply(self.obj, c_prev, out=self.prev)
+            elif self._prev_ready != key:
+                _fused.scale_into_step(plan, self.obj, c_prev, self.prev)
+        self._prev_ready = None
         res = self._modulus_projection(want_llk)
-        xp.multiply(self.obj, c_pm, out=self.obj)
-        if algo != "ER":
-            xp.add(self.obj, self.prev, out=self.obj)
+        if plan is None:
+            xp.multiply(self.obj, c_pm, out=self.obj)
+            if algo != "ER":
+                xp.add(self.obj, self.prev, out=self.obj)
+        elif algo == "ER":
+            _fused.scale_step(plan, self.obj, c_pm)
+        else:
+            _fused.combine_step(plan, self.obj, c_pm, self.prev, next_coef=c_prev)
+            self._prev_ready = key
         return res
 
     def _iterate_positivity(
         self, algo: str, beta: float, want_llk: bool
     ) -> tuple[float, float | None] | None:
         xp = self.be.xp
+        self._prev_ready = None
         prev = self.obj.copy() if algo != "ER" else None
         res = self._modulus_projection(want_llk)
         pm = self.obj
@@ -342,10 +369,12 @@ class Engine:
 
     def apply_support(self) -> None:
         """obj ← support · obj."""
+        self._prev_ready = None
         self.be.xp.multiply(self.obj, self.support, out=self.obj)
 
     def llk(self) -> tuple[float, float | None]:
         """(llk, llk_free) of the current object (two FFTs; the object is restored)."""
+        self._prev_ready = None
         be, xp = self.be, self.be.xp
         psi = be.fftn_(self.obj)
         xp.abs(psi, out=self.a)
@@ -360,6 +389,7 @@ class Engine:
         (Σ I_obs / Σ I_calc). Only observed, non-free voxels take part.
         """
         be, xp, d = self.be, self.be.xp, self.data
+        self._prev_ready = None
         psi = be.fftn_(self.obj)
         a = self.a
         xp.abs(psi, out=a)
@@ -406,6 +436,7 @@ class Engine:
         """Drop the iteration buffers (keeps object and support)."""
         self.a = None
         self.prev = None
+        self._prev_ready = None
         self._c_pm = self._c_prev = None
         self._coeff_key = None
 
