@@ -44,9 +44,10 @@ import numpy as np
 
 from napari_bcdi_dl.core.metrics import compare, is_match
 from napari_bcdi_dl.core.phasing import phase, refine
-from napari_bcdi_dl.core.reciprocal import shift_crop
+from napari_bcdi_dl.core.reciprocal import crop_or_pad, shift_crop
 from napari_bcdi_dl.core.simulate import FIELDS, SHAPES, simulate_pattern
 from napari_bcdi_dl.models.dl_phasing import load_phase_model, predict_object
+from napari_bcdi_dl.models.phase_training import centre_phase
 from napari_bcdi_dl.models.wca import wca_numpy
 
 RECIPE = "HIO**400, RAAR**1000, ER**300"
@@ -114,10 +115,13 @@ def run_case(p, kw, args, model, card, key: str) -> dict:
     pred = predict_object(p.intensity, model=model, card=card)
     t_pred = time.perf_counter() - t0
     t = pred.transform
-    if not t.resampled:
-        true_field = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(p.obj)))
-        region = shift_crop(true_field, t.size, t.offset)
-        out["wca_model_grid"] = wca_numpy(np.angle(region), pred.phase_model, np.log1p(pred.intensity_model))
+    # the true field on the model grid (crop in q, object cropped/padded to the model's field of view), its
+    # phase centred as the training targets are (centre_phase), scored like the held-out set
+    true_field = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(p.obj)))
+    obj_c = np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(shift_crop(true_field, t.crop_shape, t.offset))))
+    field_m = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(crop_or_pad(obj_c, t.size))))
+    target = centre_phase(np.abs(field_m) ** 2, np.angle(field_m))
+    out["wca_model_grid"] = wca_numpy(target, pred.phase_model, np.log1p(pred.intensity_model))
     out["zoom"] = [float(z) for z in t.zoom]
     out["dl_unrefined"] = _score(p.obj, pred.obj, pred.support, p.support)
     rec = refine(p.intensity, pred.obj, pred.support, n_iter=args.refine_iter, border_only=True, method="dl")

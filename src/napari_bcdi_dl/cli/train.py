@@ -69,6 +69,8 @@ def _register_inpaint(sub) -> None:
     _common(q)
     q.add_argument("--train-limit", type=int, default=None, help="use at most that many training samples")
     q.add_argument("--widths", type=int, nargs="+", default=None, help="U-Net channels per level")
+    q.add_argument("--norm", choices=("group", "batch", "none"), default=None,
+                   help="normalisation after each convolution (default group)")
     q.set_defaults(func=run_inpaint)
 
 
@@ -120,9 +122,13 @@ def run_inpaint(args: argparse.Namespace) -> int | None:
     from ._progress import progress_bar
 
     steps = _steps(args)
-    arch = {"widths": tuple(args.widths)} if args.widths else None
-    if arch and len(args.widths) != 4:
-        raise BCDIError("--widths needs 4 numbers (channels per U-Net level, full resolution first)")
+    arch = {}
+    if args.widths:
+        if len(args.widths) != 4:
+            raise BCDIError("--widths needs 4 numbers (channels per U-Net level, full resolution first)")
+        arch["widths"] = tuple(args.widths)
+    if args.norm:
+        arch["norm"] = None if args.norm == "none" else args.norm
     command = "bcdi-dl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with _StopOnSignal() as stop, progress_bar("train inpaint", unit="step",
                                                disable=True if args.quiet else None) as bar:
@@ -130,7 +136,7 @@ def run_inpaint(args: argparse.Namespace) -> int | None:
             args.data, args.val, args.out, steps=steps, batch=args.batch,
             steps_per_epoch=args.steps_per_epoch, lr=args.lr, patience=args.patience or None,
             checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
-            val_limit=args.val_limit, train_limit=args.train_limit, export=args.export, arch=arch,
+            val_limit=args.val_limit, train_limit=args.train_limit, export=args.export, arch=arch or None,
             command=command, progress=bar, cancel=stop,
         )
     print(f"{args.out}: {result.stopped} at step {result.step}; best held-out loss {result.best_val:.5g} "

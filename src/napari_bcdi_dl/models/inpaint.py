@@ -45,6 +45,7 @@ DEFAULT_ARCH = {
     "widths": (8, 16, 32, 64),
     "dilations": ((1, 2), (1, 2), (1, 2), (1, 1)),
     "decoder_convs": (1, 2, 2),
+    "norm": "group",
 }
 
 
@@ -55,6 +56,7 @@ def build_inpainter(
     widths: Sequence[int] = DEFAULT_ARCH["widths"],
     dilations: Sequence[Sequence[int]] | None = DEFAULT_ARCH["dilations"],
     decoder_convs: Sequence[int] | None = DEFAULT_ARCH["decoder_convs"],
+    norm: str | None = DEFAULT_ARCH["norm"],
     residual_fill: bool = True,
     name: str = "inpainter",
     **unet_kw: Any,
@@ -66,10 +68,12 @@ def build_inpainter(
     size : window edge (divisible by ``2 ** (len(widths) - 1)``).
     widths, dilations, decoder_convs : U-Net layout, see :func:`napari_bcdi_dl.models.blocks.unet`.
         Full-resolution layers dominate the cost on a CPU: keep ``widths[0]`` small.
+    norm : ``"group"`` (GroupNormalization after each convolution: 2–3× faster optimisation than none
+        in a 60-step overfit test, and independent of the batch, unlike ``"batch"``), ``"batch"`` or None.
     residual_fill : output = input channel 0 + U-Net output (zero-initialised), i.e. a correction of the
         linear pre-fill. With False the U-Net output is the prediction itself.
     name : model name.
-    unet_kw : passed to :func:`~napari_bcdi_dl.models.blocks.unet` (``pool``, ``up``, ``norm``...).
+    unet_kw : passed to :func:`~napari_bcdi_dl.models.blocks.unet` (``pool``, ``up``, ``residual``...).
 
     Returns
     -------
@@ -80,7 +84,7 @@ def build_inpainter(
 
     k = keras()
     shape = (size, size, size, 2)
-    body = unet(shape, 1, widths=widths, dilations=dilations, decoder_convs=decoder_convs,
+    body = unet(shape, 1, widths=widths, dilations=dilations, decoder_convs=decoder_convs, norm=norm,
                 out_kernel_initializer="zeros" if residual_fill else "glorot_uniform",
                 name=f"{name}_unet", **unet_kw)
     if not residual_fill:

@@ -211,6 +211,23 @@ def beats_linear(record: dict) -> bool:
             and record.get("val_l1", 1.0) < 0.99 * record.get("val_l1_linear", 0.0))
 
 
+def _beats_exported(record: dict, export: os.PathLike | str) -> bool:
+    """True unless ``export`` already holds a model scored on the same held-out set with a better PCC
+    (another run must not replace a better shipped model)."""
+    import json
+
+    card_path = Path(export).with_suffix(".json")
+    if not card_path.is_file():
+        return True
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return True
+    held = card.get("held_out") or {}
+    same_set = abs(held.get("val_pcc_linear", -1.0) - record.get("val_pcc_linear", -2.0)) < 1e-9
+    return not same_set or record.get("val_pcc", 0.0) > held.get("val_pcc", -1.0)
+
+
 def export_run(run: os.PathLike | str, dest: os.PathLike | str) -> Path:
     """Export a run's ``best.keras`` with a card made of its ``run.json`` and best ``log.json`` record.
 
@@ -294,7 +311,7 @@ def train_inpaint(
     def on_epoch(record: dict, model: Any) -> None:
         if export is None or not record.get("best"):
             return
-        if not beats_linear(record):
+        if not beats_linear(record) or not _beats_exported(record, export):
             return
         card = dict(config, step=record["step"], trained_s=record["elapsed_s"],
                     held_out={k_: record[k_] for k_ in record if k_.startswith("val_")},
