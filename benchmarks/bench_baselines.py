@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/bench_baselines.py [--size 128] [--repeat 3]``
 
-Prints, for each baseline of ``core.gaps.fill_baseline``, the best wall time of ``--repeat`` runs, its
+Prints, for each baseline of ``core.gap_fill.fill_baseline``, the best wall time of ``--repeat`` runs, its
 ratio to ``nearest`` measured in the same process, and the PCC of log(1+I) inside the gap against the
 noise-free and the noisy pattern. Also times the window plan / extraction / stitching of the DL path at
 step 4 (no model). The pattern is self-contained (a faceted particle with a smooth phase field, Poisson
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from napari_bcdi_dl.core import gaps
+from napari_bcdi_dl.core import gap_fill, gaps
 
 
 def make_pattern(n: int, seed: int = 0, max_counts: float = 1e6) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +64,8 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
     rows = []
     t_ref = None
-    for method in gaps.METHODS:
-        t, out = best_time(lambda m=method: gaps.fill_baseline(data, mask, m), args.repeat)
+    for method in gap_fill.METHODS:
+        t, out = best_time(lambda m=method: gap_fill.fill_baseline(data, mask, m), args.repeat)
         if method == "nearest":
             t_ref = t
         rows.append((method, t, t / t_ref, gaps.gap_pcc(out, expected, mask), gaps.gap_pcc(out, noisy, mask)))

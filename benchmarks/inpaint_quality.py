@@ -13,7 +13,7 @@ columns of the same width), each through the Bragg peak (1 voxel off-centre, as 
   the measured counts (the only truth there is).
 
 Every method runs on the same arrays in the same process: the shipped model (``dl``, step ``--step``)
-and the ``linear | cubic | nearest | idw`` fills of ``core.gaps.fill_baseline``. Prints Markdown tables.
+and the ``linear | cubic | nearest | idw`` fills of ``core.gap_fill.fill_baseline``. Prints Markdown tables.
 """
 
 from __future__ import annotations

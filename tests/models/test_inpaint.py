@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_bcdi_dl.core.errors import BCDIError, Cancelled
-from napari_bcdi_dl.core.gaps import fill_baseline
+from napari_bcdi_dl.core.gap_fill import fill_baseline
 from napari_bcdi_dl.models.inpaint import (
     decode_windows,
     encode_target,

@@ -22,7 +22,7 @@ the gap with ``step``; windows are encoded, run through the model in batches, de
 averaged where they overlap (``core.gaps.stitch_windows``), mapped back to counts and written *only*
 inside the gap: every other voxel of the result is bit-identical to the input. Gap voxels no window
 reaches are filled by linear interpolation, with a warning. ``method`` other than ``"dl"`` runs the
-classical baselines of ``core.gaps.fill_baseline``.
+classical baselines of ``core.gap_fill.fill_baseline``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def build_inpainter(
 def window_fill(values: np.ndarray, masks: np.ndarray, max_passes: int = 4) -> np.ndarray:
     """Fill the gap voxels of a batch of windows by linear interpolation across the gap, window-locally.
 
-    The rule of ``core.gaps.fill_baseline(..., "linear")``, vectorised over a batch of small windows (the
+    The rule of ``core.gap_fill.fill_baseline(..., "linear")``, vectorised over a batch of small windows (the
     per-window call costs ~50 ms, too much for ~1,000 windows): along each axis, a gap voxel bracketed
     by valid voxels gets the linear interpolation between them; the axes are averaged with weights
     1/span², so a slab is interpolated along its normal. Voxels with no bracketing pair (the centre of
@@ -298,7 +298,7 @@ def inpaint(
     data : 3D ``(z, y, x)`` intensity in counts. Never modified.
     mask : gap mask of the same shape (1 = gap); a 2D detector mask is repeated over the frames.
     method : ``"dl"`` (the U-Net) or a baseline ``"linear" | "cubic" | "nearest" | "idw"``
-        (``core.gaps.fill_baseline``, in ``log(1 + I)``).
+        (``core.gap_fill.fill_baseline``, in ``log(1 + I)``).
     step : stride of the windows along the gap (``dl``); 1 is the published setting, 4 is ~64× cheaper.
     batch : windows per model call.
     model : a Keras model (e.g. fine-tuned, :mod:`~napari_bcdi_dl.models.finetune`); default the shipped
@@ -370,6 +370,6 @@ def _as_output(d: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _baseline(d, m, method, progress, cancel) -> np.ndarray:
-    from ..core.gaps import fill_baseline
+    from ..core.gap_fill import fill_baseline
 
     return fill_baseline(d, m, method, progress=progress, cancel=cancel)
