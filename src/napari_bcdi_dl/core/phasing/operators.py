@@ -35,7 +35,7 @@ from .backend import Backend, get_backend
 from .likelihood import ZERO_COUNT, LLKEvaluator, free_mask
 from .support import update_support_native
 
-#: Floor of the calculated modulus in the modulus projection (avoids 0/0).
+#: Added to the calculated modulus in the modulus projection (avoids 0/0; a no-op in float32 above 1e-12).
 MODULUS_FLOOR = np.float32(1e-20)
 MIN_SIZE = 8
 
@@ -311,7 +311,7 @@ class Engine:
         a = self.a
         xp.abs(psi, out=a)
         res = d.llk.evaluate(a, self.n_support) if want_llk else None
-        xp.maximum(a, MODULUS_FLOOR, out=a)
+        xp.add(a, MODULUS_FLOOR, out=a)
         xp.divide(d.amp, a, out=a)
         if d.fixed_idx.size:
             a.ravel()[d.fixed_idx] = 1  # masked and free voxels: calculated amplitude kept
