@@ -85,7 +85,7 @@ def test_errors_are_notifications(viewer_widget, qtbot, notes):
 
 
 def test_cancel(viewer_widget, qtbot):
-    viewer, w, data = viewer_widget
+    _viewer, w, _data = viewer_widget
     w.iter_spin.setValue(5000)
     job = w.predict_and_refine()
     qtbot.waitUntil(lambda: job.worker is not None, timeout=5000)

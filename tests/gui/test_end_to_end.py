@@ -78,6 +78,13 @@ class LoopMonitor:
                 if not any(a < w1 and b > w0 for w0, w1 in self.windows)]
         return max(gaps) if gaps else 0.0
 
+    def long_gaps(self, threshold: float = MAX_GAP_S / 2) -> str:
+        """The gaps above ``threshold`` as ``start+duration`` in ms from the start (``*``: in on_done)."""
+        t0 = self.ticks[0] if self.ticks else 0.0
+        return ", ".join(f"{(a - t0) * 1000:.0f}+{(b - a) * 1000:.0f}"
+                         + ("*" if any(a < w1 and b > w0 for w0, w1 in self.windows) else "")
+                         for a, b in self._gaps() if b - a > threshold)
+
     @property
     def on_done_max(self) -> float:
         return max((w1 - w0 for w0, w1 in self.windows), default=0.0)
@@ -233,7 +240,7 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
 
     # 6. Results: post-process both reconstructions, then compare them
     recs = {"conv": f"{src} conventional modulus", "dl": f"{src} DL modulus"}
-    assert set(recs.values()) <= set(res.source_names()), res.source_names()
+    assert {n.removesuffix(" modulus") for n in recs.values()} <= set(res.source_names()), res.source_names()
     for out, name in recs.items():
         res.select_source(name)
         res.voxel_edit.setText(" ".join(f"{v:g}" for v in VOXEL))
@@ -274,8 +281,6 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
     # the < 100 ms bound on the run itself: test_event_loop_free_during_* below (known to fail today)
 
 
-@pytest.mark.xfail(strict=True, reason="inpainting widget drops the data layer's metadata['bcdi'] "
-                   "(voxel_size_nm, geometry): objects phased from the inpainted layer lose their nm scale")
 def test_inpainted_layer_keeps_voxel_size(make_napari_viewer, qtbot, pattern):
     from napari_bcdi_dl.widgets.inpainting import InpaintingWidget
 
@@ -314,9 +319,10 @@ def _responsiveness_setup(make_napari_viewer, pattern, widget_name):
     return viewer, widget
 
 
-@pytest.mark.xfail(strict=False, reason="under CPU contention (load 7-10 on 2 cores) the main thread is starved 0.2 s at a time even with "
-                   "progress throttled to 10 updates/s in widgets/_worker.py (was: every iteration, 0.2-2 s gaps); "
-                   "re-measure on an idle machine")
+@pytest.mark.xfail(strict=False, reason="measured with the model training paused: max gap 0.2-0.34 s, always in the "
+                   "first 0.6 s (main thread: napari's first progress bar of a viewer, ~0.23 s in Job.__init__; "
+                   "worker: first-use imports/dlopen holding the GIL); steady run 50-100 ms per progress repaint "
+                   "(QProgressBar.setValue repaints the GL window synchronously, llvmpipe); 0.2-0.5 s at load 3-10")
 def test_event_loop_free_during_phasing(make_napari_viewer, qtbot, pattern, monkeypatch):
     _viewer, ph = _responsiveness_setup(make_napari_viewer, pattern, "Phasing")
     ph.recipe_edit.setText("HIO**400, ER**100")
@@ -326,16 +332,48 @@ def test_event_loop_free_during_phasing(make_napari_viewer, qtbot, pattern, monk
     _run_monitored(qtbot, mon, ph.start)
     run_s = time.perf_counter() - t0
     print(f"\nphasing: run {run_s:.1f} s, max loop gap {mon.max_gap * 1000:.0f} ms, "
-          f"showing layers {mon.on_done_max * 1000:.0f} ms")
+          f"showing layers {mon.on_done_max * 1000:.0f} ms; gaps > 50 ms (start+length): {mon.long_gaps()}")
     assert run_s > 1.0
     assert mon.max_gap < MAX_GAP_S
 
 
-@pytest.mark.xfail(strict=False, reason="the first prediction imports TensorFlow and loads the model in the "
-                   "worker with the GIL held for 0.3-1 s at a time (models/_keras.py, models/dl_phasing.py)")
+@pytest.mark.xfail(strict=False, reason="the first prediction imports TensorFlow in a worker thread of the napari "
+                   "process; the GIL is held 0.6-0.85 s (dlopen of libtensorflow_cc), 0.1-0.5 s per full GC over "
+                   "the growing heap, 0.3-0.4 s in one marshal.loads: unfixable in a thread; the fix is to run DL "
+                   "work in widgets/_worker_process.py (test_..._in_model_process)")
 def test_event_loop_free_during_dl_prediction():
     """Reads the walk's measurement: a second TensorFlow prediction from a new worker thread in the same
     process crashed (SIGSEGV in conv3d) when this was written, so the DL run is not repeated here."""
     if "dl predict+refine: max loop gap s" not in MEASURED:
         pytest.skip("needs test_whole_path_in_one_viewer to run first, in the same session")
     assert MEASURED["dl predict+refine: max loop gap s"] < MAX_GAP_S, MEASURED
+
+
+@pytest.mark.xfail(strict=False, reason="no TensorFlow gap is left, but napari's first progress bar of a viewer "
+                   "costs ~0.2 s of main thread at start, and at load > 3 on 2 cores the main thread is starved "
+                   "0.1-0.2 s at times (measured: max 0.21-0.27 s at start, otherwise < 0.15 s)")
+def test_event_loop_free_during_dl_prediction_in_model_process(make_napari_viewer, qtbot, pattern):
+    """The prototype route for DL work (``widgets/_worker_process.py``): predict + refine in a fresh child
+    process (its first call imports TensorFlow and loads the model there), the job thread only waits on a
+    socket. The napari process never imports TensorFlow, so the event loop stays free."""
+    import sys
+
+    from napari_bcdi_dl.models.dl_phasing import dl_phase
+    from napari_bcdi_dl.widgets._worker import run_job
+    from napari_bcdi_dl.widgets._worker_process import ModelProcess
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(pattern.intensity.copy(), name="sim")
+    had_tf = "tensorflow" in sys.modules
+    proc = ModelProcess()
+    try:
+        mon = LoopMonitor()
+        job, _ = _run_monitored(qtbot, mon, lambda: run_job(proc.call, dl_phase, pattern.intensity,
+                                                            pattern.mask, refine_iter=40, desc="DL phase"))
+    finally:
+        proc.close()
+    print(f"\nDL predict+refine in the model process: max loop gap {mon.max_gap * 1000:.0f} ms; "
+          f"gaps > 50 ms (start+length): {mon.long_gaps()}")
+    assert job.result.obj.shape == pattern.intensity.shape and job.result.method == "dl"
+    assert had_tf or "tensorflow" not in sys.modules, "TensorFlow stays out of the napari process"
+    assert mon.max_gap < MAX_GAP_S

@@ -119,3 +119,34 @@ def test_bad_masks_are_notified_not_raised(setup, qtbot, notes):
     assert widget.run() is None
     assert any("shape" in msg for s, msg in notes() if s == "error")
     assert "scan inpainted" not in [lay.name for lay in viewer.layers]
+
+
+def test_inpainted_layer_keeps_the_data_physics(make_napari_viewer, qtbot, real_pattern):
+    """The result carries the data's scale/translate/units and a copy of its metadata["bcdi"] (voxel size,
+    geometry...), so objects phased from it keep their nm scale; the data layer's metadata is untouched."""
+    from napari_bcdi_dl.core.types import Geometry
+    from napari_bcdi_dl.widgets.inpainting import InpaintingWidget
+
+    viewer = make_napari_viewer()
+    m = np.zeros(real_pattern.shape, np.uint8)
+    m[:, 29:35, :] = 1
+    geometry = Geometry(energy_kev=9.0, hkl=(1, 1, 1))
+    info = {"kind": "intensity", "voxel_size_nm": [10.0, 8.0, 8.0], "geometry": geometry, "source": "scan.h5"}
+    data = viewer.add_image(np.where(m == 1, 0, real_pattern), name="scan", scale=(2.0, 1.0, 1.0),
+                            translate=(1.0, 2.0, 3.0), units="1/nm", metadata={"bcdi": info})
+    mask = viewer.add_labels(m, name="scan gap mask", scale=(2.0, 1.0, 1.0), translate=(1.0, 2.0, 3.0))
+    widget = InpaintingWidget(viewer)
+    widget.set_layers(data, mask)
+    widget.method_combo.setCurrentText("linear")
+    for _ in range(2):  # created, then replaced
+        _wait(qtbot, widget.run())
+        out = viewer.layers["scan inpainted"]
+        meta = out.metadata["bcdi"]
+        assert tuple(meta["voxel_size_nm"]) == (10.0, 8.0, 8.0) and meta["geometry"] == geometry
+        assert meta["kind"] == "intensity" and meta["source"] == "scan.h5" and meta["data_layer"] == "scan"
+        assert meta["inpainted"] == "linear" and meta["inpaint_mask"] == "scan gap mask"
+        assert tuple(out.scale) == (2.0, 1.0, 1.0) and tuple(out.translate) == (1.0, 2.0, 3.0)
+        assert [str(u) for u in out.units] == [str(u) for u in data.units]
+    assert [lay.name for lay in viewer.layers].count("scan inpainted") == 1
+    assert data.metadata["bcdi"] is info and set(info) == {"kind", "voxel_size_nm", "geometry", "source"}
+    assert meta is not info and meta["voxel_size_nm"] is not info["voxel_size_nm"]

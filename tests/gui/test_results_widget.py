@@ -62,8 +62,9 @@ def test_postprocess_adds_scaled_masked_layers(viewer_widget, qtbot, sim, notes)
     obj0, sup0 = sim.obj.copy(), sim.support.copy()
     geometry = Geometry(hkl=(1, 1, 1), lattice_nm=0.3912)
     layer = _add_reconstruction(viewer, "sim", sim.obj, sim.support, geometry=geometry)
-    assert w.source_names() == ["sim modulus"]
-    w.select_source("sim modulus")
+    assert w.source_names() == ["sim"]
+    w.select_source("sim modulus")  # any layer of a reconstruction is accepted
+    assert w.source_combo.currentText() == "sim"
     assert w.hkl_edit.text() == "1 1 1" and w.lattice_edit.text() == "0.3912"
     assert w.voxel_edit.text() == "6 5 4"
     assert w.name_edit.text() == "sim results"  # "sim modulus" is the input: never overwritten
@@ -171,3 +172,39 @@ def test_errors_are_notifications(viewer_widget, qtbot, notes):
     assert w.export_vti("/tmp/never.vti") is None
     errs = _errors(notes)
     assert len(errs) == 3 and all(e.startswith("Results: ") for e in errs)
+
+
+def test_each_reconstruction_is_listed_once(viewer_widget, qtbot, sim, notes):
+    """The phasing widgets put the object on the modulus and the phase layers: one entry, by base name."""
+    viewer, w = viewer_widget
+    for kind in ("modulus", "phase"):
+        data = np.abs(sim.obj) if kind == "modulus" else np.angle(sim.obj).astype(np.float32)
+        viewer.add_image(data, name=f"sim conventional {kind}", scale=VOXEL, metadata={"bcdi": {
+            "kind": kind, "obj": sim.obj, "support": sim.support, "method": "conventional",
+            "voxel_size_nm": VOXEL}})
+    viewer.add_labels(sim.support.astype(np.uint8), name="sim conventional support", scale=VOXEL,
+                      metadata={"bcdi": {"kind": "support", "obj": sim.obj, "support": sim.support}})
+    other = (sim.obj * np.exp(0.3j)).astype(np.complex64)
+    _add_reconstruction(viewer, "sim DL", other, sim.support, method="dl")
+    assert w.source_names() == ["sim conventional", "sim DL"]
+    assert [w.source_combo.itemText(i) for i in range(w.source_combo.count())] == w.source_names()
+    assert [w.compare_list.item(i).text() for i in range(w.compare_list.count())] == w.source_names()
+    for name in ("sim conventional", "sim conventional modulus", "sim conventional phase"):
+        w.select_source(name)
+        assert w.source_combo.currentText() == "sim conventional"
+        src = w.source(name)
+        assert src.name == "sim conventional" and src.origin == "sim conventional modulus"
+        np.testing.assert_array_equal(src.obj, sim.obj)
+    assert w.name_edit.text() == "sim conventional results"  # its modulus layer is not the widget's own
+    # without its modulus layer the reconstruction is still listed once, carried by its phase layer
+    viewer.layers.remove("sim conventional modulus")
+    assert w.source_names() == ["sim conventional", "sim DL"]
+    assert w.source("sim conventional").origin == "sim conventional phase"
+    wait(qtbot, w.compare(["sim conventional phase", "sim DL modulus"]))
+    assert not _errors(notes)
+    assert w.checked_names() == ["sim conventional", "sim DL"]
+    assert [r["name"] for r in w.comparison["rows"]] == ["sim conventional", "sim DL"]
+    assert "compare sim conventional phase" in [lay.name for lay in viewer.layers]
+    # a name that is no reconstruction is a notification, not an exception
+    assert w.compare(["sim conventional", "sim DL support"]) is None
+    assert any("no reconstruction named" in m for m in _errors(notes))

@@ -7,7 +7,7 @@ science is in ``core`` (``io.read``, ``masks.*``, ``geometry.detector_voxel_size
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def describe_mask(mask: np.ndarray) -> str:
     return f"{n} masked voxels ({frac:.2f} %)" + (f"; gap planes: {planes}" if planes else "")
 
 
-def load_data(path: str, scan: Optional[str], log_view: bool, *, progress=None, cancel=None) -> dict:
+def load_data(path: str, scan: str | None, log_view: bool, *, progress=None, cancel=None) -> dict:
     from .. import _reader
     from ..core import io
 
@@ -62,7 +62,7 @@ def load_data(path: str, scan: Optional[str], log_view: bool, *, progress=None, 
     return {"layers": layers, "kind": "intensity", "notes": notes}
 
 
-def compute_mask(action: str, data: Any, current: Optional[np.ndarray], params: dict, *,
+def compute_mask(action: str, data: Any, current: np.ndarray | None, params: dict, *,
                  progress=None, cancel=None) -> dict:
     """Compute the new mask of ``action`` (preset | detect | dilate | import) and its one-line summary."""
     from ..core import io, masks

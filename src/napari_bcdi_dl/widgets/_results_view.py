@@ -12,10 +12,6 @@ TABLE_COLUMNS = ("reconstruction", "method", "LLK", "free LLK", "χ²", "PRTF re
                  "error vs 1st", "phase RMSE (rad)", "twin")
 
 
-def _bcdi(layer) -> dict:
-    return (getattr(layer, "metadata", None) or {}).get("bcdi") or {}
-
-
 def _fmt(v, spec: str = ".4g") -> str:
     if v is None:
         return "n/a"

@@ -25,7 +25,11 @@ from ..core.errors import BCDIError, Cancelled
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_S = 0.1  # at most 10 progress updates a second reach the main thread
+#: at most 4 progress updates a second reach the main thread. Each one repaints the widgets' progress bars:
+#: QProgressBar.setValue repaints synchronously, and in a napari window holding a GL canvas a repaint
+#: costs 20-35 ms of main thread with Mesa's llvmpipe (50-90 ms while a worker competes for the GIL);
+#: at 10 updates/s that kept the main thread 60-90 % busy during a phasing run.
+PROGRESS_INTERVAL_S = 0.25
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,7 +99,8 @@ class Job(QObject):
 
     # --- worker thread -------------------------------------------------------------------------
     def _throttled_progress(self, done: int, total: int) -> None:
-        """Forward progress to the main thread at most every ``PROGRESS_INTERVAL_S`` (and always the last).
+        """Forward progress to the main thread at most every ``PROGRESS_INTERVAL_S`` (and always the first
+        and the last).
 
         Functions report every iteration (thousands of times a second for small phasing runs); one queued
         signal each would flood the event loop and freeze the GUI.

@@ -24,10 +24,8 @@ Errors (``BCDIError`` or anything else) become napari notifications; the widget 
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 from qtpy.QtWidgets import (
@@ -47,61 +45,44 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import BCDIError
 from ._data_mask_jobs import compute_mask, load_data, write_mask
-from ._worker import Job, run_job
+from ._layers import (
+    MASK_SUFFIX,
+    HasJobSlot,
+    JobSlot,
+    LayerFollower,
+    bcdi_meta,
+    find_layer,
+    guarded,
+    is_volume_image,
+    layer_kind,
+    layer_name,
+    notify_info,
+    put_layer,
+    set_combo_items,
+)
+from ._worker import Job
 
 log = logging.getLogger(__name__)
 
-MASK_SUFFIX = " gap mask"
 MASK_EXPORT_FILTER = "Mask files (*.npz *.cxi)"
 MASK_IMPORT_FILTER = "Mask files (*.npz *.npy *.cxi *.h5 *.tif *.tiff);;All files (*)"
 DATA_FILTER = "BCDI data (*.npy *.npz *.tif *.tiff *.cxi *.h5 *.hdf5 *.nxs *.edf *.edf.gz);;All files (*)"
 
 
-def _notify_error(message: str) -> None:
-    from napari.utils.notifications import show_error
-
-    show_error(message)
-
-
-def _notify_info(message: str) -> None:
-    from napari.utils.notifications import show_info
-
-    show_info(message)
-
-
-def _guarded(method: Callable) -> Callable:
-    """Run a widget action; a BCDIError or any other exception becomes a notification (returns None)."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except BCDIError as err:
-            _notify_error(f"Data & mask: {err}")
-        except Exception as err:  # a bug must not take napari down: tell the user
-            log.exception("Data & mask: %s failed", method.__name__)
-            _notify_error(f"Data & mask: {method.__name__} failed: {type(err).__name__}: {err}")
-        return None
-
-    return wrapper
+_guarded = guarded("Data & mask")
 
 
 # ------------------------------------------------------------------------------------------- widget
-class DataMaskWidget(QWidget):
+class DataMaskWidget(HasJobSlot, QWidget):
     """Dock widget *Data & mask* (see the module docstring)."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.job: Optional[Job] = None
         self._mask_sources: dict[str, list[str]] = {}  # mask layer name -> files imported into it
         self._build()
-        layers = self.viewer.layers
-        layers.events.inserted.connect(self._on_layer_inserted)
-        layers.events.removed.connect(self._refresh_layers)
-        layers.events.moved.connect(self._refresh_layers)
-        for layer in layers:
-            layer.events.name.connect(self._refresh_layers)
+        self.jobs = JobSlot("Data & mask", self._action_buttons, self.cancel_button)
+        self._follower = LayerFollower(self.viewer, self, self._refresh_layers)
         self._refresh_layers()
 
     # --- construction ---------------------------------------------------------------------------
@@ -206,51 +187,18 @@ class DataMaskWidget(QWidget):
     # --- layers -----------------------------------------------------------------------------------
     @staticmethod
     def _is_data_layer(layer) -> bool:
-        from napari.layers import Image
+        return is_volume_image(layer) and layer_kind(layer) not in ("log_intensity", "phase", "modulus")
 
-        if not isinstance(layer, Image) or layer.rgb or layer.ndim != 3:
-            return False
-        if np.issubdtype(np.dtype(layer.dtype), np.complexfloating):
-            return False
-        kind = ((layer.metadata or {}).get("bcdi") or {}).get("kind")
-        return kind not in ("log_intensity", "phase", "modulus")
-
-    def _on_layer_inserted(self, event) -> None:
-        event.value.events.name.connect(self._refresh_layers)
-        self._refresh_layers()
-
-    def _refresh_layers(self, *_args) -> None:
-        try:
-            combo = self.layer_combo
-            current = combo.currentText()
-            names = [layer.name for layer in self.viewer.layers if self._is_data_layer(layer)]
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(names)
-            if current in names:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
-        except RuntimeError:  # the Qt widget is gone (dock closed): stop listening
-            self._disconnect()
-            return
-        if combo.currentText() != current:
+    def _refresh_layers(self) -> None:
+        current = self.layer_combo.currentText()
+        set_combo_items(self.layer_combo, [ly.name for ly in self.viewer.layers if self._is_data_layer(ly)])
+        if self.layer_combo.currentText() != current:
             self._on_data_layer_changed()
         elif self.mask_layer is not None and self.mask_layer.n_edit_dimensions != 3:
             self._on_data_layer_changed()  # its mask just arrived (sample data, reader): make it 3D-paintable
 
-    def _disconnect(self) -> None:
-        layers = self.viewer.layers
-        for emitter, cb in ((layers.events.inserted, self._on_layer_inserted),
-                            (layers.events.removed, self._refresh_layers),
-                            (layers.events.moved, self._refresh_layers)):
-            emitter.disconnect(cb)
-        for layer in layers:
-            layer.events.name.disconnect(self._refresh_layers)
-
     def _find(self, name: str):
-        # iterate rather than index: napari hands plugins a PublicOnlyProxy viewer whose ``layers[name]``
-        # returns wrapped layers that are not identical (``is``) to the viewer's own layer objects
-        return next((layer for layer in self.viewer.layers if layer.name == name), None)
+        return find_layer(self.viewer, name)
 
     @property
     def data_layer(self):
@@ -259,9 +207,9 @@ class DataMaskWidget(QWidget):
         return self._find(name) if name else None
 
     def select_data_layer(self, layer_or_name) -> None:
-        name = getattr(layer_or_name, "name", layer_or_name)
+        """Choose the data layer (a layer or its name)."""
         self._refresh_layers()
-        self.layer_combo.setCurrentText(str(name))
+        self.layer_combo.setCurrentText(layer_name(layer_or_name))
 
     @property
     def mask_layer(self):
@@ -279,7 +227,7 @@ class DataMaskWidget(QWidget):
         if data is None:
             self.status.setText("no data layer: load a scan or open one in napari")
             return
-        geometry = ((data.metadata or {}).get("bcdi") or {}).get("geometry")
+        geometry = bcdi_meta(data).get("geometry")
         if geometry is not None:
             self._prefill_preset(geometry)
         mask = self.mask_layer
@@ -317,7 +265,7 @@ class DataMaskWidget(QWidget):
                             "under Data layer")
         return data
 
-    def _current_mask(self, data) -> Optional[np.ndarray]:
+    def _current_mask(self, data) -> np.ndarray | None:
         """A uint8 copy of the mask layer (the user may paint while a worker runs), or None."""
         layer = self.mask_layer
         if layer is None:
@@ -329,61 +277,27 @@ class DataMaskWidget(QWidget):
                             "delete or clear the mask layer")
         return (m != 0).astype(np.uint8)
 
-    def _set_mask(self, data, mask: np.ndarray, summary: str, source: Optional[str] = None):
+    def _set_mask(self, data, mask: np.ndarray, summary: str, source: str | None = None):
         """Put ``mask`` in ``"<data> gap mask"`` (new layer, or ``layer.data = mask``); main thread."""
         if not any(layer is data for layer in self.viewer.layers):
             raise BCDIError(f"data layer '{data.name}' was removed while the mask was computed; "
                             "nothing changed")
         if mask.shape != tuple(data.data.shape):
             raise BCDIError(f"mask shape {mask.shape} does not match '{data.name}' {tuple(data.data.shape)}")
-        from napari.layers import Labels
-
         name = data.name + MASK_SUFFIX
-        layer = self._find(name)
-
-        if layer is not None and not isinstance(layer, Labels):
-            raise BCDIError(f"layer '{name}' exists and is not a Labels layer: rename it")
-        if layer is None:
-            src = ((data.metadata or {}).get("bcdi") or {}).get("source")
-            meta = {"bcdi": {"kind": "mask", "data_layer": data.name, "source": src}}
-            kw = {"name": name, "opacity": 0.6, "metadata": meta, "scale": tuple(data.scale),
-                  "translate": tuple(data.translate)}
-            units = getattr(data, "units", None)
-            if units is not None:
-                kw["units"] = units
-            layer = self.viewer.add_labels(mask, **kw)
-        else:
-            layer.data = mask
+        existing = self._find(name)
+        # a new mask layer gets the data's grid; an existing one keeps its metadata (imports, the reader's)
+        meta = None if existing is not None else {
+            "bcdi": {"kind": "mask", "data_layer": data.name, "source": bcdi_meta(data).get("source")}}
+        grid = {} if existing is not None else {"units": data.units}
+        layer = put_layer(self.viewer, name, mask, labels=True, metadata=meta, opacity=0.6,
+                          scale=tuple(data.scale), translate=tuple(data.translate), **grid)
         self._make_editable(layer, data)
         if source:
             self._mask_sources.setdefault(name, []).append(source)
         self.status.setText(f"{name}: {summary}")
         return layer
 
-    # --- jobs -------------------------------------------------------------------------------------
-    def _start(self, func: Callable, *args, desc: str, on_done: Callable) -> Optional[Job]:
-        if self.job is not None and self.job.running:
-            _notify_info(f"Data & mask: busy with '{self.job.desc}'; wait or press Cancel")
-            return None
-        self.job = run_job(func, *args, desc=desc, on_done=on_done)
-        for b in self._action_buttons:
-            b.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.job.finished.connect(self._job_finished)
-        return self.job
-
-    def _job_finished(self) -> None:
-        try:
-            for b in self._action_buttons:
-                b.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-        except RuntimeError:  # widget closed while the job ran
-            pass
-
-    def cancel(self) -> None:
-        """Ask the running job to stop."""
-        if self.job is not None and self.job.running:
-            self.job.cancel()
 
     # --- data -------------------------------------------------------------------------------------
     def set_path(self, path) -> None:
@@ -408,7 +322,7 @@ class DataMaskWidget(QWidget):
         return scans
 
     @_guarded
-    def load(self, path=None, scan: Optional[str] = None, log_view: Optional[bool] = None) -> Optional[Job]:
+    def load(self, path=None, scan: str | None = None, log_view: bool | None = None) -> Job | None:
         """Read ``path`` (default: the path field) in a worker and add its layers; returns the Job."""
         if path is not None and str(path) != self.path_edit.text():
             self.set_path(path)
@@ -419,7 +333,7 @@ class DataMaskWidget(QWidget):
             scan = self.scan_combo.currentText() or None
         if log_view is None:
             log_view = self.log_check.isChecked()
-        return self._start(load_data, text, scan, bool(log_view), desc=f"load {Path(text).name}",
+        return self.jobs.start(load_data, text, scan, bool(log_view), desc=f"load {Path(text).name}",
                            on_done=self._loaded)
 
     def _loaded(self, result: dict) -> None:
@@ -428,7 +342,7 @@ class DataMaskWidget(QWidget):
         added = [self.viewer.add_layer(Layer.create(data, dict(kw), kind))
                  for data, kw, kind in result["layers"]]
         for note in result["notes"]:
-            _notify_info(note)
+            notify_info(note)
         if result["kind"] != "intensity":
             return
         kinds = {id(lay): ((lay.metadata or {}).get("bcdi") or {}).get("kind") for lay in added}
@@ -442,21 +356,21 @@ class DataMaskWidget(QWidget):
         self._on_data_layer_changed()
 
     # --- mask actions -------------------------------------------------------------------------------
-    def _mask_job(self, action: str, params: dict, desc: str, source: Optional[str] = None) -> Optional[Job]:
+    def _mask_job(self, action: str, params: dict, desc: str, source: str | None = None) -> Job | None:
         data = self._require_data()
         current = self._current_mask(data)
 
         def done(res: dict) -> None:
             self._set_mask(data, res["mask"], res["summary"], source)
             if action == "detect" and res["added"] == 0:
-                _notify_info(f"Data & mask: no detector gap found in '{data.name}' (mask unchanged)")
+                notify_info(f"Data & mask: no detector gap found in '{data.name}' (mask unchanged)")
             elif action != "dilate":
-                _notify_info(f"Data & mask: {desc}: {res['new_summary']}")
+                notify_info(f"Data & mask: {desc}: {res['new_summary']}")
 
-        return self._start(compute_mask, action, data.data, current, params, desc=desc, on_done=done)
+        return self.jobs.start(compute_mask, action, data.data, current, params, desc=desc, on_done=done)
 
     @_guarded
-    def apply_preset(self, name: Optional[str] = None, roi_offset: Optional[tuple[int, int]] = None):
+    def apply_preset(self, name: str | None = None, roi_offset: tuple[int, int] | None = None):
         """Add the gaps of a detector preset, placed through the ROI offset (row0, col0)."""
         name = name or self.preset_combo.currentText()
         if roi_offset is None:
@@ -473,7 +387,7 @@ class DataMaskWidget(QWidget):
         return self._mask_job("detect", {}, desc="auto-detect gaps")
 
     @_guarded
-    def dilate(self, n: Optional[int] = None, plane_only: Optional[bool] = None):
+    def dilate(self, n: int | None = None, plane_only: bool | None = None):
         """Grow the mask by ``n`` voxels (in the detector plane only if asked)."""
         n = int(n if n is not None else self.dilate_spin.value())
         plane_only = self.dilate_plane.isChecked() if plane_only is None else bool(plane_only)
@@ -511,8 +425,8 @@ class DataMaskWidget(QWidget):
             src = ((lay.metadata or {}).get("bcdi") or {}).get("source")
             if src:
                 protect.append(src)
-        return self._start(write_mask, str(path), mask, protect, desc=f"export {Path(path).name}",
-                           on_done=lambda out: _notify_info(f"Data & mask: mask written to {out}"))
+        return self.jobs.start(write_mask, str(path), mask, protect, desc=f"export {Path(path).name}",
+                           on_done=lambda out: notify_info(f"Data & mask: mask written to {out}"))
 
     # --- dialogs (thin: the methods above do the work) ---------------------------------------------
     def _browse_file(self) -> None:

@@ -23,25 +23,39 @@ notifications; long work shows progress and can be cancelled.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.errors import BCDIError
-from ._worker import Job, run_job
+from ._layers import (
+    HasJobSlot,
+    IntensityPicker,
+    JobSlot,
+    LayerFollower,
+    bcdi_meta,
+    data_grid,
+    derived_bcdi,
+    guarded,
+    put_layer,
+    real_space,
+)
+from ._worker import Job
 
 log = logging.getLogger(__name__)
 
-NO_MASK = "(no mask)"
 PHASE_CMAP = "twilight"
-
-
-def _notify(kind: str, message: str) -> None:
-    from napari.utils.notifications import show_error, show_info
-
-    (show_error if kind == "error" else show_info)(message)
 
 
 def display_phase(obj: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -53,6 +67,19 @@ def display_phase(obj: np.ndarray, support: np.ndarray) -> np.ndarray:
     ref = np.sum(obj[s]) if s.any() else np.sum(obj)
     offset = np.exp(-1j * np.angle(ref)) if ref != 0 else 1.0
     return np.where(s, np.angle(obj * offset), 0).astype(np.float32)
+
+
+def put_object_layers(viewer, prefix: str, obj: np.ndarray, support: np.ndarray, meta: dict, geo: dict) -> None:
+    """Add or replace ``"<prefix> modulus"`` (gray), ``"<prefix> phase"`` (:func:`display_phase`, twilight
+    over ±π) and ``"<prefix> support"`` (Labels): each with ``metadata["bcdi"] = {**meta, "kind": ...}`` and
+    the real-space grid ``geo`` (``scale``/``units``). Shared with the Phasing widget."""
+    mod = np.abs(obj).astype(np.float32)
+    put_layer(viewer, f"{prefix} modulus", mod, metadata={"bcdi": {**meta, "kind": "modulus"}},
+              colormap="gray", contrast_limits=(0.0, float(mod.max()) or 1.0), **geo)
+    put_layer(viewer, f"{prefix} phase", display_phase(obj, support), metadata={"bcdi": {**meta, "kind": "phase"}},
+              colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi), **geo)
+    put_layer(viewer, f"{prefix} support", support, labels=True, metadata={"bcdi": {**meta, "kind": "support"}},
+              opacity=0.4, **geo)
 
 
 def _import_keras_in_python_thread() -> None:
@@ -75,7 +102,7 @@ def _import_keras_in_python_thread() -> None:
     def run() -> None:
         try:
             keras()
-        except BaseException as err:  # re-raised in the job's thread
+        except BaseException as err:  # noqa: BLE001 - re-raised in the job's thread
             failure.append(err)
 
     t = threading.Thread(target=run, name="keras-import")
@@ -85,7 +112,7 @@ def _import_keras_in_python_thread() -> None:
         raise failure[0]
 
 
-def predict_job(intensity: np.ndarray, mask: Optional[np.ndarray], *, progress=None, cancel=None):
+def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, progress=None, cancel=None):
     """Worker job of *Predict* (loads the shipped model on first use)."""
     from ..models.dl_phasing import predict_object
 
@@ -94,7 +121,7 @@ def predict_job(intensity: np.ndarray, mask: Optional[np.ndarray], *, progress=N
     return predict_object(intensity, mask, progress=progress, cancel=cancel)
 
 
-def refine_job(intensity: np.ndarray, mask: Optional[np.ndarray], obj: np.ndarray, support: np.ndarray,
+def refine_job(intensity: np.ndarray, mask: np.ndarray | None, obj: np.ndarray, support: np.ndarray,
                n_iter: int, *, progress=None, cancel=None):
     """Worker job of *Refine*: ER with border-only support updates from the prediction."""
     from ..core.phasing import refine
@@ -103,7 +130,7 @@ def refine_job(intensity: np.ndarray, mask: Optional[np.ndarray], obj: np.ndarra
                   progress=progress, cancel=cancel)
 
 
-def predict_refine_job(intensity: np.ndarray, mask: Optional[np.ndarray], n_iter: int, *, progress=None,
+def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, n_iter: int, *, progress=None,
                        cancel=None):
     """Worker job of *Predict + refine*: the prediction, then the refinement, one progress bar."""
     from ..core.phasing import refine
@@ -119,21 +146,20 @@ def predict_refine_job(intensity: np.ndarray, mask: Optional[np.ndarray], n_iter
     return pred, rec
 
 
-class DLPhaseWidget(QWidget):
+class DLPhaseWidget(HasJobSlot, QWidget):
     """Dock widget *DL phase* (see the module docstring)."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.job: Optional[Job] = None
         self.prediction: Any = None  # PhasePrediction of the last Predict
         self.reconstruction: Any = None  # Reconstruction of the last Refine
-        self._predicted_for: Optional[str] = None
+        self._predicted_for: str | None = None
         self._build()
-        layers = self.viewer.layers
-        layers.events.inserted.connect(self._refresh_layers)
-        layers.events.removed.connect(self._refresh_layers)
-        layers.events.moved.connect(self._refresh_layers)
+        self.jobs = JobSlot("DL phase", [self.predict_button, self.refine_button, self.both_button],
+                            self.cancel_button)
+        self.picker = IntensityPicker(self.viewer, self.data_combo, self.mask_combo)
+        self._follower = LayerFollower(self.viewer, self, self._refresh_layers)
         self._refresh_layers()
 
     # --- construction ---------------------------------------------------------------------------
@@ -173,163 +199,43 @@ class DLPhaseWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(box)
         layout.addStretch(1)
-        self._action_buttons = [self.predict_button, self.refine_button, self.both_button]
 
     # --- layers -----------------------------------------------------------------------------------
-    @staticmethod
-    def _is_intensity(layer) -> bool:
-        from napari.layers import Image
-
-        if not isinstance(layer, Image) or layer.rgb or layer.ndim != 3:
-            return False
-        if np.issubdtype(np.dtype(layer.dtype), np.complexfloating):
-            return False
-        kind = ((layer.metadata or {}).get("bcdi") or {}).get("kind")
-        return kind in (None, "intensity")
-
-    def _refresh_layers(self, *_args) -> None:
-        from napari.layers import Labels
-
-        try:
-            for combo, names in (
-                (self.data_combo, [ly.name for ly in self.viewer.layers if self._is_intensity(ly)]),
-                (self.mask_combo, [NO_MASK] + [ly.name for ly in self.viewer.layers
-                                               if isinstance(ly, Labels) and ly.ndim == 3]),
-            ):
-                current = combo.currentText()
-                combo.blockSignals(True)
-                combo.clear()
-                combo.addItems(names)
-                if current in names:
-                    combo.setCurrentText(current)
-                combo.blockSignals(False)
-            if self.mask_combo.currentText() == NO_MASK:  # default: the data layer's own gap mask
-                guess = self.data_combo.currentText() + " gap mask"
-                if self.mask_combo.findText(guess) >= 0:
-                    self.mask_combo.setCurrentText(guess)
-        except RuntimeError:  # the Qt widget is gone (dock closed): stop listening
-            layers = self.viewer.layers
-            for emitter in (layers.events.inserted, layers.events.removed, layers.events.moved):
-                emitter.disconnect(self._refresh_layers)
-
-    def _find(self, name: str):
-        return next((layer for layer in self.viewer.layers if layer.name == name), None)
+    def _refresh_layers(self) -> None:
+        self.picker.refresh()
 
     def select_layers(self, data, mask=None) -> None:
         """Choose the intensity layer (and the mask layer, or none)."""
-        self._refresh_layers()
-        self.data_combo.setCurrentText(getattr(data, "name", data))
-        self.mask_combo.setCurrentText(NO_MASK if mask is None else getattr(mask, "name", mask))
+        self.picker.select(data, mask)
 
-    def _inputs(self) -> tuple[Any, np.ndarray, Optional[np.ndarray]]:
-        name = self.data_combo.currentText()
-        layer = self._find(name) if name else None
-        if layer is None:
-            raise BCDIError("no intensity layer chosen: open a pattern and choose it under Intensity")
-        data = np.array(layer.data, dtype=np.float32)  # a copy: the layer is never touched
-        mask = None
-        mname = self.mask_combo.currentText()
-        if mname and mname != NO_MASK:
-            mlayer = self._find(mname)
-            if mlayer is None:
-                raise BCDIError(f"mask layer '{mname}' is gone: choose another or (no mask)")
-            mask = (np.asarray(mlayer.data) != 0).astype(np.uint8)
-            if mask.shape != data.shape:
-                raise BCDIError(f"mask '{mname}' has shape {mask.shape}, the intensity {data.shape}: "
-                                "choose the mask of this intensity or (no mask)")
-        return layer, data, mask
-
-    @staticmethod
-    def _real_space(layer) -> dict:
-        """``scale`` (real-space voxel size, nm) and units of object layers, when the data layer knows it."""
-        vs = ((layer.metadata or {}).get("bcdi") or {}).get("voxel_size_nm")
-        if vs is None or len(vs) != 3:
-            return {}
-        return {"scale": tuple(float(v) for v in vs), "units": "nm"}
-
-    def _put(self, name: str, data: np.ndarray, kind: str, meta: dict, **kw):
-        """Add an Image/Labels layer, or replace the data of the existing one of that name."""
-        from napari.layers import Labels
-
-        layer = self._find(name)
-        meta = {"bcdi": {**meta, "kind": kind}}
-        if layer is not None:
-            if isinstance(layer, Labels) != (kind == "support"):
-                raise BCDIError(f"a layer '{name}' of another type exists: rename or delete it")
-            layer.data = data
-            layer.metadata = meta
-            for key in ("scale", "translate"):
-                if key in kw:
-                    setattr(layer, key, kw[key])
-            return layer
-        if kind == "support":
-            return self.viewer.add_labels(data, name=name, metadata=meta, opacity=0.4, **kw)
-        return self.viewer.add_image(data, name=name, metadata=meta, **kw)
+    def _inputs(self) -> tuple[Any, np.ndarray, np.ndarray | None]:
+        return self.picker.inputs()
 
     def _show_object(self, prefix: str, data_layer, obj: np.ndarray, support: np.ndarray, info: dict) -> None:
-        geo = self._real_space(data_layer)
+        geo = real_space(data_layer)
         support = np.asarray(support, dtype=np.uint8)
         meta = {**info, "obj": obj, "support": support, "data_layer": data_layer.name,
-                "voxel_size_nm": list(geo["scale"]) if geo else None}
-        mod = np.abs(obj).astype(np.float32)
-        self._put(f"{prefix} modulus", mod, "modulus", meta, colormap="gray",
-                  contrast_limits=(0.0, float(mod.max()) or 1.0), **geo)
-        self._put(f"{prefix} phase", display_phase(obj, support), "phase", meta, colormap=PHASE_CMAP,
-                  contrast_limits=(-np.pi, np.pi), **geo)
-        self._put(f"{prefix} support", support, "support", meta, **geo)
+                "voxel_size_nm": list(geo["scale"]) if geo else None,
+                "geometry": bcdi_meta(data_layer).get("geometry")}
+        put_object_layers(self.viewer, prefix, obj, support, meta, geo)
 
     # --- jobs -------------------------------------------------------------------------------------
-    def _start(self, func: Callable, *args, desc: str, on_done: Callable) -> Optional[Job]:
-        if self.job is not None and self.job.running:
-            _notify("info", f"DL phase: busy with '{self.job.desc}'; wait or press Cancel")
-            return None
-        self.job = run_job(func, *args, desc=desc, on_done=on_done)
-        for b in self._action_buttons:
-            b.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.job.finished.connect(self._job_finished)
-        return self.job
-
-    def _job_finished(self) -> None:
-        try:
-            for b in self._action_buttons:
-                b.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-        except RuntimeError:  # widget closed while the job ran
-            pass
-
-    def cancel(self) -> None:
-        """Ask the running job to stop."""
-        if self.job is not None and self.job.running:
-            self.job.cancel()
-
-    def _guard(self, action: Callable[[], Optional[Job]]) -> Optional[Job]:
-        try:
-            return action()
-        except BCDIError as err:
-            _notify("error", f"DL phase: {err}")
-        except Exception as err:  # a bug must not take napari down
-            log.exception("DL phase failed")
-            _notify("error", f"DL phase failed: {type(err).__name__}: {err}")
-        return None
 
     # --- actions ----------------------------------------------------------------------------------
-    def predict(self) -> Optional[Job]:
+    @guarded("DL phase")
+    def predict(self) -> Job | None:
         """Predict the phase and the unrefined object of the chosen intensity (returns the Job)."""
-        def go():
-            layer, data, mask = self._inputs()
-            self.status.setText(f"{layer.name}: predicting…")
-            return self._start(predict_job, data, mask, desc="DL phase: predict",
+        layer, data, mask = self._inputs()
+        self.status.setText(f"{layer.name}: predicting…")
+        return self.jobs.start(predict_job, data, mask, desc="DL phase: predict",
                                on_done=lambda pred: self._predicted(layer, pred))
-        return self._guard(go)
 
     def _predicted(self, layer, pred) -> None:
         self.prediction = pred
         self._predicted_for = layer.name
-        self._put(f"{layer.name} predicted phase", pred.phase, "reciprocal_phase",
-                  {"data_layer": layer.name, **pred.meta}, scale=tuple(layer.scale),
-                  translate=tuple(layer.translate), colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi),
-                  opacity=0.7)
+        meta = derived_bcdi(layer, **pred.meta, kind="reciprocal_phase", data_layer=layer.name)
+        put_layer(self.viewer, f"{layer.name} predicted phase", pred.phase, metadata={"bcdi": meta},
+                  **data_grid(layer), colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi), opacity=0.7)
         self._show_object(f"{layer.name} DL unrefined", layer, pred.obj, pred.support,
                           {"method": "dl-unrefined", **pred.meta})
         z = pred.meta.get("zoom", [1, 1, 1])
@@ -337,35 +243,33 @@ class DLPhaseWidget(QWidget):
                             f"{'×'.join(map(str, pred.meta['crop_shape']))}, zoom "
                             f"{', '.join(f'{v:.2f}' for v in z)}) in {pred.seconds:.2f} s; now Refine")
 
-    def refine(self) -> Optional[Job]:
+    @guarded("DL phase")
+    def refine(self) -> Job | None:
         """Refine the last prediction of the chosen intensity (returns the Job)."""
-        def go():
-            layer, data, mask = self._inputs()
-            if self.prediction is None or self._predicted_for != layer.name:
-                raise BCDIError(f"no prediction for '{layer.name}' yet: press Predict first "
-                                "(or Predict + refine)")
-            if self.prediction.obj.shape != data.shape:
-                raise BCDIError("the intensity changed shape since the prediction: press Predict again")
-            n = int(self.iter_spin.value())
-            self.status.setText(f"{layer.name}: refining ({n} ER iterations)…")
-            return self._start(refine_job, data, mask, self.prediction.obj, self.prediction.support, n,
+        layer, data, mask = self._inputs()
+        if self.prediction is None or self._predicted_for != layer.name:
+            raise BCDIError(f"no prediction for '{layer.name}' yet: press Predict first (or Predict + refine)")
+        if self.prediction.obj.shape != data.shape:
+            raise BCDIError("the intensity changed shape since the prediction: press Predict again")
+        n = int(self.iter_spin.value())
+        self.status.setText(f"{layer.name}: refining ({n} ER iterations)…")
+        return self.jobs.start(refine_job, data, mask, self.prediction.obj, self.prediction.support, n,
                                desc="DL phase: refine", on_done=lambda rec: self._refined(layer, rec))
-        return self._guard(go)
 
-    def predict_and_refine(self) -> Optional[Job]:
+    @guarded("DL phase")
+    def predict_and_refine(self) -> Job | None:
         """Prediction and refinement in one job (returns the Job)."""
-        def go():
-            layer, data, mask = self._inputs()
-            n = int(self.iter_spin.value())
-            self.status.setText(f"{layer.name}: predicting and refining ({n} ER iterations)…")
+        layer, data, mask = self._inputs()
+        n = int(self.iter_spin.value())
+        self.status.setText(f"{layer.name}: predicting and refining ({n} ER iterations)…")
 
-            def done(result):
-                pred, rec = result
-                self._predicted(layer, pred)
-                self._refined(layer, rec)
-            return self._start(predict_refine_job, data, mask, n, desc="DL phase: predict + refine",
+        def done(result):
+            pred, rec = result
+            self._predicted(layer, pred)
+            self._refined(layer, rec)
+
+        return self.jobs.start(predict_refine_job, data, mask, n, desc="DL phase: predict + refine",
                                on_done=done)
-        return self._guard(go)
 
     def _refined(self, layer, rec) -> None:
         self.reconstruction = rec

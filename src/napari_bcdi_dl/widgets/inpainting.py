@@ -4,7 +4,9 @@ Choose the *Data* layer (raw counts) and its *Gap mask* (a Labels layer, 1 = gap
 the shipped U-Net, or the ``linear | cubic | nearest | idw`` baselines) and, for ``dl``, the window
 *Step* along the gap. *Run* computes in a worker (``models.inpaint.inpaint``) with a progress bar
 (windows done / total) and *Cancel*; the result is a **new** layer ``"<data> inpainted"`` (replaced when
-run again), with the data layer's scale and contrast — the input layers are never modified. When a
+run again), with the data layer's scale, translate, units and contrast, and a copy of its
+``metadata["bcdi"]`` (voxel size, geometry...: kind ``intensity``, plus ``inpainted`` = the method and
+``inpaint_mask`` = the mask layer's name) — the input layers are never modified. When a
 *Truth* layer is chosen (e.g. the gap-free pattern of a simulation), the Pearson correlation of
 log(1 + I) inside the gap is shown.
 
@@ -34,7 +36,22 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import BCDIError
-from ._worker import Job, run_job
+from ._layers import (
+    HasJobSlot,
+    JobSlot,
+    LayerFollower,
+    data_grid,
+    derived_bcdi,
+    find_layer,
+    is_volume_image,
+    is_volume_labels,
+    layer_name,
+    notify_error,
+    prefer_gap_mask,
+    put_layer,
+    set_combo_items,
+)
+from ._worker import Job
 
 log = logging.getLogger(__name__)
 
@@ -69,26 +86,19 @@ def on_model_thread(func: Callable) -> Callable:
     return call
 
 
-def _notify(message: str, error: bool = False) -> None:
-    from napari.utils.notifications import show_error, show_info
-
-    (show_error if error else show_info)(message)
-
-
-class InpaintingWidget(QWidget):
+class InpaintingWidget(HasJobSlot, QWidget):
     """Dock widget *Inpainting* (see the module docstring)."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.job: Job | None = None
         self.model: Any = None  # a fine-tuned model, or None for the shipped one
         self.last_pcc: float | None = None
         self._build()
-        ev = self.viewer.layers.events
-        ev.inserted.connect(self._refresh_layers)
-        ev.removed.connect(self._refresh_layers)
-        ev.moved.connect(self._refresh_layers)
+        self.jobs = JobSlot("Inpainting", [self.run_button, self.finetune_button, self.reset_button],
+                            self.cancel_button, progress_bar=self.progress_bar,
+                            on_finished=lambda: self._method_changed(self.method_combo.currentText()))
+        self._follower = LayerFollower(self.viewer, self, self._refresh_layers)
         self._refresh_layers()
 
     # --- construction ---------------------------------------------------------------------------
@@ -147,61 +157,34 @@ class InpaintingWidget(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
-        self._buttons = [self.run_button, self.finetune_button, self.reset_button]
 
     # --- layers -----------------------------------------------------------------------------------
-    def _layers(self, kind: str) -> list[str]:
-        from napari.layers import Image, Labels
-
-        out = []
-        for layer in self.viewer.layers:
-            if getattr(layer, "ndim", 0) != 3:
-                continue
-            if kind == "labels" and isinstance(layer, Labels) or kind == "image" and isinstance(layer, Image) and not layer.rgb and not np.issubdtype(
-                    np.dtype(layer.dtype), np.complexfloating):
-                out.append(layer.name)
-        return out
-
-    def _refresh_layers(self, *_args) -> None:
-        try:
-            images = self._layers("image")
-            for combo, names in ((self.data_combo, [n for n in images if not n.endswith(SUFFIX)]),
-                                 (self.mask_combo, self._layers("labels")),
-                                 (self.truth_combo, [NO_TRUTH] + images)):
-                current = combo.currentText()
-                combo.blockSignals(True)
-                combo.clear()
-                combo.addItems(names)
-                if current in names:
-                    combo.setCurrentText(current)
-                combo.blockSignals(False)
-        except RuntimeError:  # the Qt widget is gone (dock closed): stop listening
-            ev = self.viewer.layers.events
-            for emitter in (ev.inserted, ev.removed, ev.moved):
-                emitter.disconnect(self._refresh_layers)
-            return
+    def _refresh_layers(self) -> None:
+        layers = list(self.viewer.layers)
+        images = [ly.name for ly in layers if is_volume_image(ly)]
+        set_combo_items(self.data_combo, [n for n in images if not n.endswith(SUFFIX)])
+        set_combo_items(self.mask_combo, [ly.name for ly in layers if is_volume_labels(ly)])
+        set_combo_items(self.truth_combo, [NO_TRUTH] + images)
         self._pick_mask_for_data()
 
     def _pick_mask_for_data(self, *_args) -> None:
         """Prefer the mask layer named ``"<data> gap mask"`` (the Data & mask widget's)."""
-        name = self.data_combo.currentText()
-        if name and self.mask_combo.findText(name + " gap mask") >= 0:
-            self.mask_combo.setCurrentText(name + " gap mask")
+        prefer_gap_mask(self.data_combo, self.mask_combo)
 
     def _find(self, name: str):
-        return next((layer for layer in self.viewer.layers if layer.name == name), None)
+        return find_layer(self.viewer, name)
 
     def set_layers(self, data, mask, truth=None) -> None:
         """Choose the data, mask and (optionally) truth layers by layer or name."""
         self._refresh_layers()
-        self.data_combo.setCurrentText(getattr(data, "name", data))
-        self.mask_combo.setCurrentText(getattr(mask, "name", mask))
-        self.truth_combo.setCurrentText(NO_TRUTH if truth is None else getattr(truth, "name", truth))
+        self.data_combo.setCurrentText(layer_name(data))
+        self.mask_combo.setCurrentText(layer_name(mask))
+        self.truth_combo.setCurrentText(NO_TRUTH if truth is None else layer_name(truth))
 
     def _method_changed(self, method: str) -> None:
         dl = method == "dl"
         self.step_spin.setEnabled(dl)
-        self.finetune_button.setEnabled(dl and not self._busy())
+        self.finetune_button.setEnabled(dl and not self.jobs.busy)
 
     def _inputs(self) -> tuple[Any, np.ndarray, np.ndarray]:
         data = self._find(self.data_combo.currentText())
@@ -219,41 +202,6 @@ class InpaintingWidget(QWidget):
         return data, np.array(d, dtype=np.float32, copy=True), (m != 0).astype(np.uint8)
 
     # --- jobs -------------------------------------------------------------------------------------
-    def _busy(self) -> bool:
-        return self.job is not None and self.job.running
-
-    def _start(self, func, *args, desc: str, on_done, **kwargs) -> Job | None:
-        if self._busy():
-            _notify(f"Inpainting: busy with '{self.job.desc}'; wait or press Cancel")
-            return None
-        self.progress_bar.setRange(0, 0)
-        self.job = run_job(func, *args, desc=desc, on_done=on_done, **kwargs)
-        self.job.progressed.connect(self._progressed)
-        self.job.finished.connect(self._finished)
-        for b in self._buttons:
-            b.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        return self.job
-
-    def _progressed(self, done: int, total: int) -> None:
-        self.progress_bar.setRange(0, max(total, 1))
-        self.progress_bar.setValue(done)
-
-    def _finished(self) -> None:
-        try:
-            for b in self._buttons:
-                b.setEnabled(True)
-            self._method_changed(self.method_combo.currentText())
-            self.cancel_button.setEnabled(False)
-            if self.progress_bar.maximum() == 0:
-                self.progress_bar.setRange(0, 1)
-        except RuntimeError:  # widget closed while the job ran
-            pass
-
-    def cancel(self) -> None:
-        """Ask the running job to stop at its next batch."""
-        if self._busy():
-            self.job.cancel()
 
     def run(self) -> Job | None:
         """Inpaint the chosen data layer in a worker; the result becomes ``"<data> inpainted"``."""
@@ -267,31 +215,30 @@ class InpaintingWidget(QWidget):
                     raise BCDIError(f"truth layer '{tname}' must have the data's shape {d.shape}")
                 truth = np.array(tl.data, dtype=np.float32, copy=True)
         except BCDIError as err:
-            _notify(f"Inpainting: {err}", error=True)
+            notify_error(f"Inpainting: {err}")
             return None
         from ..models.inpaint import inpaint
 
         method = self.method_combo.currentText()
         self.status.setText(f"running {method}…")
 
-        def done(result: np.ndarray) -> None:
-            self._show_result(data_layer, result, m, truth, method)
+        mask_name = self.mask_combo.currentText()
 
-        return self._start(on_model_thread(inpaint), d, m, method=method, step=self.step_spin.value(),
+        def done(result: np.ndarray) -> None:
+            self._show_result(data_layer, result, m, truth, method, mask_name)
+
+        return self.jobs.start(on_model_thread(inpaint), d, m, method=method, step=self.step_spin.value(),
                            model=self.model, desc=f"inpaint ({method})", on_done=done)
 
-    def _show_result(self, data_layer, result: np.ndarray, mask: np.ndarray, truth, method: str) -> None:
+    def _show_result(self, data_layer, result: np.ndarray, mask: np.ndarray, truth, method: str,
+                     mask_name: str = "") -> None:
+        """Put ``result`` in ``"<data> inpainted"``: the data's grid, contrast and ``metadata["bcdi"]``."""
         name = data_layer.name + SUFFIX
-        meta = {"bcdi": {"kind": "intensity", "inpainted": method, "data_layer": data_layer.name}}
-        layer = self._find(name)
-        if layer is not None:
-            layer.data = result
-            layer.metadata = meta
-        else:
-            kw = {"name": name, "scale": tuple(data_layer.scale), "translate": tuple(data_layer.translate),
-                      "metadata": meta, "colormap": getattr(data_layer.colormap, "name", "gray"),
-                      "gamma": float(getattr(data_layer, "gamma", 1.0))}
-            self.viewer.add_image(result, **kw)
+        meta = derived_bcdi(data_layer, kind="intensity", inpainted=method, inpaint_mask=mask_name or None,
+                            data_layer=data_layer.name)
+        put_layer(self.viewer, name, result, metadata={"bcdi": meta}, **data_grid(data_layer),
+                  colormap=getattr(data_layer.colormap, "name", "gray"),
+                  gamma=float(getattr(data_layer, "gamma", 1.0)))
         text = f"{name}: {int(mask.sum())} gap voxels filled ({method}"
         text += ", fine-tuned model)" if (self.model is not None and method == "dl") else ")"
         self.last_pcc = None
@@ -307,7 +254,7 @@ class InpaintingWidget(QWidget):
         try:
             _, d, m = self._inputs()
         except BCDIError as err:
-            _notify(f"Inpainting: {err}", error=True)
+            notify_error(f"Inpainting: {err}")
             return None
         from ..models.finetune import finetune
 
@@ -318,7 +265,7 @@ class InpaintingWidget(QWidget):
             self.status.setText(f"model: fine-tuned ({res.steps} steps; loss on the pattern's crops "
                                 f"{res.loss_before:.4g} → {res.loss_after:.4g})")
 
-        return self._start(on_model_thread(finetune), d, m, model=self._base_copy(),
+        return self.jobs.start(on_model_thread(finetune), d, m, model=self._base_copy(),
                            steps=self.ft_steps.value(), desc="fine-tune inpainting model", on_done=done)
 
     def _base_copy(self):

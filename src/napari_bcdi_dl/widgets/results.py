@@ -1,9 +1,11 @@
 """The **Results** dock widget: post-process a reconstruction, compare several, export.
 
 Reconstruction
-    *Reconstruction* lists the viewer's reconstructions: modulus layers whose ``metadata["bcdi"]`` holds the
-    complex object (``"obj"``, ``"object"`` or a ``"reconstruction"``: phasing and DL phase widgets), complex
-    Image layers, and ``"<name> modulus"`` + ``"<name> phase"`` pairs opened by the reader. *File…* reads a
+    *Source* lists the viewer's reconstructions, each once under its base name ``"<name>"``: the layers
+    ``"<name> modulus"`` / ``"<name> phase"`` whose ``metadata["bcdi"]`` holds the complex object (``"obj"``,
+    ``"object"`` or a ``"reconstruction"``: phasing and DL phase widgets; the modulus layer carries it),
+    complex Image layers, and ``"<name> modulus"`` + ``"<name> phase"`` pairs opened by the reader. The
+    methods taking a reconstruction accept its base name or the name of any of its layers. *File…* reads a
     CXI/npz result (PyNX, cdiutils, this project) in a worker and adds it to the list (no layer added).
     Geometry fields (energy keV, distance m, pixel m, rocking step deg, hkl, lattice nm) and the voxel size
     (nm, used when the geometry is incomplete) are pre-filled from ``metadata["bcdi"]``.
@@ -16,13 +18,13 @@ Post-process (``core.postprocess.postprocess`` in the worker) adds or replaces, 
     statistics and a histogram are drawn below. The numeric result (0 outside the support) is kept as
     ``self.result`` and in the modulus layer's ``metadata["bcdi"]["strain_result"]``.
 
-Compare: tick two or more reconstructions; the first ticked is the reference. In the worker each is
-    registered onto it (twin, translation, global phase: ``core.metrics.compare``/``register``); the widget
-    adds ``"compare <name> phase"`` layers (same ±π limits, linked contrast) and ``"compare <ref> − <name>
-    phase diff"`` layers (phase difference inside the common support), switches napari to grid mode, and
-    fills the metrics table (LLK, free LLK, χ², PRTF resolution when the intensity is known, sharpness,
-    error and phase RMSE vs the first). The intensity is the ``data_layer`` of the reconstruction's metadata,
-    or the one chosen under *Intensity*.
+Compare (``_results_compare.ComparePanel``): tick two or more reconstructions; the first ticked is the
+    reference. In the worker each is registered onto it (twin, translation, global phase:
+    ``core.metrics.compare``/``register``); the widget adds ``"compare <name> phase"`` layers (same ±π
+    limits, linked contrast) and ``"compare <ref> − <name> phase diff"`` layers (phase difference inside the
+    common support), switches napari to grid mode, and fills the metrics table (LLK, free LLK, χ², PRTF
+    resolution when the intensity is known, sharpness, error and phase RMSE vs the first). The intensity is
+    the ``data_layer`` of the reconstruction's metadata, or the one chosen under *Intensity*.
 
 Export (of the last post-processed result): CXI (the complex object in PyNX's result layout,
     ``core.io.write_cxi_result``), npz with cdiutils-like keys and VTI for ParaView (``core.export``), all
@@ -33,16 +35,14 @@ Input layers and files are never modified. Errors become napari notifications.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -50,21 +50,31 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QSlider,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.errors import BCDIError
 from ..core.types import Geometry
-from ._results_jobs import Source, compare_sources, read_source
-from ._results_view import TABLE_COLUMNS, StrainHistogram, _bcdi, _float_or_none, _numbers, table_cells
-from ._worker import Job, run_job
+from ._layers import (
+    MASK_SUFFIX,
+    HasJobSlot,
+    JobSlot,
+    LayerFollower,
+    bcdi_meta,
+    find_layer,
+    guarded,
+    layer_name,
+    notify_info,
+    put_layer,
+    set_combo_items,
+)
+from ._results_compare import ComparePanel
+from ._results_jobs import Source, read_source
+from ._results_view import StrainHistogram, _float_or_none, _numbers
+from ._worker import Job
 
 log = logging.getLogger(__name__)
 
@@ -72,51 +82,25 @@ RESULT_FILTER = "Reconstructions (*.cxi *.h5 *.npz);;All files (*)"
 STRAIN_CMAP = "PiYG"
 PHASE_CMAP = "twilight"
 OWN_KINDS = ("result_modulus", "result_phase", "result_strain", "compare_phase", "compare_diff")
+PART_SUFFIXES = (" modulus", " phase", " support")  # the layers of one reconstruction: "<name> modulus"...
 
 
-def _notify_error(message: str) -> None:
-    from napari.utils.notifications import show_error
-
-    show_error(message)
-
-
-def _notify_info(message: str) -> None:
-    from napari.utils.notifications import show_info
-
-    show_info(message)
-
-
-def _guarded(method: Callable) -> Callable:
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except BCDIError as err:
-            _notify_error(f"Results: {err}")
-        except Exception as err:  # a bug must not take napari down: tell the user
-            log.exception("Results: %s failed", method.__name__)
-            _notify_error(f"Results: {method.__name__} failed: {type(err).__name__}: {err}")
-        return None
-
-    return wrapper
+_guarded = guarded("Results")
 
 
 # ------------------------------------------------------------------------------------------------ widget
-class ResultsWidget(QWidget):
+class ResultsWidget(HasJobSlot, QWidget):
     """Dock widget *Results* (see the module docstring)."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.job: Job | None = None
         self.result = None  # last StrainResult
         self.result_source: Source | None = None
-        self.comparison: dict | None = None
         self._files: dict[str, Source] = {}  # "file: <name>" -> Source read from a file
         self._build()
-        layers = self.viewer.layers
-        layers.events.inserted.connect(self._refresh_sources)
-        layers.events.removed.connect(self._refresh_sources)
+        self.jobs = JobSlot("Results", self._action_buttons, self.cancel_button)
+        self._follower = LayerFollower(self.viewer, self, self._refresh_sources)
         self._refresh_sources()
 
     # --- construction ---------------------------------------------------------------------------
@@ -170,22 +154,14 @@ class ResultsWidget(QWidget):
         vform.addRow(self.stats)
         vform.addRow(self.histogram)
 
-        self.compare_list = QListWidget()
-        self.compare_list.setSelectionMode(QAbstractItemView.NoSelection)
-        self.compare_list.setMaximumHeight(110)
-        self.intensity_combo = QComboBox()
-        self.intensity_combo.setToolTip("diffraction data for χ², LLK and PRTF (auto: the reconstruction's own)")
-        self.compare_button = QPushButton("Compare")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.compare_panel = cmp_box = ComparePanel(
+            self.viewer, source=self.source, entry=self._entry, status=self.status,
+            start=lambda *a, **kw: self.jobs.start(*a, **kw), put=self._put)
+        self.compare_list, self.intensity_combo = cmp_box.compare_list, cmp_box.intensity_combo
+        self.compare_button, self.table = cmp_box.compare_button, cmp_box.table
         self.compare_button.clicked.connect(lambda: self.compare())
-        self.table = QTableWidget(0, len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        cmp_box = QGroupBox("Compare (the first ticked is the reference)")
-        cform = QFormLayout(cmp_box)
-        cform.addRow(self.compare_list)
-        cform.addRow("Intensity", self.intensity_combo)
-        cform.addRow(self.compare_button)
-        cform.addRow(self.table)
 
         self.cxi_button = QPushButton("CXI…")
         self.npz_button = QPushButton("npz (cdiutils)…")
@@ -198,8 +174,6 @@ class ResultsWidget(QWidget):
         for b in (self.cxi_button, self.npz_button, self.vti_button):
             erow.addWidget(b)
 
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
         lay = QVBoxLayout(self)
         for w in (box, view_box, cmp_box, exp_box, self.status):
             lay.addWidget(w)
@@ -209,18 +183,19 @@ class ResultsWidget(QWidget):
 
     # --- sources ----------------------------------------------------------------------------------
     def _find(self, name: str):
-        return next((layer for layer in self.viewer.layers if layer.name == name), None)
+        return find_layer(self.viewer, name)
 
     @staticmethod
     def _base(name: str) -> str:
-        return name.removesuffix(" modulus")
+        """The reconstruction's name of a layer: ``"<name> modulus"`` (phase, support) -> ``"<name>"``."""
+        return next((name[: -len(s)] for s in PART_SUFFIXES if name.endswith(s)), name)
 
     def _is_source_layer(self, layer) -> bool:
         from napari.layers import Image
 
         if not isinstance(layer, Image):
             return False
-        meta = _bcdi(layer)
+        meta = bcdi_meta(layer)
         if meta.get("kind") in OWN_KINDS:
             return False
         if any(meta.get(k) is not None for k in ("obj", "object", "reconstruction")):
@@ -230,83 +205,70 @@ class ResultsWidget(QWidget):
         return (meta.get("kind") == "modulus" and layer.name.endswith(" modulus")
                 and isinstance(self._find(self._base(layer.name) + " phase"), Image))
 
+    def _source_layers(self) -> dict:
+        """``{reconstruction name: the layer carrying it}``, in layer order: one entry per reconstruction,
+        its ``" modulus"`` layer when it has one (the phasing widgets put the object on every layer)."""
+        groups: dict[str, list] = {}
+        for layer in self.viewer.layers:
+            if self._is_source_layer(layer):
+                groups.setdefault(self._base(layer.name), []).append(layer)
+        return {base: next((lay for lay in lays if lay.name.endswith(" modulus")), lays[0])
+                for base, lays in groups.items()}
+
     def source_names(self) -> list[str]:
-        """Names offered as reconstructions: layer names, then ``"file: <name>"`` entries."""
-        return [lay.name for lay in self.viewer.layers if self._is_source_layer(lay)] + list(self._files)
+        """Names offered as reconstructions: one per reconstruction in the viewer (its base name, e.g.
+        ``"<data> conventional"``), then ``"file: <name>"`` entries."""
+        return list(self._source_layers()) + list(self._files)
 
-    def _refresh_sources(self, *_args) -> None:
-        try:
-            names = self.source_names()
-            current = self.source_combo.currentText()
-            self.source_combo.blockSignals(True)
-            self.source_combo.clear()
-            self.source_combo.addItems(names)
-            if current in names:
-                self.source_combo.setCurrentText(current)
-            self.source_combo.blockSignals(False)
-            checked = set(self.checked_names())
-            self.compare_list.clear()
-            for n in names:
-                item = QListWidgetItem(n)
-                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-                item.setCheckState(Qt.Checked if n in checked else Qt.Unchecked)
-                self.compare_list.addItem(item)
-            from napari.layers import Image
+    def _entry(self, name) -> str:
+        """The listed name of a reconstruction given by its listed name, or by a layer (or layer name) of it."""
+        name = layer_name(name)
+        if name in self._files or name in self._source_layers():
+            return name
+        layer = self._find(name)
+        if layer is not None and self._is_source_layer(layer):
+            return self._base(name)
+        raise BCDIError(f"no reconstruction named {name!r}: choose one of {self.source_names()}")
 
-            cur_i = self.intensity_combo.currentText()
-            self.intensity_combo.clear()
-            self.intensity_combo.addItem("(auto)")
-            self.intensity_combo.addItems([
-                lay.name for lay in self.viewer.layers
-                if isinstance(lay, Image) and _bcdi(lay).get("kind") in ("intensity", "inpainted")
-                and getattr(lay.data, "ndim", 0) == 3])
-            if cur_i:
-                self.intensity_combo.setCurrentText(cur_i)
-        except RuntimeError:  # the Qt widget is gone (dock closed): stop listening
-            self.viewer.layers.events.inserted.disconnect(self._refresh_sources)
-            self.viewer.layers.events.removed.disconnect(self._refresh_sources)
-            return
+    def _refresh_sources(self) -> None:
+        names = self.source_names()
+        current = self.source_combo.currentText()
+        set_combo_items(self.source_combo, names)
+        self.compare_panel.refresh(names)
         if self.source_combo.currentText() != current:
             self._on_source_changed()
 
     def checked_names(self) -> list[str]:
-        return [self.compare_list.item(i).text() for i in range(self.compare_list.count())
-                if self.compare_list.item(i).checkState() == Qt.Checked]
+        """The reconstructions ticked in the Compare list, in order (the first is the reference)."""
+        return self.compare_panel.checked_names()
 
-    def set_checked(self, names) -> None:
+    def set_checked(self, names: Sequence[str]) -> None:
         """Tick exactly ``names`` in the compare list, in that order (the first is the reference)."""
-        names = list(names)
-        missing = [n for n in names if n not in self.source_names()]
-        if missing:
-            raise BCDIError(f"no reconstruction named {missing[0]!r}: choose one of {self.source_names()}")
-        items = [self.compare_list.takeItem(0) for _ in range(self.compare_list.count())]
-        items.sort(key=lambda it: names.index(it.text()) if it.text() in names else len(names))
-        for it in items:
-            it.setCheckState(Qt.Checked if it.text() in names else Qt.Unchecked)
-            self.compare_list.addItem(it)
+        self.compare_panel.set_checked(names)
 
-    def select_source(self, name: str) -> None:
-        name = getattr(name, "name", name)
+    @property
+    def comparison(self) -> dict | None:
+        """The last comparison (``_results_jobs.compare_sources``'s output), or None."""
+        return self.compare_panel.comparison
+
+    def select_source(self, name) -> None:
+        """Choose a reconstruction by its listed name or by any of its layers (or layer names)."""
         self._refresh_sources()
-        if name not in self.source_names():
-            raise BCDIError(f"no reconstruction named {name!r}: choose one of {self.source_names()}")
-        self.source_combo.setCurrentText(str(name))
+        self.source_combo.setCurrentText(self._entry(name))
         self._on_source_changed()
 
-    def source(self, name: str) -> Source:
-        """A :class:`Source` (private copies of the arrays) for a listed name."""
-        if name in self._files:
-            s = self._files[name]
+    def source(self, name) -> Source:
+        """A :class:`Source` (private copies of the arrays) for a listed name, or any layer of it."""
+        base = self._entry(name)
+        if base in self._files:
+            s = self._files[base]
             return replace(s, obj=s.obj.copy(), support=None if s.support is None else s.support.copy())
-        layer = self._find(name)
-        if layer is None or not self._is_source_layer(layer):
-            raise BCDIError(f"no reconstruction layer named {name!r}: choose one in the list or open a file")
-        meta = _bcdi(layer)
+        layer = self._source_layers()[base]
+        meta = bcdi_meta(layer)
         rec = meta.get("reconstruction")
         obj = next((meta[k] for k in ("obj", "object") if meta.get(k) is not None), None)
         if obj is None and rec is not None:
             obj = rec.obj
-        base = self._base(name)
         if obj is None and np.iscomplexobj(layer.data):
             obj = layer.data
         if obj is None:  # reader pair "<base> modulus" + "<base> phase"
@@ -323,10 +285,10 @@ class ResultsWidget(QWidget):
         geometry = meta.get("geometry")
         data_layer = self._find(meta.get("data_layer") or "")
         if geometry is None and data_layer is not None:
-            geometry = _bcdi(data_layer).get("geometry")
+            geometry = bcdi_meta(data_layer).get("geometry")
         vs = meta.get("voxel_size_nm")
         if vs is None and data_layer is not None:
-            vs = _bcdi(data_layer).get("voxel_size_nm")
+            vs = bcdi_meta(data_layer).get("voxel_size_nm")
         if vs is None and any(abs(s - 1) > 1e-12 for s in layer.scale[-3:]):
             vs = tuple(layer.scale[-3:])
         llk = meta.get("llk", getattr(rec, "llk", None))
@@ -335,10 +297,10 @@ class ResultsWidget(QWidget):
         src = Source(name=base, obj=obj, support=None if support is None else (np.asarray(support) != 0)
                      .astype(np.uint8), geometry=geometry if isinstance(geometry, Geometry) else None,
                      voxel_size=None if vs is None else tuple(float(v) for v in vs), llk=llk, llk_free=llk_free,
-                     method=str(method), origin=name, path=meta.get("source"))
+                     method=str(method), origin=layer.name, path=meta.get("source"))
         if data_layer is not None and getattr(data_layer.data, "shape", None) == obj.shape:
             src.intensity = np.array(data_layer.data, np.float32)
-            mask_layer = self._find(data_layer.name + " gap mask")
+            mask_layer = self._find(data_layer.name + MASK_SUFFIX)
             if mask_layer is not None and np.shape(mask_layer.data) == obj.shape:
                 src.mask = (np.asarray(mask_layer.data) != 0).astype(np.uint8)
         return src
@@ -365,7 +327,7 @@ class ResultsWidget(QWidget):
     def _free_name(self, base: str) -> str:
         """``base``, or ``"<base> results"`` when ``"<base> modulus"`` is a layer this widget did not make."""
         layer = self._find(f"{base} modulus")
-        return base if layer is None or _bcdi(layer).get("kind") in OWN_KINDS else f"{base} results"
+        return base if layer is None or bcdi_meta(layer).get("kind") in OWN_KINDS else f"{base} results"
 
     def _geometry(self, base: Geometry | None) -> Geometry | None:
         px = _numbers(self.pixel_edit.text(), 2, "pixel size (m)")
@@ -380,28 +342,6 @@ class ResultsWidget(QWidget):
         return replace(base or Geometry(), **fields)
 
     # --- jobs -------------------------------------------------------------------------------------
-    def _start(self, func: Callable, *args, desc: str, on_done: Callable, **kwargs) -> Job | None:
-        if self.job is not None and self.job.running:
-            _notify_info(f"Results: busy with '{self.job.desc}'; wait or press Cancel")
-            return None
-        self.job = run_job(func, *args, desc=desc, on_done=on_done, **kwargs)
-        for b in self._action_buttons:
-            b.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.job.finished.connect(self._job_finished)
-        return self.job
-
-    def _job_finished(self) -> None:
-        try:
-            for b in self._action_buttons:
-                b.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-        except RuntimeError:  # widget closed while the job ran
-            pass
-
-    def cancel(self) -> None:
-        if self.job is not None and self.job.running:
-            self.job.cancel()
 
     # --- files --------------------------------------------------------------------------------------
     @_guarded
@@ -418,7 +358,7 @@ class ResultsWidget(QWidget):
             self.select_source(key)
             self.status.setText(f"{p.name}: {src.method}, shape {src.obj.shape}")
 
-        return self._start(read_source, str(p), desc=f"read {p.name}", on_done=done)
+        return self.jobs.start(read_source, str(p), desc=f"read {p.name}", on_done=done)
 
     # --- post-processing ----------------------------------------------------------------------------
     @_guarded
@@ -442,7 +382,7 @@ class ResultsWidget(QWidget):
         out_name = self.name_edit.text().strip() or self._free_name(src.name)
         for suffix in (" modulus", " phase", " strain"):
             layer = self._find(out_name + suffix)
-            if layer is not None and _bcdi(layer).get("kind") not in OWN_KINDS:
+            if layer is not None and bcdi_meta(layer).get("kind") not in OWN_KINDS:
                 raise BCDIError(f"layer '{out_name}{suffix}' exists and is not a Results layer: choose another "
                                 "output name")
         src.geometry, src.voxel_size = geometry, voxel or src.voxel_size
@@ -450,24 +390,17 @@ class ResultsWidget(QWidget):
         def done(result) -> None:
             self._show_result(out_name, src, result)
 
-        return self._start(postprocess, src.obj, src.support, geometry, hkl=hkl, lattice_nm=lattice,
+        return self.jobs.start(postprocess, src.obj, src.support, geometry, hkl=hkl, lattice_nm=lattice,
                            voxel_size_nm=voxel, desc=f"post-process {src.name}", on_done=done)
 
-    def _put(self, name: str, data: np.ndarray, kind: str, **kw):
+    def _put(self, name: str, data: np.ndarray, kind: str, *, metadata: dict | None = None, **kw):
         """Add an Image layer, or replace the data of this widget's existing one of that name."""
         layer = self._find(name)
-        if layer is not None and _bcdi(layer).get("kind") not in OWN_KINDS:
+        if layer is not None and bcdi_meta(layer).get("kind") not in OWN_KINDS:
             raise BCDIError(f"layer '{name}' exists and is not a Results layer: choose another output name")
-        meta = kw.pop("metadata", {})
-        meta.setdefault("bcdi", {})["kind"] = kind
-        if layer is not None:
-            layer.data = data
-            layer.metadata = meta
-            for key, value in kw.items():
-                if key in ("scale", "contrast_limits", "colormap", "iso_threshold"):
-                    setattr(layer, key, value)
-            return layer
-        return self.viewer.add_image(data, name=name, metadata=meta, **kw)
+        meta = dict(metadata or {})
+        meta["bcdi"] = {**meta.get("bcdi", {}), "kind": kind}
+        return put_layer(self.viewer, name, data, metadata=meta, **kw)
 
     def _show_result(self, name: str, src: Source, result) -> None:
         self.result, self.result_source = result, src
@@ -501,69 +434,16 @@ class ResultsWidget(QWidget):
 
     def _on_iso_changed(self, value: int) -> None:
         layer = self._find(f"{getattr(self, 'result_name', '')} modulus")
-        if layer is not None and _bcdi(layer).get("kind") == "result_modulus":
+        if layer is not None and bcdi_meta(layer).get("kind") == "result_modulus":
             top = float(np.max(layer.data)) or 1.0
             layer.iso_threshold = value / 100 * top
 
     # --- comparison ---------------------------------------------------------------------------------
     @_guarded
     def compare(self, names=None) -> Job | None:
-        """Register the ticked reconstructions onto the first, show them in grid mode, fill the table."""
-        if names is not None:
-            self.set_checked(names)
-        names = self.checked_names()
-        if len(names) < 2:
-            raise BCDIError("tick at least two reconstructions in the Compare list")
-        sources = [self.source(n) for n in names]
-        chosen = self.intensity_combo.currentText()
-        if chosen and chosen != "(auto)":
-            layer = self._find(chosen)
-            if layer is not None:
-                data = np.array(layer.data, np.float32)
-                mask_layer = self._find(chosen + " gap mask")
-                mask = None if mask_layer is None else (np.asarray(mask_layer.data) != 0).astype(np.uint8)
-                for s in sources:
-                    s.intensity, s.mask = data, mask
-        return self._start(compare_sources, sources, desc=f"compare {len(sources)} reconstructions",
-                           on_done=lambda out: self._show_comparison(sources, out))
-
-    def _show_comparison(self, sources: list, out: dict) -> None:
-        self.comparison = out
-        ref = sources[0]
-        ref_sup = out["supports"][0] != 0
-        centre = np.angle(np.sum(out["aligned"][0][ref_sup])) if ref_sup.any() else 0.0
-        added = []
-        for src, obj, sup, diff in zip(sources, out["aligned"], out["supports"], out["differences"]):
-            scale = tuple(float(v) for v in (src.voxel_size or ref.voxel_size or (1.0, 1.0, 1.0)))
-            ph = np.where(sup != 0, np.angle(obj * np.exp(-1j * centre)), np.nan).astype(np.float32)
-            added.append(self._put(f"compare {src.name} phase", ph, "compare_phase", colormap=PHASE_CMAP,
-                                   contrast_limits=(-np.pi, np.pi), scale=scale,
-                                   metadata={"bcdi": {"origin": src.origin}}))
-            if diff is not None:
-                added.append(self._put(f"compare {ref.name} − {src.name} phase diff", diff, "compare_diff",
-                                       colormap=STRAIN_CMAP, contrast_limits=(-np.pi / 2, np.pi / 2),
-                                       scale=scale, metadata={"bcdi": {"origin": src.origin}}))
-        phases = [lay for lay in added if _bcdi(lay).get("kind") == "compare_phase"]
-        try:
-            from napari.experimental import link_layers
-
-            link_layers(phases, ("contrast_limits", "gamma"))
-        except Exception:
-            log.debug("could not link the comparison layers", exc_info=True)
-        shown = {a.name for a in added}  # by name: a docked plugin widget sees layers through a proxy viewer
-        for lay in self.viewer.layers:
-            lay.visible = lay.name in shown
-        grid = getattr(getattr(self.viewer, "canvas", None), "grid", None) or self.viewer.grid
-        grid.enabled = True
-        self._fill_table(out["rows"])
-        self.status.setText(f"compared {len(sources)} reconstructions to '{ref.name}' (grid mode on)")
-
-    def _fill_table(self, rows: list) -> None:
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, text in enumerate(table_cells(row)):
-                self.table.setItem(r, c, QTableWidgetItem(text))
-        self.table.resizeColumnsToContents()
+        """Register the ticked reconstructions (or ``names``) onto the first, show them in grid mode, fill the
+        table (``_results_compare.ComparePanel.compare``)."""
+        return self.compare_panel.compare(names)
 
     # --- export -------------------------------------------------------------------------------------
     def _require_result(self):
@@ -576,8 +456,8 @@ class ResultsWidget(QWidget):
 
     def _export(self, func, path, what: str) -> Job | None:
         p = Path(path)
-        return self._start(func, str(p), desc=f"export {p.name}",
-                           on_done=lambda out: _notify_info(f"Results: {what} written to {out}"))
+        return self.jobs.start(func, str(p), desc=f"export {p.name}",
+                           on_done=lambda out: notify_info(f"Results: {what} written to {out}"))
 
     @_guarded
     def export_cxi(self, path) -> Job | None:
