@@ -94,3 +94,49 @@ def test_cancel(viewer_widget, qtbot):
         pass
     assert job.cancelled
     assert w.predict_button.isEnabled() and not w.cancel_button.isEnabled()
+
+
+NO_TF_TEST = "test_the_napari_process_never_imports_tensorflow"
+
+
+def test_the_napari_process_never_imports_tensorflow(make_napari_viewer, qtbot, real_pattern):
+    """A DL phase prediction and an Inpainting ``dl`` run from the widgets leave TensorFlow out of the napari
+    process (it runs in the model process). Another test of the session may have imported TensorFlow in
+    this process already: then the check runs alone in a fresh pytest process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if "tensorflow" in sys.modules or "keras" in sys.modules:
+        if os.environ.get("BCDI_NO_TF_CHILD_RUN"):
+            pytest.fail("TensorFlow was imported before the test started")
+        env = {**os.environ, "BCDI_NO_TF_CHILD_RUN": "1"}
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              f"{__file__}::{NO_TF_TEST}"], env=env, capture_output=True, text=True,
+                             timeout=TIMEOUT_MS / 1000 * 2, check=False, cwd=Path(__file__).parents[2])
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        return
+
+    from napari_bcdi_dl.widgets.dl_phase import DLPhaseWidget
+    from napari_bcdi_dl.widgets.inpainting import InpaintingWidget
+
+    viewer = make_napari_viewer()
+    data = viewer.add_image(real_pattern, name="cdinn")
+    mask = np.zeros(real_pattern.shape, np.uint8)
+    mask[:, 30:33, :] = 1
+    mask_layer = viewer.add_labels(mask, name="cdinn gap mask")
+    dl = DLPhaseWidget(viewer)
+    job = dl.predict()
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        pass
+    assert job.error is None and "cdinn predicted phase" in [layer.name for layer in viewer.layers]
+    inp = InpaintingWidget(viewer)
+    inp.set_layers(data, mask_layer)
+    inp.method_combo.setCurrentText("dl")
+    inp.step_spin.setValue(16)
+    job = inp.run()
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        pass
+    assert job.error is None and "cdinn inpainted" in [layer.name for layer in viewer.layers]
+    assert "tensorflow" not in sys.modules and "keras" not in sys.modules

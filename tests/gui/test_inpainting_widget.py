@@ -96,14 +96,32 @@ def test_finetune_button_then_run(setup, qtbot):
     widget.ft_steps.setValue(2)
     _wait(qtbot, widget.finetune())
     assert widget.model is not None and "fine-tuned" in widget.status.text()
-    from napari_bcdi_dl.models.registry import load_model
+    from napari_bcdi_dl.widgets._model_jobs import ChildModel
+    from napari_bcdi_dl.widgets._worker_process import model_process
 
-    assert widget.model is not load_model("inpaint"), "the shipped (cached) model is never trained"
+    # the tuned Keras model stays in the model process (a fresh copy, never the cached shipped model:
+    # finetune(model=None) loads with fresh=True); the widget holds a handle on it
+    assert isinstance(widget.model, ChildModel) and widget.model.pid == model_process().pid
     widget.step_spin.setValue(16)
     _wait(qtbot, widget.run())
     assert "fine-tuned model" in widget.status.text()
     widget.reset_model()
     assert widget.model is None
+
+
+def test_a_lost_finetuned_model_is_a_clear_error(setup, qtbot, notes):
+    """After the model process was replaced, the handle no longer resolves: one line, then Reset works."""
+    from napari_bcdi_dl.widgets._model_jobs import ChildModel
+
+    viewer, widget, data_layer, mask_layer, _ = setup
+    widget.set_layers(data_layer, mask_layer)
+    widget.model = ChildModel("inpaint-finetuned-gone", pid=-1)
+    job = widget.run()
+    qtbot.waitUntil(lambda: job.done, timeout=TIMEOUT_MS)
+    assert job.error is not None and "fine-tuned model was lost" in str(job.error)
+    assert any("fine-tune again or press Reset model" in msg for s, msg in notes() if s == "error")
+    assert "scan inpainted" not in [lay.name for lay in viewer.layers]
+    assert widget.run_button.isEnabled()
 
 
 def test_bad_masks_are_notified_not_raised(setup, qtbot, notes):

@@ -156,7 +156,7 @@ def test_unexpected_exception_is_named_in_the_notification(viewer, qtbot, notes)
     from napari_bcdi_dl.widgets._worker import run_job
 
     def work(*, progress=None, cancel=None):
-        return [][1]
+        raise IndexError("list index out of range")  # an unexpected (non-BCDIError) failure
 
     job = run_job(work, desc="broken")
     with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):

@@ -17,7 +17,8 @@ import functools
 import logging
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 
@@ -32,14 +33,14 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.25
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cancellable_worker_class() -> type:
     """napari's FunctionWorker whose ``quit()`` (napari's status-bar cancel, closing the window) also sets
     the job's cancel token, so the function really stops at its next step."""
     from napari.qt.threading import FunctionWorker
 
     class CancellableWorker(FunctionWorker):
-        cancel_token: Optional[threading.Event] = None
+        cancel_token: threading.Event | None = None
 
         def quit(self) -> None:
             if self.cancel_token is not None:
@@ -66,11 +67,11 @@ class Job(QObject):
         self,
         func: Callable[..., Any],
         args: tuple = (),
-        kwargs: Optional[dict] = None,
+        kwargs: dict | None = None,
         *,
         desc: str = "",
-        on_done: Optional[Callable[[Any], None]] = None,
-        on_error: Optional[Callable[[BaseException], None]] = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         super().__init__()
         from napari.qt.threading import create_worker
@@ -79,7 +80,7 @@ class Job(QObject):
         self.desc = desc or getattr(func, "__name__", "job")
         self.cancel_token = threading.Event()
         self.result: Any = None
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         self.cancelled = False
         self.done = False
         self._on_done = on_done
@@ -164,7 +165,7 @@ class Job(QObject):
         self.finished.emit()
 
     # --- public --------------------------------------------------------------------------------
-    def start(self) -> "Job":
+    def start(self) -> Job:
         self.worker.start()
         return self
 
@@ -181,8 +182,8 @@ def run_job(
     func: Callable[..., Any],
     *args: Any,
     desc: str = "",
-    on_done: Optional[Callable[[Any], None]] = None,
-    on_error: Optional[Callable[[BaseException], None]] = None,
+    on_done: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
     **kwargs: Any,
 ) -> Job:
     """Start ``func(*args, progress=..., cancel=..., **kwargs)`` in a worker thread and return its Job."""

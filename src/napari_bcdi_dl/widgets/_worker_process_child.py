@@ -34,7 +34,8 @@ def serve(conn: Connection) -> None:
         while True:
             try:
                 msg = conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # the napari process closed its end (exit, crash): stop the call too
+                cancel.set()
                 inbox.put(None)
                 return
             except Exception as err:  # noqa: BLE001 - the call could not be unpickled (e.g. a function the child cannot import)
@@ -43,6 +44,9 @@ def serve(conn: Connection) -> None:
             if msg[0] == "cancel":
                 cancel.set()
             else:
+                # a new call (the parent sends one at a time, after the last reply): a cancel from now on is
+                # this call's, even one that arrives before the main thread starts it
+                cancel.clear()
                 inbox.put(msg)
 
     threading.Thread(target=reader, name="model-process-reader", daemon=True).start()
@@ -54,7 +58,6 @@ def serve(conn: Connection) -> None:
             send(("error", RuntimeError(f"the model process could not read the call: {msg[1]}"), msg[2]))
             continue
         _, func, args, kwargs = msg
-        cancel.clear()
         last = [0.0]
 
         def progress(done: int, total: int, last: list = last) -> None:

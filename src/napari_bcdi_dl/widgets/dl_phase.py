@@ -1,16 +1,19 @@
 """The **DL phase** dock widget: predict the reciprocal-space phase with the CNN, then refine.
 
-*Predict* runs ``models.dl_phasing.predict_object`` in the shared worker and adds
+*Predict* runs ``models.dl_phasing.predict_object`` in the model process (``_worker_process``: TensorFlow
+never runs in the napari process; the job's worker thread only waits on it) and adds
 
 * ``"<data> predicted phase"`` — the predicted reciprocal-space phase over the intensity (same grid,
   scale and translate as the data layer; twilight, ±π; 0 outside the region the model saw);
 * the unrefined object: ``"<data> DL unrefined modulus"``, ``"... phase"`` and ``"... support"``.
 
 *Refine* runs ``core.phasing.refine`` (Error Reduction, border-only support updates, *Iterations*) from
-that prediction and adds ``"<data> DL modulus"``, ``"<data> DL phase"``, ``"<data> DL support"``; *Predict
-+ refine* does both in one job (``dl_phase``). Names follow the phasing widget's ``"<name> modulus /
-phase / support"`` so that conventional and DL results sit side by side. Object phases are shown inside
-the support (0 outside), offset so that the crystal's mean phase is 0, on a twilight map over ±π. The
+that prediction (numpy only, in a worker thread) and adds ``"<data> DL modulus"``, ``"<data> DL phase"``,
+``"<data> DL support"``; *Predict + refine* does both in one job, in the model process. The job functions
+are in ``_model_jobs.py`` (no Qt there: the model process imports them). Names follow the phasing
+widget's ``"<name> modulus / phase / support"`` so that conventional and DL results sit side by side.
+Object phases are shown inside the support (0 outside), offset so that the crystal's mean phase is 0, on
+a twilight map over ±π. The
 layers' ``metadata["bcdi"]`` carry ``kind`` (modulus / phase / support), ``obj`` (the complex object, for
 the Results widget), ``support``, ``llk``, ``llk_free``, ``method``, ``data_layer``, ``voxel_size_nm`` and
 ``reconstruction`` (the :class:`~napari_bcdi_dl.core.types.Reconstruction`), as the Phasing widget's do;
@@ -51,7 +54,9 @@ from ._layers import (
     put_layer,
     real_space,
 )
+from ._model_jobs import predict_job, predict_refine_job, refine_job
 from ._worker import Job
+from ._worker_process import in_model_process
 
 log = logging.getLogger(__name__)
 
@@ -80,70 +85,6 @@ def put_object_layers(viewer, prefix: str, obj: np.ndarray, support: np.ndarray,
               colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi), **geo)
     put_layer(viewer, f"{prefix} support", support, labels=True, metadata={"bcdi": {**meta, "kind": "support"}},
               opacity=0.4, **geo)
-
-
-def _import_keras_in_python_thread() -> None:
-    """Import Keras/TensorFlow (once) in a plain Python thread, not in the Qt pool thread running the job.
-
-    Measured here (Xvfb, TF 2.21, PyQt6): when TensorFlow is first imported inside a QThreadPool worker,
-    the model's *next* call from another pool thread dies with SIGSEGV or hangs; imported from the main
-    thread or from a Python ``threading.Thread`` it is fine. The door (``models/_keras.py``) is the place
-    for this rule; until it has it, the jobs of this widget go through here.
-    """
-    import sys
-    import threading
-
-    if "keras" in sys.modules:
-        return
-    from ..models._keras import keras
-
-    failure: list = []
-
-    def run() -> None:
-        try:
-            keras()
-        except BaseException as err:  # noqa: BLE001 - re-raised in the job's thread
-            failure.append(err)
-
-    t = threading.Thread(target=run, name="keras-import")
-    t.start()
-    t.join()
-    if failure:
-        raise failure[0]
-
-
-def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, progress=None, cancel=None):
-    """Worker job of *Predict* (loads the shipped model on first use)."""
-    from ..models.dl_phasing import predict_object
-
-    _import_keras_in_python_thread()
-
-    return predict_object(intensity, mask, progress=progress, cancel=cancel)
-
-
-def refine_job(intensity: np.ndarray, mask: np.ndarray | None, obj: np.ndarray, support: np.ndarray,
-               n_iter: int, *, progress=None, cancel=None):
-    """Worker job of *Refine*: ER with border-only support updates from the prediction."""
-    from ..core.phasing import refine
-
-    return refine(intensity, obj, support, mask, n_iter=n_iter, border_only=True, method="dl",
-                  progress=progress, cancel=cancel)
-
-
-def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, n_iter: int, *, progress=None,
-                       cancel=None):
-    """Worker job of *Predict + refine*: the prediction, then the refinement, one progress bar."""
-    from ..core.phasing import refine
-    from ..core.progress import report
-    from ..models.dl_phasing import predict_object
-
-    _import_keras_in_python_thread()
-    total = 10 + int(n_iter)
-    pred = predict_object(intensity, mask, progress=lambda d, t: report(progress, cancel, int(10 * d / t), total),
-                          cancel=cancel)
-    rec = refine(intensity, pred.obj, pred.support, mask, n_iter=int(n_iter), border_only=True, method="dl",
-                 progress=lambda d, t: report(progress, cancel, 10 + d, total), cancel=cancel)
-    return pred, rec
 
 
 class DLPhaseWidget(HasJobSlot, QWidget):
@@ -227,7 +168,7 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         """Predict the phase and the unrefined object of the chosen intensity (returns the Job)."""
         layer, data, mask = self._inputs()
         self.status.setText(f"{layer.name}: predicting…")
-        return self.jobs.start(predict_job, data, mask, desc="DL phase: predict",
+        return self.jobs.start(in_model_process, predict_job, data, mask, desc="DL phase: predict",
                                on_done=lambda pred: self._predicted(layer, pred))
 
     def _predicted(self, layer, pred) -> None:
@@ -268,7 +209,8 @@ class DLPhaseWidget(HasJobSlot, QWidget):
             self._predicted(layer, pred)
             self._refined(layer, rec)
 
-        return self.jobs.start(predict_refine_job, data, mask, n, desc="DL phase: predict + refine",
+        return self.jobs.start(in_model_process, predict_refine_job, data, mask, n,
+                               desc="DL phase: predict + refine",
                                on_done=done)
 
     def _refined(self, layer, rec) -> None:

@@ -12,14 +12,16 @@ log(1 + I) inside the gap is shown.
 
 *Fine-tune* trains a private copy of the model on the data's own crops with artificial gaps
 (``models.finetune``, *Steps*); later runs use it until *Reset model*.
+
+``dl`` runs and fine-tuning go to the model process (``_worker_process``: TensorFlow never runs in the
+napari process); the fine-tuned model stays there and the widget holds a handle on it
+(``_model_jobs.ChildModel``): if that process died and was replaced, the next ``dl`` run says so and asks
+to fine-tune again or reset. The baselines run in a worker thread.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -51,7 +53,9 @@ from ._layers import (
     put_layer,
     set_combo_items,
 )
+from ._model_jobs import ChildModel, finetune_job, inpaint_job
 from ._worker import Job
+from ._worker_process import in_model_process
 
 log = logging.getLogger(__name__)
 
@@ -60,39 +64,14 @@ NO_TRUTH = "(none)"
 SUFFIX = " inpainted"
 
 
-_tf_executor: ThreadPoolExecutor | None = None
-_tf_lock = threading.Lock()
-
-
-def on_model_thread(func: Callable) -> Callable:
-    """Wrap ``func`` so that it runs on one long-lived plain Python thread (the caller waits for it).
-
-    Model work (TensorFlow) crashed (SIGSEGV in pybind11's ``gil_scoped_acquire``, a stale thread state)
-    when run directly on napari's pooled Qt worker threads, which get a new Python thread state for every
-    job; on a Python thread that lives as long as the process it is stable. ``run_job`` still provides the
-    worker, the progress bar and cancellation: the progress callback is a Qt signal (safe from any thread)
-    and the cancel token a ``threading.Event``.
-    """
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        global _tf_executor
-        with _tf_lock:
-            if _tf_executor is None:
-                _tf_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcdi-model")
-        return _tf_executor.submit(func, *args, **kwargs).result()
-
-    call.__name__ = getattr(func, "__name__", "model_job")
-    call.__doc__ = func.__doc__
-    return call
-
-
 class InpaintingWidget(HasJobSlot, QWidget):
     """Dock widget *Inpainting* (see the module docstring)."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.model: Any = None  # a fine-tuned model, or None for the shipped one
+        #: the fine-tuned model (a handle: the Keras model lives in the model process), or None for the shipped one
+        self.model: ChildModel | None = None
         self.last_pcc: float | None = None
         self._build()
         self.jobs = JobSlot("Inpainting", [self.run_button, self.finetune_button, self.reset_button],
@@ -217,8 +196,6 @@ class InpaintingWidget(HasJobSlot, QWidget):
         except BCDIError as err:
             notify_error(f"Inpainting: {err}")
             return None
-        from ..models.inpaint import inpaint
-
         method = self.method_combo.currentText()
         self.status.setText(f"running {method}…")
 
@@ -227,8 +204,13 @@ class InpaintingWidget(HasJobSlot, QWidget):
         def done(result: np.ndarray) -> None:
             self._show_result(data_layer, result, m, truth, method, mask_name)
 
-        return self.jobs.start(on_model_thread(inpaint), d, m, method=method, step=self.step_spin.value(),
-                           model=self.model, desc=f"inpaint ({method})", on_done=done)
+        if method == "dl":  # TensorFlow: in the model process, never in napari's
+            return self.jobs.start(in_model_process, inpaint_job, d, m, method=method, step=self.step_spin.value(),
+                                   model=self.model, desc=f"inpaint ({method})", on_done=done)
+        from ..models.inpaint import inpaint  # the baselines are numpy/scipy: a worker thread
+
+        return self.jobs.start(inpaint, d, m, method=method, step=self.step_spin.value(), model=None,
+                               desc=f"inpaint ({method})", on_done=done)
 
     def _show_result(self, data_layer, result: np.ndarray, mask: np.ndarray, truth, method: str,
                      mask_name: str = "") -> None:
@@ -256,8 +238,6 @@ class InpaintingWidget(HasJobSlot, QWidget):
         except BCDIError as err:
             notify_error(f"Inpainting: {err}")
             return None
-        from ..models.finetune import finetune
-
         self.status.setText("fine-tuning…")
 
         def done(res) -> None:
@@ -265,10 +245,10 @@ class InpaintingWidget(HasJobSlot, QWidget):
             self.status.setText(f"model: fine-tuned ({res.steps} steps; loss on the pattern's crops "
                                 f"{res.loss_before:.4g} → {res.loss_after:.4g})")
 
-        return self.jobs.start(on_model_thread(finetune), d, m, model=self._base_copy(),
-                           steps=self.ft_steps.value(), desc="fine-tune inpainting model", on_done=done)
+        return self.jobs.start(in_model_process, finetune_job, d, m, model=self._base_copy(),
+                               steps=self.ft_steps.value(), desc="fine-tune inpainting model", on_done=done)
 
-    def _base_copy(self):
+    def _base_copy(self) -> ChildModel | None:
         """A trainable copy of the model in use (fine-tuning goes on from a fine-tuned model)."""
         if self.model is not None:
             return self.model
