@@ -221,3 +221,13 @@ def test_worker_quit_is_a_cancel(viewer, qtbot, notes):
         pass
     assert seen == {"cancelled": True} and job.cancelled
     assert job._bar not in _open_bars()
+
+
+def test_warm_activity_dock_leaves_no_bar(viewer):
+    """The first progress bar of a window is costly (napari lays out its activity indicator): JobSlot pays
+    it when a dock widget is built. The warm-up bar is closed at once."""
+    from napari_bcdi_dl.widgets._worker import warm_activity_dock
+
+    before = _open_bars()
+    assert warm_activity_dock() > 0
+    assert _open_bars() == before

@@ -87,3 +87,27 @@ def test_job_slot_refuses_a_second_job_and_restores_the_buttons(qtbot):
     qtbot.waitUntil(lambda: job.done, timeout=10_000)
     assert job.result == 7 and not slot.busy and run.isEnabled() and not cancel.isEnabled()
     assert finished == [1] and bar.maximum() >= 1
+
+
+def test_job_slot_touches_the_bar_only_when_its_percentage_changes(qtbot):
+    """``QProgressBar.setValue`` repaints synchronously (17-35 ms in a window with a GL canvas): a report
+    that does not change the integer percentage leaves the bar alone; the last one always shows."""
+    from qtpy.QtWidgets import QProgressBar, QPushButton
+
+    class CountingBar(QProgressBar):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def setValue(self, value):
+            self.calls.append(value)
+            super().setValue(value)
+
+    bar = CountingBar()
+    slot = _layers.JobSlot("Test", [QPushButton("Run")], QPushButton("Cancel"), progress_bar=bar)
+    for done in range(1001):  # 1001 reports, 101 distinct percentages
+        slot._progressed(done, 1000)
+    assert len(bar.calls) == 101 and bar.calls[-1] == 1000
+    assert bar.maximum() == bar.value() == 1000
+    slot._progressed(5, 7)  # a new total shows at once
+    assert bar.maximum() == 7 and bar.value() == 5
