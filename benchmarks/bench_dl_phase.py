@@ -1,14 +1,21 @@
 """Speed of DL phasing (issue 6, item 8). Fixed seed, everything measured in the same process.
 
-(a) network prediction time on the model grid (32³, batch 1, CPU): median and minimum of ``--reps``
-    calls after a warm-up;
+(a) network prediction time on the model grid (32³, batch 1 and batch 8, CPU): median and minimum of
+    ``--reps`` calls after a warm-up; the shipped model is a 32³ network, so a "64³ prediction" is the
+    pipeline's prediction step on a 64³ pattern: ``predict_object`` (centring, resampling/crop to 32³,
+    network, object back on the 64³ grid, support), with the shipped test-time augmentation (8 input
+    flips, 50 ER each on the model grid) and without it (``tta=1, grid_refine=0``);
 (b) the whole DL pipeline (centring, crop, prediction, object, support, ``--refine-iter`` ER iterations) on
     a simulated 128³ strained pattern (3.5π, oversampling 3) against the conventional recipe
     ``HIO**400, RAAR**1000, ER**300`` on the same pattern: one run timed, and the ratio for ``--runs``
-    runs (the issue's baseline is 20 runs, best by free LLK; runs are independent, so N runs cost N
-    times one run on this CPU).
+    runs (the issue's baseline is 20 runs, best by free LLK; runs are independent and sequential, so N
+    runs cost N times one run on this CPU: ``--measure-runs`` runs are timed and their mean extrapolated).
 
-Usage: ``.venv/bin/python benchmarks/bench_dl_phase.py [--size 128] [--runs 20] [--refine-iter 400]``
+The machine load (1-min load average) is printed before and after each part: on a shared machine it
+changes the absolute times; the ratio is taken in one process, minutes apart.
+
+Usage: ``.venv/bin/python benchmarks/bench_dl_phase.py [--size 128] [--runs 20] [--measure-runs 1]
+[--refine-iter 400]``
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 from napari_bcdi_dl.core.metrics import compare, is_match
 from napari_bcdi_dl.core.phasing import phase
 from napari_bcdi_dl.core.simulate import simulate_pattern
-from napari_bcdi_dl.models.dl_phasing import dl_phase, load_phase_model
+from napari_bcdi_dl.models.dl_phasing import dl_phase, load_phase_model, predict_object
 from napari_bcdi_dl.models.phase import model_grid_size, predict_phase
 
 RECIPE = "HIO**400, RAAR**1000, ER**300"
@@ -35,34 +42,57 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20, help="conventional runs the ratio is given for")
     ap.add_argument("--refine-iter", type=int, default=400)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--measure-runs", type=int, default=1, help="conventional runs actually timed")
     args = ap.parse_args()
-    print(f"# bench_dl_phase — {platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    print(f"# bench_dl_phase — {platform.node()}, {os.cpu_count()} cores, load {_load()}", flush=True)
 
     model, card = load_phase_model()
     s = model_grid_size(model)
     x = np.random.default_rng(0).random((s, s, s)).astype(np.float32)
-    predict_phase(model, x)
-    times = []
-    for _ in range(args.reps):
-        t0 = time.perf_counter()
-        predict_phase(model, x)
-        times.append(time.perf_counter() - t0)
-    print(f"(a) prediction at {s}³: median {np.median(times) * 1e3:.0f} ms, min {np.min(times) * 1e3:.0f} ms "
-          f"({args.reps} calls, batch 1, model {card.get('name')}, {model.count_params() / 1e6:.2f} M parameters)")
+    times = _timed(lambda: predict_phase(model, x), args.reps)
+    print(f"(a) network at {s}³: median {np.median(times) * 1e3:.0f} ms, min {np.min(times) * 1e3:.0f} ms "
+          f"({args.reps} calls, batch 1, model {card.get('name')}, {model.count_params() / 1e6:.2f} M parameters)"
+          f", load {_load()}", flush=True)
+    x8 = np.stack([x] * 8)
+    times = _timed(lambda: predict_phase(model, x8), args.reps)
+    print(f"    network at {s}³, batch 8 (the 8 TTA flips): median {np.median(times) * 1e3:.0f} ms, min "
+          f"{np.min(times) * 1e3:.0f} ms, load {_load()}", flush=True)
+    p64 = simulate_pattern(64, seed=7, phase_range=3.5 * np.pi, oversampling=3.0, max_counts=1e8)
+    for label, kw in (("shipped (tta 8, 50 ER each on 32³)", {}), ("single input (tta 1, no grid ER)",
+                                                                  {"tta": 1, "grid_refine": 0})):
+        times = _timed(lambda kw=kw: predict_object(p64.intensity, model=model, card=card, **kw), args.reps)
+        print(f"    prediction step on a 64³ pattern (resampled to {s}³ and back), {label}: median "
+              f"{np.median(times) * 1e3:.0f} ms, min {np.min(times) * 1e3:.0f} ms, load {_load()}", flush=True)
 
     p = simulate_pattern(args.size, seed=7, phase_range=3.5 * np.pi, oversampling=3.0, max_counts=1e8)
     t0 = time.perf_counter()
     rec = dl_phase(p.intensity, refine_iter=args.refine_iter)
     t_dl = time.perf_counter() - t0
     ok_dl = is_match(compare(p.obj, rec.obj, p.support, rec.support))
-    t0 = time.perf_counter()
-    res = phase(p.intensity, recipe=RECIPE, runs=1, seed=0)
-    t_conv = time.perf_counter() - t0
-    ok_conv = is_match(compare(p.obj, res.best.obj, p.support, res.best.support))
     print(f"(b) {args.size}³ pattern, 3.5π: DL pipeline (prediction {rec.meta['prediction_s']:.2f} s + "
-          f"{args.refine_iter} ER) {t_dl:.1f} s, success {ok_dl}; conventional {RECIPE} one run "
-          f"{t_conv:.1f} s, success {ok_conv}")
-    print(f"    ratio conventional/DL: 1 run {t_conv / t_dl:.1f}×, {args.runs} runs {args.runs * t_conv / t_dl:.0f}×")
+          f"{args.refine_iter} ER) {t_dl:.1f} s, success {ok_dl}, load {_load()}", flush=True)
+    t0 = time.perf_counter()
+    res = phase(p.intensity, recipe=RECIPE, runs=args.measure_runs, seed=0)
+    t_conv = (time.perf_counter() - t0) / args.measure_runs
+    ok_conv = is_match(compare(p.obj, res.best.obj, p.support, res.best.support))
+    print(f"    conventional {RECIPE}: {t_conv:.1f} s per run (mean of {args.measure_runs}), best-run success "
+          f"{ok_conv}, load {_load()}")
+    print(f"    ratio conventional/DL: 1 run {t_conv / t_dl:.1f}×, {args.runs} runs (extrapolated) "
+          f"{args.runs * t_conv / t_dl:.0f}×")
+
+
+def _load() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def _timed(fn, reps: int) -> list:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 if __name__ == "__main__":
