@@ -17,7 +17,9 @@ first progress bar); showing results (``on_done``) 1-2 s. Since then: progress r
 most 4 times a second, the widget's bar is touched only when its integer percentage changes, and napari's
 first progress bar of a window (0.1-0.23 s of main thread) is created and closed when a dock widget is built
 (``_worker.warm_activity_dock``), not in the first run: phasing max gap 41-49 ms idle (was 84-211 ms, at
-start), 65-197 ms at load 3.4-4.8 (isolated mid-run gaps; the main thread is starved).
+start), 65-197 ms at load 3.4-4.8 (isolated mid-run gaps; the main thread is starved). Full suite on the
+idle machine: phasing 25 ms, first DL prediction in a fresh model process 30 ms. The two bound tests skip
+(saying so) when the machine is under external load (load average > 1.5 per core).
 """
 
 from __future__ import annotations
@@ -329,11 +331,22 @@ def _responsiveness_setup(make_napari_viewer, qtbot, pattern, widget_name):
     return viewer, widget
 
 
-@pytest.mark.xfail(strict=False, reason="holds on an idle machine (model training paused: max gap 41-49 ms, 4 runs), "
-                   "not at load 3.4-4.8 on 2 cores (65, 173, 197, 95 ms: isolated mid-run gaps, the main thread "
-                   "starved; each progress repaint 12-60 ms). Was 84-211 ms idle, all at start: napari's first "
-                   "progress bar of a window (0.1-0.23 s), now paid when the dock opens (JobSlot)")
+def _require_unloaded_machine() -> None:
+    """The 100 ms bound is about this project's code: measured idle (2 cores, Xvfb + llvmpipe) the largest
+    gap is 25-50 ms during a phasing run and 30 ms during a first DL prediction in a fresh model process.
+    With other jobs on the cores (load average > 1.5 per core) the main thread is starved by the scheduler
+    (65-200 ms gaps at load 3.4-4.8 on 2 cores, 76 ms at 3.2, mid-run, not in our code): skip, saying so, rather than
+    measure the neighbours."""
+    import os
+
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 1.5 * cores:
+        pytest.skip(f"machine under external load (load average {load:.1f} on {cores} cores): "
+                    "the event-loop bound is measured on an unloaded machine")
+
+
 def test_event_loop_free_during_phasing(make_napari_viewer, qtbot, pattern, monkeypatch):
+    _require_unloaded_machine()
     _viewer, ph = _responsiveness_setup(make_napari_viewer, qtbot, pattern, "Phasing")
     ph.recipe_edit.setText("HIO**400, ER**100")
     mon = LoopMonitor()
@@ -347,12 +360,6 @@ def test_event_loop_free_during_phasing(make_napari_viewer, qtbot, pattern, monk
     assert mon.max_gap < MAX_GAP_S
 
 
-@pytest.mark.xfail(strict=False, reason="no TensorFlow gap is left (the model runs in the model process), but "
-                   "napari's first progress bar of a viewer cost ~0.2 s of main thread at start (now paid when the "
-                   "dock opens: JobSlot), and at load > 3 "
-                   "on 2 cores the main thread is starved 0.1-0.2 s at times (measured with the widget, a model "
-                   "training and a benchmark beside: max 0.18 s, mid-run; the walk's run, model process warm: "
-                   "0.08 s; prototype: 0.21-0.27 s at start, otherwise < 0.15 s)")
 def test_event_loop_free_during_dl_prediction(make_napari_viewer, qtbot, pattern, monkeypatch):
     """The DL phase widget's *Predict + refine* as the user runs it: in a fresh model process (its first call
     imports TensorFlow and loads the model there, the worst case), the job thread only waits on a socket.
@@ -362,6 +369,7 @@ def test_event_loop_free_during_dl_prediction(make_napari_viewer, qtbot, pattern
     from napari_bcdi_dl.widgets import _worker_process
     from napari_bcdi_dl.widgets._worker_process import ModelProcess
 
+    _require_unloaded_machine()
     _viewer, dl = _responsiveness_setup(make_napari_viewer, qtbot, pattern, "DL phase")
     dl.iter_spin.setValue(40)
     had_tf = "tensorflow" in sys.modules
