@@ -95,7 +95,7 @@ class ComparePanel(QGroupBox):
             self.compare_list.addItem(item)
         set_combo_items(self.intensity_combo, [AUTO] + [
             lay.name for lay in self.viewer.layers
-            if isinstance(lay, Image) and bcdi_meta(lay).get("kind") in ("intensity", "inpainted")
+            if isinstance(lay, Image) and bcdi_meta(lay).get("kind") == "intensity"
             and getattr(lay.data, "ndim", 0) == 3])
 
     def checked_names(self) -> list[str]:

@@ -56,7 +56,6 @@ from .dl_phase import put_object_layers
 log = logging.getLogger(__name__)
 
 SUFFIX = " conventional"
-RESULT_KINDS = ("modulus", "phase", "support")
 
 
 def phase_job(intensity: np.ndarray, mask: np.ndarray | None, recipe: str, runs: int, seed: int, *,

@@ -11,8 +11,9 @@ plain ufunc sequence: the same operations run on the same values, only in a diff
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -95,20 +96,11 @@ def modulus_step(plan: BlockPlan, psi: np.ndarray, amp: np.ndarray, floor: Any) 
     plan.run(work)
 
 
-def scale_step(plan: BlockPlan, obj: np.ndarray, coef: np.ndarray) -> None:
-    """obj ← coef · obj in place (ER's support projection)."""
+def scale_step(plan: BlockPlan, obj: np.ndarray, coef: np.ndarray, out: np.ndarray | None = None) -> None:
+    """out ← coef · obj; in place when ``out`` is None (ER's support projection), else into ``out``
+    (HIO/RAAR: the previous iterate's share)."""
     o_flat, c_flat = obj.reshape(-1), coef.reshape(-1)
-
-    def work(i: int, _: np.ndarray) -> None:
-        lo, hi = plan.blocks[i]
-        np.multiply(o_flat[lo:hi], c_flat[lo:hi], out=o_flat[lo:hi])
-
-    plan.run(work)
-
-
-def scale_into_step(plan: BlockPlan, obj: np.ndarray, coef: np.ndarray, out: np.ndarray) -> None:
-    """out ← coef · obj (HIO/RAAR: the previous iterate's share)."""
-    o_flat, c_flat, d_flat = obj.reshape(-1), coef.reshape(-1), out.reshape(-1)
+    d_flat = o_flat if out is None else out.reshape(-1)
 
     def work(i: int, _: np.ndarray) -> None:
         lo, hi = plan.blocks[i]

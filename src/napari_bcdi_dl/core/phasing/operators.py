@@ -334,7 +334,7 @@ class Engine:
             if plan is None:
                 xp.multiply(self.obj, c_prev, out=self.prev)
             elif self._prev_ready != key:
-                _fused.scale_into_step(plan, self.obj, c_prev, self.prev)
+                _fused.scale_step(plan, self.obj, c_prev, out=self.prev)
         self._prev_ready = None
         res = self._modulus_projection(want_llk)
         if plan is None:
