@@ -17,8 +17,10 @@ TensorFlow is never imported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 import threading
 from types import ModuleType
 
@@ -36,13 +38,45 @@ def _import_tensorflow_guarded() -> None:
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow enables its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16/AMX; on AVX2
+    # CPUs (most laptops, this project's CI) the 3D convolutions are then ~3x slower (measured: 52 vs
+    # 17.5 ms per 32³ inpainting window, benchmarks/bench_inpaint.py). Opt in unless the user chose.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     sys.modules.setdefault("tensorflow.python.pywrap_dlopen_global_flags", None)  # type: ignore[arg-type]
     flags = sys.getdlopenflags()
     sys.setdlopenflags(os.RTLD_NOW | getattr(os, "RTLD_DEEPBIND", 0))
     try:
-        import tensorflow  # noqa: F401
+        with _quiet_import_banner():
+            import tensorflow  # noqa: F401
     finally:
         sys.setdlopenflags(flags)
+
+
+#: Lines TensorFlow's C++ side writes to fd 2 at import whatever TF_CPP_MIN_LOG_LEVEL says.
+_BANNER = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def _quiet_import_banner():
+    """Capture fd 2 around the import and pass on every line except TensorFlow's import banner."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): import as is
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not any(b in ln for b in _BANNER)]
+            if kept:
+                sys.stderr.write("".join(kept))
 
 
 def keras() -> ModuleType:

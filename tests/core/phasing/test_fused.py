@@ -39,5 +39,8 @@ def test_fused_matches_plain(monkeypatch, sequence):
         for e in (fused, plain):
             e.iterate(algo, 0.9)
         np.testing.assert_array_equal(fused.obj, plain.obj)
+        # both kinds of block took part: constant coefficients (scalar) and mixed ones (the array)
+        kinds = {k is None for k in fused._c_consts[0]}
+        assert kinds == {True, False}
     # an LLK request takes the plain path and reports the same values
     assert fused.iterate("ER", want_llk=True) == plain.iterate("ER", want_llk=True)

@@ -6,6 +6,11 @@ multi-threaded FFTs at 128³. Here the flat array is cut into blocks of :data:`B
 block is 256 KiB and stays in the core's cache while every operation of the step runs on it), and the
 blocks are shared between threads (numpy's ufuncs release the GIL). Results are bit-identical to the
 plain ufunc sequence: the same operations run on the same values, only in a different order of voxels.
+
+The real-space coefficient arrays (support, HIO/RAAR weights) are constant on most blocks (the support is
+a compact blob: at 128³ about two thirds of the blocks lie wholly outside it). :func:`block_constants`
+finds those blocks once per support; there the coefficient is a Python scalar, which numpy multiplies
+3–4× faster than a float32 array it must first cast to complex64 (and the array is not read at all).
 """
 
 from __future__ import annotations
@@ -77,6 +82,21 @@ class BlockPlan:
             f.result()
 
 
+def block_constants(plan: BlockPlan, coef: np.ndarray) -> list[float | None]:
+    """For each block of ``plan``: the value of ``coef`` when it is the same on the whole block, else None."""
+    flat = coef.reshape(-1)
+    out: list[float | None] = []
+    for lo, hi in plan.blocks:
+        b = flat[lo:hi]
+        out.append(float(b[0]) if bool((b == b[0]).all()) else None)
+    return out
+
+
+def _coef(flat: np.ndarray, consts: list[float | None] | None, i: int, lo: int, hi: int) -> Any:
+    k = None if consts is None else consts[i]
+    return flat[lo:hi] if k is None else k
+
+
 def modulus_step(plan: BlockPlan, psi: np.ndarray, amp: np.ndarray, floor: Any) -> None:
     """psi ← psi · amp / (|psi| + floor) in place, with ratio 1 on the plan's fixed voxels."""
     p_flat, a_flat = psi.reshape(-1), amp.reshape(-1)
@@ -96,33 +116,46 @@ def modulus_step(plan: BlockPlan, psi: np.ndarray, amp: np.ndarray, floor: Any) 
     plan.run(work)
 
 
-def scale_step(plan: BlockPlan, obj: np.ndarray, coef: np.ndarray, out: np.ndarray | None = None) -> None:
+def scale_step(
+    plan: BlockPlan,
+    obj: np.ndarray,
+    coef: np.ndarray,
+    out: np.ndarray | None = None,
+    consts: list[float | None] | None = None,
+) -> None:
     """out ← coef · obj; in place when ``out`` is None (ER's support projection), else into ``out``
-    (HIO/RAAR: the previous iterate's share)."""
+    (HIO/RAAR: the previous iterate's share). ``consts``: :func:`block_constants` of ``coef``."""
     o_flat, c_flat = obj.reshape(-1), coef.reshape(-1)
     d_flat = o_flat if out is None else out.reshape(-1)
 
     def work(i: int, _: np.ndarray) -> None:
         lo, hi = plan.blocks[i]
-        np.multiply(o_flat[lo:hi], c_flat[lo:hi], out=d_flat[lo:hi])
+        np.multiply(o_flat[lo:hi], _coef(c_flat, consts, i, lo, hi), out=d_flat[lo:hi])
 
     plan.run(work)
 
 
 def combine_step(
-    plan: BlockPlan, obj: np.ndarray, coef: np.ndarray, prev: np.ndarray, next_coef: np.ndarray | None = None
+    plan: BlockPlan,
+    obj: np.ndarray,
+    coef: np.ndarray,
+    prev: np.ndarray,
+    next_coef: np.ndarray | None = None,
+    consts: list[float | None] | None = None,
+    next_consts: list[float | None] | None = None,
 ) -> None:
     """obj ← coef · obj + prev in place (HIO/RAAR); then, with ``next_coef``, prev ← next_coef · obj (the
-    next iteration's share of this iterate, computed while the block is in cache)."""
+    next iteration's share of this iterate, computed while the block is in cache). ``consts`` and
+    ``next_consts``: :func:`block_constants` of the coefficients."""
     o_flat, c_flat, p_flat = obj.reshape(-1), coef.reshape(-1), prev.reshape(-1)
     n_flat = None if next_coef is None else next_coef.reshape(-1)
 
     def work(i: int, _: np.ndarray) -> None:
         lo, hi = plan.blocks[i]
         o, p = o_flat[lo:hi], p_flat[lo:hi]
-        np.multiply(o, c_flat[lo:hi], out=o)
+        np.multiply(o, _coef(c_flat, consts, i, lo, hi), out=o)
         np.add(o, p, out=o)
         if n_flat is not None:
-            np.multiply(o, n_flat[lo:hi], out=p)
+            np.multiply(o, _coef(n_flat, next_consts, i, lo, hi), out=p)
 
     plan.run(work)

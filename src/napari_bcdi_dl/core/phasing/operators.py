@@ -229,6 +229,7 @@ class Engine:
         self._c_pm = None
         self._c_prev = None
         self._coeff_key: tuple | None = None
+        self._c_consts: tuple = (None, None)  # _fused.block_constants of (c_pm, c_prev)
         self.prev = None
         # the coefficient key for which ``prev`` already holds c_prev · obj (set by a fused HIO/RAAR step,
         # cleared by anything else that changes the object or the support)
@@ -296,6 +297,11 @@ class Engine:
                     xp.multiply(p, -2.0 * beta, out=c)
                     c += 1
                     p *= beta
+            if self._plan is not None:
+                self._c_consts = tuple(
+                    None if a is None else _fused.block_constants(self._plan, a)
+                    for a in (c, None if algo == "ER" else self._c_prev)
+                )
             self._coeff_key = key
         return self._c_pm, self._c_prev
 
@@ -328,13 +334,14 @@ class Engine:
             return self._iterate_positivity(algo, beta, want_llk)
         c_pm, c_prev = self._coefficients(algo, beta)
         key, plan = self._coeff_key, self._plan
+        k_pm, k_prev = self._c_consts
         if algo != "ER":
             if self.prev is None:
                 self.prev = xp.empty(self.data.shape, dtype=np.complex64)
             if plan is None:
                 xp.multiply(self.obj, c_prev, out=self.prev)
             elif self._prev_ready != key:
-                _fused.scale_step(plan, self.obj, c_prev, out=self.prev)
+                _fused.scale_step(plan, self.obj, c_prev, out=self.prev, consts=k_prev)
         self._prev_ready = None
         res = self._modulus_projection(want_llk)
         if plan is None:
@@ -342,9 +349,9 @@ class Engine:
             if algo != "ER":
                 xp.add(self.obj, self.prev, out=self.obj)
         elif algo == "ER":
-            _fused.scale_step(plan, self.obj, c_pm)
+            _fused.scale_step(plan, self.obj, c_pm, consts=k_pm)
         else:
-            _fused.combine_step(plan, self.obj, c_pm, self.prev, next_coef=c_prev)
+            _fused.combine_step(plan, self.obj, c_pm, self.prev, next_coef=c_prev, consts=k_pm, next_consts=k_prev)
             self._prev_ready = key
         return res
 
