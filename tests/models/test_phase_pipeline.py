@@ -16,9 +16,16 @@ from napari_bcdi_dl.core.metrics import compare, is_match
 from napari_bcdi_dl.core.phasing import autocorrelation_support, refine
 from napari_bcdi_dl.core.reciprocal import crop_or_pad, from_model_grid, shift_crop, to_model_grid
 from napari_bcdi_dl.core.simulate import simulate_pattern
-from napari_bcdi_dl.models.dl_phasing import (DEFAULT_OVERSAMPLING_RANGE, PHASE_MODEL, dl_phase,
-                                              load_phase_model, object_from_phase, predict_object,
-                                              support_from_object, trained_oversampling_range)
+from napari_bcdi_dl.models.dl_phasing import (
+    DEFAULT_OVERSAMPLING_RANGE,
+    PHASE_MODEL,
+    dl_phase,
+    load_phase_model,
+    object_from_phase,
+    predict_object,
+    support_from_object,
+    trained_oversampling_range,
+)
 
 
 def _ft(a):

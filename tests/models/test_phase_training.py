@@ -10,8 +10,15 @@ import pytest
 
 from napari_bcdi_dl.core.reciprocal import log_normalise
 from napari_bcdi_dl.core.simulate import generate_dataset, simulate_pattern
-from napari_bcdi_dl.models.phase_training import (PhaseSet, apply_symmetry, centre_phase, noisy_input,
-                                                  strain_cap, symmetry, train_batches)
+from napari_bcdi_dl.models.phase_training import (
+    PhaseSet,
+    apply_symmetry,
+    centre_phase,
+    noisy_input,
+    strain_cap,
+    symmetry,
+    train_batches,
+)
 
 
 def _ft(a):

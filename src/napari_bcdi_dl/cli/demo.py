@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -73,7 +72,7 @@ def widget_names() -> list[str]:
 
 
 def open_demo(viewer, *, sample: bool = True, sample_key: str = SAMPLE,
-              real_pattern: Optional[Path] = None) -> dict:
+              real_pattern: Path | None = None) -> dict:
     """Dock every plugin widget in ``viewer`` and load the demo data (unless ``sample=False``).
 
     Returns ``{"widgets": {display name: widget}, "layers": [new layers], "source": what was loaded}``.
@@ -98,7 +97,7 @@ def open_demo(viewer, *, sample: bool = True, sample_key: str = SAMPLE,
 
 
 def load_demo_data(viewer, *, sample_key: str = SAMPLE,
-                   real_pattern: Optional[Path] = None) -> tuple[list, str]:
+                   real_pattern: Path | None = None) -> tuple[list, str]:
     """Open the sample, else the measured pattern, else the tiny built-in pattern; return (layers, source)."""
     try:
         layers = viewer.open_sample(PLUGIN, sample_key)
@@ -121,7 +120,7 @@ def load_demo_data(viewer, *, sample_key: str = SAMPLE,
     return [layer], TINY_NAME
 
 
-def find_real_pattern() -> Optional[Path]:
+def find_real_pattern() -> Path | None:
     """``cdinn_exp_crop64.npz`` beside a development checkout, if there is one."""
     candidates = []
     if os.environ.get("BCDI_SHARED_DATA"):

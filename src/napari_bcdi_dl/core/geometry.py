@@ -42,8 +42,8 @@ voxel size of the detector frame (the size a napari ``scale`` can show without a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -134,7 +134,7 @@ class DetectorFrame:
         """Unit vector of Q at the array centre, lab components (z, y, x)."""
         return self.q_bragg / np.linalg.norm(self.q_bragg)
 
-    def index_direction(self, direction: Optional[Sequence[float]] = None) -> np.ndarray:
+    def index_direction(self, direction: Sequence[float] | None = None) -> np.ndarray:
         """Index steps per nm along a lab direction (default Q): ``A⁻¹ û``, to differentiate on the skewed grid.
 
         The derivative of a field ``f`` along ``û`` is ``Σ_j w_j ∂f/∂m_j`` with ``w`` returned here.
@@ -170,7 +170,7 @@ def _pixel_sizes(geometry: Geometry) -> tuple[float, float]:
 
 
 def id01_angles(
-    geometry: Geometry, hkl: Optional[Sequence[int]] = None, lattice_nm: Optional[float] = None
+    geometry: Geometry, hkl: Sequence[int] | None = None, lattice_nm: float | None = None
 ) -> tuple[dict, list]:
     """The ID01 angles (degrees) of a geometry, completing what is missing; returns ``(angles, notes)``.
 
@@ -206,7 +206,7 @@ def id01_angles(
     return {"delta": 2 * theta, "nu": 0.0, "eta": given.get("eta", theta), "phi": given.get("phi", 0.0)}, notes
 
 
-def _circles_matrix(circles, angles_deg: dict, upto: Optional[str] = None) -> np.ndarray:
+def _circles_matrix(circles, angles_deg: dict, upto: str | None = None) -> np.ndarray:
     """Product of the rotations of ``circles`` (outer first), stopping before circle ``upto``."""
     m = np.eye(3)
     for name, axis, sense in circles:
@@ -220,8 +220,8 @@ def detector_frame(
     geometry: Geometry,
     shape: Sequence[int],
     *,
-    hkl: Optional[Sequence[int]] = None,
-    lattice_nm: Optional[float] = None,
+    hkl: Sequence[int] | None = None,
+    lattice_nm: float | None = None,
 ) -> DetectorFrame:
     """Reciprocal and direct bases of a detector-frame array of ``shape`` measured with ``geometry`` (ID01).
 
@@ -301,8 +301,8 @@ def detector_voxel_size(
     geometry: Geometry,
     shape: Sequence[int],
     *,
-    hkl: Optional[Sequence[int]] = None,
-    lattice_nm: Optional[float] = None,
+    hkl: Sequence[int] | None = None,
+    lattice_nm: float | None = None,
 ) -> tuple[float, float, float]:
     """Voxel size (nm) of the detector frame (rocking, rows, cols): ``λ/(2 N_z Δω sin θ)``, ``λD/(N_y p_y)``, ``λD/(N_x p_x)``.
 
@@ -316,8 +316,8 @@ def reciprocal_voxel_size(
     geometry: Geometry,
     shape: Sequence[int],
     *,
-    hkl: Optional[Sequence[int]] = None,
-    lattice_nm: Optional[float] = None,
+    hkl: Sequence[int] | None = None,
+    lattice_nm: float | None = None,
 ) -> tuple[float, float, float]:
     """Size (1/nm) of one step of the measured intensity along (rocking, rows, cols): ``|b_j|``.
 
@@ -331,8 +331,8 @@ def reciprocal_voxel_size(
 
 def lab_grid(
     frame: DetectorFrame,
-    voxel_size_nm: Optional[float | Sequence[float]] = None,
-    shape: Optional[Sequence[int]] = None,
+    voxel_size_nm: float | Sequence[float] | None = None,
+    shape: Sequence[int] | None = None,
 ) -> tuple[tuple[float, float, float], tuple[int, int, int]]:
     """Voxel size (nm, isotropic by default: the finest detector-frame voxel) and shape of a lab grid
     holding the whole detector-frame array."""
@@ -355,8 +355,8 @@ def orthogonalise(
     array: np.ndarray,
     frame: DetectorFrame,
     *,
-    voxel_size_nm: Optional[float | Sequence[float]] = None,
-    shape: Optional[Sequence[int]] = None,
+    voxel_size_nm: float | Sequence[float] | None = None,
+    shape: Sequence[int] | None = None,
     order: int = 1,
     cval: float = 0.0,
 ) -> tuple[np.ndarray, tuple[float, float, float]]:

@@ -26,8 +26,8 @@ crystals (see ``../shared/notes/measuring-model-quality.md``); ``is_match`` hold
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
 
 import numpy as np
 from scipy import ndimage
@@ -74,9 +74,9 @@ def _check_intensities(i_obs, i_calc, mask=None) -> tuple[np.ndarray, np.ndarray
 def llk(
     i_obs: np.ndarray,
     i_calc: np.ndarray,
-    mask: Optional[np.ndarray] = None,
+    mask: np.ndarray | None = None,
     *,
-    free: Optional[np.ndarray] = None,
+    free: np.ndarray | None = None,
     n_support: int = 0,
 ) -> float:
     """Poisson LLK normalised as PyNX: Σ over observed non-free voxels / (their number − ``n_support``).
@@ -99,7 +99,7 @@ def llk(
     return float(_likelihood.llk_poisson(obs, calc, ~valid, n_support=int(n_support)))
 
 
-def llk_free(i_obs: np.ndarray, i_calc: np.ndarray, free: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+def llk_free(i_obs: np.ndarray, i_calc: np.ndarray, free: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Poisson LLK on the free voxels (``free`` = 1), divided by their number (PyNX's free LLK)."""
     obs, calc, valid = _check_intensities(i_obs, i_calc, mask)
     f = np.asarray(free)
@@ -111,13 +111,13 @@ def llk_free(i_obs: np.ndarray, i_calc: np.ndarray, free: np.ndarray, mask: Opti
     return float(value)
 
 
-def chi2(i_obs: np.ndarray, i_calc: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+def chi2(i_obs: np.ndarray, i_calc: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean of ``(I_o − I_c)² / (I_o + 1)`` over observed voxels (PyNX's normalised Gaussian LLK)."""
     obs, calc, valid = _check_intensities(i_obs, i_calc, mask)
     return float(np.mean((obs[valid] - calc[valid]) ** 2 / (obs[valid] + 1.0)))
 
 
-def scale_factor(i_obs: np.ndarray, i_calc: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+def scale_factor(i_obs: np.ndarray, i_calc: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Factor ``s`` making ``Σ s I_c = Σ I_o`` over the observed voxels."""
     obs, calc, valid = _check_intensities(i_obs, i_calc, mask)
     total = calc[valid].sum()
@@ -126,7 +126,7 @@ def scale_factor(i_obs: np.ndarray, i_calc: np.ndarray, mask: Optional[np.ndarra
     return float(obs[valid].sum() / total)
 
 
-def sharpness(obj: np.ndarray, support: Optional[np.ndarray] = None) -> float:
+def sharpness(obj: np.ndarray, support: np.ndarray | None = None) -> float:
     """``Σ|ρ|⁴ / (Σ|ρ|²)²`` over the support (the whole array when None): scale-free, ``1/N`` for a uniform
     object of N voxels, larger for a modulus concentrated in fewer voxels (its inverse is the effective
     number of voxels)."""
@@ -176,7 +176,7 @@ def _shift_support(support: np.ndarray, shift: np.ndarray) -> np.ndarray:
 @dataclass
 class _Alignment:
     aligned: np.ndarray
-    support: Optional[np.ndarray]
+    support: np.ndarray | None
     twin: bool
     shift: np.ndarray
     gamma: complex
@@ -196,7 +196,7 @@ def _fit(a: np.ndarray, moved: np.ndarray, norm_a: float) -> tuple[complex, floa
     return gamma, float(np.linalg.norm(a - gamma * moved) / norm_a)
 
 
-def _align(a: np.ndarray, b: np.ndarray, support_b: Optional[np.ndarray], allow_twin: bool, upsample: int) -> _Alignment:
+def _align(a: np.ndarray, b: np.ndarray, support_b: np.ndarray | None, allow_twin: bool, upsample: int) -> _Alignment:
     """Minimise ``||a − γ T b||`` over the twin, translations T and the complex scalar γ.
 
     Integer translations come from the peaks of the complex and of the modulus cross-correlations (the
@@ -267,8 +267,8 @@ def register(
 def compare(
     a: np.ndarray,
     b: np.ndarray,
-    support_a: Optional[np.ndarray] = None,
-    support_b: Optional[np.ndarray] = None,
+    support_a: np.ndarray | None = None,
+    support_b: np.ndarray | None = None,
     *,
     allow_twin: bool = True,
     erode: int = 2,
@@ -371,7 +371,7 @@ class PRTF:
     counts: np.ndarray
     resolution_frequency: float
     resolution_voxels: float
-    resolution_nm: Optional[tuple]
+    resolution_nm: tuple | None
     threshold: float = float(np.exp(-1))
 
 
@@ -388,10 +388,10 @@ def _shell_index(shape: Sequence[int]) -> tuple[np.ndarray, int]:
 
 def prtf(
     i_obs: np.ndarray,
-    objs: Union[np.ndarray, Sequence[np.ndarray]],
-    mask: Optional[np.ndarray] = None,
+    objs: np.ndarray | Sequence[np.ndarray],
+    mask: np.ndarray | None = None,
     *,
-    voxel_size: Optional[Sequence[float]] = None,
+    voxel_size: Sequence[float] | None = None,
     align: bool = True,
     scale: bool = True,
 ) -> PRTF:

@@ -24,8 +24,8 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
 
 import numpy as np
 from scipy import ndimage
@@ -67,7 +67,7 @@ class StrainResult:
     support: np.ndarray
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     g_direction: tuple[float, float, float] = (1.0, 0.0, 0.0)
-    g_norm: Optional[float] = None
+    g_norm: float | None = None
     frame: str = "array"
     twin: bool = False
     ramp: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -240,7 +240,7 @@ def complex_phase_ramp(obj: np.ndarray, support: np.ndarray) -> np.ndarray:
 
 
 def remove_offset(
-    phase: np.ndarray, support: np.ndarray, offset: Union[str, float, None] = "mean", *, circular: bool = False
+    phase: np.ndarray, support: np.ndarray, offset: str | float | None = "mean", *, circular: bool = False
 ) -> tuple[np.ndarray, float]:
     """Subtract a phase offset: ``"mean"`` over the support, ``"com"`` (phase at the support's centre of
     mass, or the support voxel nearest to it), a number (rad), or None/``"none"``. Returns ``(phase, offset)``.
@@ -266,7 +266,7 @@ def remove_offset(
 
 
 # ------------------------------------------------------------------------------------ displacement/strain
-def displacement(phase: np.ndarray, g_norm_nm: Optional[float]) -> np.ndarray:
+def displacement(phase: np.ndarray, g_norm_nm: float | None) -> np.ndarray:
     """``u = φ / |G|`` in nm (``|G|`` in 1/nm); with ``g_norm_nm=None``, ``φ / 2π`` in units of ``d``."""
     g = 2 * np.pi if g_norm_nm is None else float(g_norm_nm)
     if not np.isfinite(g) or g <= 0:
@@ -274,7 +274,7 @@ def displacement(phase: np.ndarray, g_norm_nm: Optional[float]) -> np.ndarray:
     return np.asarray(phase, dtype=np.float64) / g
 
 
-def hybrid_gradient(field_: np.ndarray, support: np.ndarray, axis: int, *, period: Optional[float] = None) -> np.ndarray:
+def hybrid_gradient(field_: np.ndarray, support: np.ndarray, axis: int, *, period: float | None = None) -> np.ndarray:
     """Derivative (per voxel) along ``axis`` using support voxels only.
 
     Central difference ``(f[i+1] − f[i−1]) / 2`` where both neighbours are inside, forward or backward
@@ -314,7 +314,7 @@ def hybrid_gradient(field_: np.ndarray, support: np.ndarray, axis: int, *, perio
 
 
 def directional_derivative(
-    field_: np.ndarray, support: np.ndarray, index_direction: Sequence[float], *, period: Optional[float] = None
+    field_: np.ndarray, support: np.ndarray, index_direction: Sequence[float], *, period: float | None = None
 ) -> np.ndarray:
     """``Σ_j w_j ∂f/∂m_j`` (``w`` = index steps per unit length along the wanted direction), 0 outside.
 
@@ -342,8 +342,8 @@ def strain(
     voxel_size: Sequence[float] = (1.0, 1.0, 1.0),
     g_direction: Sequence[float] = (1.0, 0.0, 0.0),
     *,
-    index_direction: Optional[Sequence[float]] = None,
-    period: Optional[float] = None,
+    index_direction: Sequence[float] | None = None,
+    period: float | None = None,
 ) -> np.ndarray:
     """Heterogeneous strain ``ε = ĝ·∇u`` on a Cartesian grid of ``voxel_size`` (z, y, x), 0 outside the support.
 
@@ -360,33 +360,33 @@ def strain(
 
 
 # ------------------------------------------------------------------------------------------ the pipeline
-def _reflection(geometry: Optional[Geometry], hkl, lattice_nm):
+def _reflection(geometry: Geometry | None, hkl, lattice_nm):
     hkl = hkl if hkl is not None else (geometry.hkl if geometry is not None else None)
     lattice_nm = lattice_nm if lattice_nm is not None else (geometry.lattice_nm if geometry is not None else None)
     return hkl, lattice_nm
 
 
 def postprocess(
-    obj: Union[np.ndarray, Reconstruction],
-    support: Optional[np.ndarray] = None,
-    geometry: Optional[Geometry] = None,
+    obj: np.ndarray | Reconstruction,
+    support: np.ndarray | None = None,
+    geometry: Geometry | None = None,
     *,
-    hkl: Optional[Sequence[int]] = None,
-    lattice_nm: Optional[float] = None,
-    voxel_size_nm: Optional[Sequence[float]] = None,
-    g_direction: Optional[Sequence[float]] = None,
+    hkl: Sequence[int] | None = None,
+    lattice_nm: float | None = None,
+    voxel_size_nm: Sequence[float] | None = None,
+    g_direction: Sequence[float] | None = None,
     unwrap: bool = True,
     remove_ramp: bool = True,
-    offset: Union[str, float, None] = "mean",
+    offset: str | float | None = "mean",
     flip: bool = False,
-    reference: Optional[np.ndarray] = None,
-    isosurface: Optional[float] = None,
-    orthogonalise: Optional[bool] = None,
-    lab_voxel_nm: Optional[float] = None,
-    crop_margin: Optional[int] = None,
+    reference: np.ndarray | None = None,
+    isosurface: float | None = None,
+    orthogonalise: bool | None = None,
+    lab_voxel_nm: float | None = None,
+    crop_margin: int | None = None,
     phase_sign: int = 1,
-    progress: Optional[ProgressFn] = None,
-    cancel: Optional[CancelToken] = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
 ) -> StrainResult:
     """Modulus, phase, displacement and strain of a reconstruction.
 
@@ -467,7 +467,7 @@ def postprocess(
             notes.append(f"geometry incomplete ({err}): detector frame not used")
     elif orthogonalise:
         raise BCDIError("orthogonalisation needs a geometry (energy, distance, pixel size, rocking step, angles)")
-    g_norm_nm: Optional[float] = None
+    g_norm_nm: float | None = None
     if hkl is not None and lattice_nm is not None:
         g_norm_nm = geo.g_norm(hkl, lattice_nm)
     elif frame is not None:

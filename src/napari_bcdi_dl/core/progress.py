@@ -9,7 +9,8 @@ CLI's progress bar are the two callers that provide them.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from .errors import Cancelled
 
@@ -27,7 +28,7 @@ def new_cancel_token() -> threading.Event:
     return threading.Event()
 
 
-def report(progress: Optional[ProgressFn], cancel: Optional[CancelToken], done: int, total: int) -> None:
+def report(progress: ProgressFn | None, cancel: CancelToken | None, done: int, total: int) -> None:
     """Report ``done`` of ``total`` steps and raise :class:`Cancelled` if cancellation was requested."""
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"cancelled after {done} of {total} steps")
@@ -35,7 +36,7 @@ def report(progress: Optional[ProgressFn], cancel: Optional[CancelToken], done: 
         progress(int(done), int(total))
 
 
-def check_cancel(cancel: Optional[CancelToken]) -> None:
+def check_cancel(cancel: CancelToken | None) -> None:
     """Raise :class:`Cancelled` if cancellation was requested."""
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -33,20 +32,20 @@ class Geometry:
     detector : detector name (``"mpx1x4"``, ``"eiger2M"``...).
     """
 
-    energy_kev: Optional[float] = None
-    distance_m: Optional[float] = None
-    pixel_size_m: Optional[tuple[float, float]] = None
-    rocking_step_deg: Optional[float] = None
-    rocking_motor: Optional[str] = None
-    beam_center: Optional[tuple[float, float]] = None
+    energy_kev: float | None = None
+    distance_m: float | None = None
+    pixel_size_m: tuple[float, float] | None = None
+    rocking_step_deg: float | None = None
+    rocking_motor: str | None = None
+    beam_center: tuple[float, float] | None = None
     angles_deg: dict[str, float] = field(default_factory=dict)
-    roi: Optional[tuple[int, int, int, int]] = None
-    hkl: Optional[tuple[int, int, int]] = None
-    lattice_nm: Optional[float] = None
-    detector: Optional[str] = None
+    roi: tuple[int, int, int, int] | None = None
+    hkl: tuple[int, int, int] | None = None
+    lattice_nm: float | None = None
+    detector: str | None = None
 
     @property
-    def wavelength_nm(self) -> Optional[float]:
+    def wavelength_nm(self) -> float | None:
         """Wavelength in nm from the energy (λ[nm] = 1.23984198 / E[keV])."""
         return None if self.energy_kev is None else 1.23984198 / float(self.energy_kev)
 
@@ -73,10 +72,10 @@ class LoadedData:
 
     data: np.ndarray
     kind: str = "intensity"
-    mask: Optional[np.ndarray] = None
-    support: Optional[np.ndarray] = None
+    mask: np.ndarray | None = None
+    support: np.ndarray | None = None
     geometry: Geometry = field(default_factory=Geometry)
-    source: Optional[Path] = None
+    source: Path | None = None
     meta: dict = field(default_factory=dict)
 
 
@@ -97,8 +96,8 @@ class Reconstruction:
 
     obj: np.ndarray
     support: np.ndarray
-    llk: Optional[float] = None
-    llk_free: Optional[float] = None
+    llk: float | None = None
+    llk_free: float | None = None
     method: str = "conventional"
     history: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)

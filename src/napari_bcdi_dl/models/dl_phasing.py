@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from ..core.errors import BCDIError
 from ..core.progress import CancelToken, ProgressFn, report
-from ..core.reciprocal import (GridTransform, from_model_grid, log_normalise, mask_to_model_grid,
-                               to_model_grid)
+from ..core.reciprocal import GridTransform, from_model_grid, log_normalise, mask_to_model_grid, to_model_grid
 from ..core.types import Reconstruction
 
 #: The shipped phase model (a file stem in ``models/weights``, see ``registry.py``).
@@ -67,7 +66,7 @@ class PhasePrediction:
     meta: dict = field(default_factory=dict)
 
 
-def load_phase_model(name: Optional[str] = None) -> tuple[Any, dict]:
+def load_phase_model(name: str | None = None) -> tuple[Any, dict]:
     """The phase model (cached, offline) and its card (``{}`` if it has none)."""
     from .registry import load_model, model_card
 
@@ -100,7 +99,7 @@ def support_from_object(obj: np.ndarray, threshold: float = 0.2, sigma: float = 
 
 
 def model_grid_object(intensity_model: np.ndarray, phase_model: np.ndarray,
-                      mask_model: Optional[np.ndarray] = None) -> np.ndarray:
+                      mask_model: np.ndarray | None = None) -> np.ndarray:
     """``fftshift(ifftn(ifftshift(√I e^{iφ})))`` on the model grid (0 amplitude in the gaps), complex128."""
     field_m = np.sqrt(np.maximum(intensity_model, 0)).astype(np.complex128) * np.exp(
         1j * np.asarray(phase_model, dtype=np.float64))
@@ -110,7 +109,7 @@ def model_grid_object(intensity_model: np.ndarray, phase_model: np.ndarray,
 
 
 def _consistency_error(intensity_model: np.ndarray, obj_m: np.ndarray, support_m: np.ndarray,
-                       mask_model: Optional[np.ndarray]) -> float:
+                       mask_model: np.ndarray | None) -> float:
     """``‖ |FT(support·obj)| − √I ‖² / ‖√I‖²`` over the measured voxels: how well a prediction survives the
     support constraint (0 = a perfect, compact object)."""
     f = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj_m * (support_m != 0)))))
@@ -125,7 +124,7 @@ FLIPS: tuple = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
 
 
 def object_from_phase(intensity_model: np.ndarray, phase_model: np.ndarray, transform: GridTransform,
-                      mask_model: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+                      mask_model: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Object on the data grid from an intensity and a phase on the model grid (steps 3–4).
 
     ``ψ = √I e^{iφ}`` (0 in the gaps) → ``ifft`` → object on the model grid → ``from_model_grid(space=
@@ -139,7 +138,7 @@ def object_from_phase(intensity_model: np.ndarray, phase_model: np.ndarray, tran
     return obj.astype(np.complex64), np.where(inside, phase_full, 0).astype(np.float32)
 
 
-def _check_intensity(intensity: np.ndarray, mask: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def _check_intensity(intensity: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     a = np.asarray(intensity)
     if a.ndim != 3:
         raise BCDIError(f"DL phasing: the intensity has {a.ndim} dimensions; give a 3D (z, y, x) pattern")
@@ -160,10 +159,10 @@ def _check_intensity(intensity: np.ndarray, mask: Optional[np.ndarray]) -> tuple
     return a, m
 
 
-def predict_object(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, model: Any = None,
-                   card: Optional[dict] = None, support_threshold: float = 0.2, tta: int = 8,
-                   grid_refine: int = 50, oversampling_range: Optional[tuple[float, float]] = None,
-                   progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None
+def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, model: Any = None,
+                   card: dict | None = None, support_threshold: float = 0.2, tta: int = 8,
+                   grid_refine: int = 50, oversampling_range: tuple[float, float] | None = None,
+                   progress: ProgressFn | None = None, cancel: CancelToken | None = None
                    ) -> PhasePrediction:
     """Steps 1–4 of the module docstring: the predicted phase and the unrefined object on the data grid.
 
@@ -237,9 +236,9 @@ def predict_object(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, 
     return PhasePrediction(phase_full, obj, support, phi.astype(np.float32), i_m, t, seconds, meta)
 
 
-def dl_phase(intensity: np.ndarray, mask: Optional[np.ndarray] = None, *, refine_iter: int = 400,
-             model: Any = None, card: Optional[dict] = None, support_threshold: float = 0.2,
-             tta: int = 8, grid_refine: int = 50, seed: int = 0, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine_iter: int = 400,
+             model: Any = None, card: dict | None = None, support_threshold: float = 0.2,
+             tta: int = 8, grid_refine: int = 50, seed: int = 0, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
              **refine_kw: Any) -> Reconstruction:
     """DL phasing of a pattern: prediction, then ``refine_iter`` ER iterations with border-only support.
 

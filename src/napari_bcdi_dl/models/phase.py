@@ -15,7 +15,7 @@ full-resolution layers, so the width grows by ``growth`` per level from a thin `
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,11 +29,11 @@ def level_widths(base: int, depth: int, growth: float = 2.0, max_width: int = 25
 
 
 def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: float = 2.5,
-                    max_width: int = 256, widths: Optional[Sequence[int]] = None,
+                    max_width: int = 256, widths: Sequence[int] | None = None,
                     dilations: Sequence[int] = (1, 2, 3), n_dilated: int = 2, convs_per_block: int = 2,
                     full_res_decoder_convs: int = 1, skip_convs: int = 1, bottleneck_convs: int = 3,
-                    norm: Optional[str] = "batch", activation: str = "leaky_relu", dropout: float = 0.0,
-                    stem: str = "none", head_width: int = 8, name: Optional[str] = None):
+                    norm: str | None = "batch", activation: str = "leaky_relu", dropout: float = 0.0,
+                    stem: str = "none", head_width: int = 8, name: str | None = None):
     """Build the phase U-Net (uncompiled Keras model) from the shared parts of :mod:`.blocks`.
 
     Parameters

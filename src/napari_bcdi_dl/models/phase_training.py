@@ -27,8 +27,8 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class PhaseSet:
     oversampling : float64 (n, 3).
     """
 
-    def __init__(self, dirs: Sequence[str | Path], size: int, *, max_samples: Optional[int] = None,
+    def __init__(self, dirs: Sequence[str | Path], size: int, *, max_samples: int | None = None,
                  keep_intensity: bool = False, allow_incomplete: bool = True, centre: bool = True,
                  per_dir: bool = False) -> None:
         from ..core.simulate import iter_shards
@@ -384,7 +384,7 @@ def _argv_of(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m napari_bcdi_dl.models.phase_training`` (the same as ``bcdi-dl train phase``)."""
     parser = add_phase_arguments(argparse.ArgumentParser(prog="bcdi-dl train phase"))
     return train_phase(parser.parse_args(argv))

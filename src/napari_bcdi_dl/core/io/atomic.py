@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
 
 from ..errors import BCDIError
 
 
-def check_output_path(path: os.PathLike | str, protect: Optional[Iterable[os.PathLike | str]] = None) -> Path:
+def check_output_path(path: os.PathLike | str, protect: Iterable[os.PathLike | str] | None = None) -> Path:
     """Validate an output path: its folder exists and it is not one of the ``protect`` (input) paths."""
     out = Path(path)
     if not out.parent.exists():
@@ -30,7 +30,7 @@ def check_output_path(path: os.PathLike | str, protect: Optional[Iterable[os.Pat
 
 
 @contextlib.contextmanager
-def atomic_path(path: os.PathLike | str, protect: Optional[Iterable[os.PathLike | str]] = None) -> Iterator[Path]:
+def atomic_path(path: os.PathLike | str, protect: Iterable[os.PathLike | str] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
 
     Examples
