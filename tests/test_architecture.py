@@ -48,6 +48,8 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
+#: compiled extension modules (a C source in the tree: no imports of their own)
+COMPILED = {_module_name(p) for p in (SRC / PKG).rglob("*.c")}
 
 
 def _resolve(module: str, is_pkg: bool, level: int, name: str | None) -> str:
@@ -74,7 +76,7 @@ def _imports(module: str, path: Path) -> list[Imp]:
                 base = _resolve(module, is_pkg, child.level, child.module)
                 for a in child.names:
                     sub = f"{base}.{a.name}"
-                    out.append(Imp(module, sub if sub in MODULES else base, child.lineno, top))
+                    out.append(Imp(module, sub if sub in MODULES or sub in COMPILED else base, child.lineno, top))
             elif isinstance(child, ast.If) and _is_type_checking(child.test):
                 visit_list(child.body, False)  # typing-only imports never run
                 visit_list(child.orelse, top)
@@ -192,12 +194,12 @@ def test_package_init_stays_light():
 
 
 def _module_level_graph() -> dict[str, set[str]]:
-    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    graph: dict[str, set[str]] = {m: set() for m in (*MODULES, *COMPILED)}
     for i in ALL_IMPORTS:
         if not i.top_level or _root(i.target) != PKG:
             continue
         target = i.target
-        while target not in MODULES and "." in target:
+        while target not in MODULES and target not in COMPILED and "." in target:
             target = target.rsplit(".", 1)[0]
         if target != i.module:
             graph[i.module].add(target)

@@ -13,13 +13,16 @@ One iteration (``P_M`` the modulus projection, ``s`` the support, ``x`` the curr
     HIO  : x ← s · P_M x + (1 - s) · (x - β P_M x)
     RAAR : x ← s · P_M x + (1 - s) · ((1 - 2β) P_M x + β x)
 
-All three are ``x ← c_pm · P_M x + c_prev · x`` with two real coefficient arrays built from the support
-and β (``c_prev = 0`` for ER), which costs three passes over the array besides the FFTs. With positivity,
-"inside" means ``s`` and ``Re(P_M x) > 0`` (PyNX), on a slower path that allocates temporaries.
+All three are ``x ← c_pm · P_M x + c_prev · x`` with two real coefficients that take one value inside the
+support and one outside (``c_prev = 0`` for ER). On numpy the modulus projection and this update are each
+one fused, threaded pass over memory (:mod:`._fused`: compiled loops, or blocked ufuncs where the package
+was built without a C compiler); on CuPy they are plain array operations on coefficient arrays. With
+positivity, "inside" means ``s`` and ``Re(P_M x) > 0`` (PyNX), on a slower path that allocates temporaries.
 
 Memory of an :class:`Engine` on numpy: the object and the previous iterate (complex64, HIO/RAAR only), the
-data amplitude, a modulus buffer, the two coefficient arrays and a scratch array (float32), the support
-(bool) and flat indices of the masked and free voxels.
+data amplitude, a modulus buffer and a scratch array (float32), the support (bool), flat indices of the
+masked and free voxels, and either a byte per voxel flagging them (compiled loops) or the two coefficient
+arrays (float32, blocked ufuncs and CuPy).
 """
 
 from __future__ import annotations
@@ -229,7 +232,7 @@ class Engine:
         self._c_pm = None
         self._c_prev = None
         self._coeff_key: tuple | None = None
-        self._c_consts: tuple = (None, None)  # _fused.block_constants of (c_pm, c_prev)
+        self._c_fused: tuple = (None, None)  # _fused.Coefficient of (c_pm, c_prev), numpy backend
         self.prev = None
         # the coefficient key for which ``prev`` already holds c_prev · obj (set by a fused HIO/RAAR step,
         # cleared by anything else that changes the object or the support)
@@ -275,9 +278,26 @@ class Engine:
         self.set_support(new)
 
     def _coefficients(self, algo: str, beta: float) -> tuple[Any, Any]:
+        """The real coefficient arrays (c_pm, c_prev) of ``x ← c_pm · P_M x + c_prev · x`` (c_prev None for
+        ER); on numpy also their :class:`_fused.Coefficient` descriptions (``self._c_fused``)."""
         key = (algo, float(beta))
         if self._coeff_key != key:
             xp = self.be.xp
+            f32 = np.float32
+            if algo == "ER":  # (inside, outside) of c_pm and c_prev, in the float32 arithmetic of the arrays
+                values = ((f32(1), f32(0)), None)
+            elif algo == "HIO":  # c_pm = s - β(1 - s); c_prev = 1 - s
+                values = ((f32(1), f32(-beta)), (f32(0), f32(1)))
+            else:  # RAAR: c_pm = 1 - 2β(1 - s); c_prev = β(1 - s)
+                values = ((f32(1), f32(f32(-2.0 * beta) + f32(1))), (f32(0), f32(beta)))
+            plan = self._plan
+            if plan is not None and plan.compiled:  # the compiled loops read the support and two values
+                s = xp.ascontiguousarray(self.support).reshape(-1).view(np.uint8)
+                self._c_fused = tuple(
+                    None if v is None else _fused.Coefficient(v[0], v[1], s, None, None) for v in values
+                )
+                self._coeff_key = key
+                return None, None
             if self._c_pm is None:
                 self._c_pm = xp.empty(self.data.shape, dtype=np.float32)
             s = self.support
@@ -290,17 +310,17 @@ class Engine:
                 p = self._c_prev
                 p[...] = s
                 xp.subtract(1, p, out=p)  # 1 - s
-                if algo == "HIO":  # c_pm = s - β(1 - s); c_prev = 1 - s
+                if algo == "HIO":
                     xp.multiply(p, -beta, out=c)
                     c += s
-                else:  # RAAR: c_pm = 1 - 2β(1 - s); c_prev = β(1 - s)
+                else:
                     xp.multiply(p, -2.0 * beta, out=c)
                     c += 1
                     p *= beta
-            if self._plan is not None:
-                self._c_consts = tuple(
-                    None if a is None else _fused.block_constants(self._plan, a)
-                    for a in (c, None if algo == "ER" else self._c_prev)
+            if plan is not None:
+                self._c_fused = tuple(
+                    None if a is None else _fused.Coefficient(v[0], v[1], None, a, _fused.block_constants(plan, a))
+                    for a, v in ((c, values[0]), (None if algo == "ER" else self._c_prev, values[1]))
                 )
             self._coeff_key = key
         return self._c_pm, self._c_prev
@@ -334,14 +354,14 @@ class Engine:
             return self._iterate_positivity(algo, beta, want_llk)
         c_pm, c_prev = self._coefficients(algo, beta)
         key, plan = self._coeff_key, self._plan
-        k_pm, k_prev = self._c_consts
+        f_pm, f_prev = self._c_fused
         if algo != "ER":
             if self.prev is None:
                 self.prev = xp.empty(self.data.shape, dtype=np.complex64)
             if plan is None:
                 xp.multiply(self.obj, c_prev, out=self.prev)
             elif self._prev_ready != key:
-                _fused.scale_step(plan, self.obj, c_prev, out=self.prev, consts=k_prev)
+                _fused.scale_step(plan, self.obj, f_prev, out=self.prev)
         self._prev_ready = None
         res = self._modulus_projection(want_llk)
         if plan is None:
@@ -349,9 +369,9 @@ class Engine:
             if algo != "ER":
                 xp.add(self.obj, self.prev, out=self.obj)
         elif algo == "ER":
-            _fused.scale_step(plan, self.obj, c_pm, consts=k_pm)
+            _fused.scale_step(plan, self.obj, f_pm)
         else:
-            _fused.combine_step(plan, self.obj, c_pm, self.prev, next_coef=c_prev, consts=k_pm, next_consts=k_prev)
+            _fused.combine_step(plan, self.obj, f_pm, self.prev, f_prev)
             self._prev_ready = key
         return res
 
