@@ -39,7 +39,8 @@ from .wca import pack_targets, wca_numpy
 PI = math.pi
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
-#: Architecture of the shipped model (see docs/models.md, "Phase model").
+#: Default architecture of ``bcdi-dl train phase`` (the second-session shipped model; the third-session one
+#: is ``--base 12 --depth 4 --growth 2 --stem none``, see docs/models.md, "Phase model").
 DEFAULT_ARCH = dict(size=32, base=8, depth=3, growth=3.0, stem="patch", dilations=(1, 2, 3), n_dilated=2)
 
 
