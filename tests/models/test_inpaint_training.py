@@ -13,6 +13,7 @@ from napari_bcdi_dl.models._keras import keras
 from napari_bcdi_dl.models.inpaint_loss import inpaint_loss
 from napari_bcdi_dl.models.inpaint_training import (
     augment,
+    coherence_blur,
     gap_pcc_batch,
     make_batch,
     make_val_metrics,
@@ -68,6 +69,22 @@ def test_augment_keeps_physics():
     assert 0.09 < ratio < 3.2, "noise level drawn in 10^[-1, 0.5]"
     assert sorted(np.round(truth.ravel() / ratio, 1))[-5:] == pytest.approx(
         sorted(np.round(e.ravel(), 1))[-5:], rel=1e-3), "a symmetry of the cube keeps the values"
+
+
+def test_coherence_blur_fills_the_fringe_minima_and_keeps_the_photons():
+    e = EXPECTED[0]
+    rng = np.random.default_rng(3)
+    b = coherence_blur(e, rng, 1.5)
+    assert b.dtype == np.float32 and b.shape == e.shape
+    assert b.sum() == pytest.approx(e.sum(), rel=1e-3)
+    inner = (slice(4, -4),) * 3  # away from the window border (mode "nearest")
+    assert np.abs(np.diff(b, axis=1))[inner].mean() < np.abs(np.diff(e, axis=1))[inner].mean()
+    # blur=0 draws the same stream as before the option existed; p_blur=1 always blurs
+    a0 = augment(e, np.zeros_like(e, np.uint8), np.random.default_rng(5))
+    a1 = augment(e, np.zeros_like(e, np.uint8), np.random.default_rng(5), blur=0.0)
+    assert all(np.array_equal(x, y) for x, y in zip(a0, a1))
+    _, t_blur, _ = augment(e, np.zeros_like(e, np.uint8), np.random.default_rng(5), blur=1.5, p_blur=1.0)
+    assert not np.allclose(t_blur.max() / t_blur.sum(), a0[1].max() / a0[1].sum(), rtol=1e-3)
 
 
 def test_batches_and_metrics(val):
@@ -157,3 +174,29 @@ def test_early_stopping(tmp_path, val):
     res = fit(tiny_inpainter(), inpaint_loss, batches(rng), val, tmp_path, 50, steps_per_epoch=1,
               learning_rate=0.0, patience=2, rng=rng, log=lambda _: None)
     assert res.stopped == "early" and res.step == 3, "lr 0: never better than the first epoch"
+
+
+# ------------------------------------------------------------------------------------------- CLI
+@pytest.mark.slow
+def test_train_inpaint_cli_from_the_shipped_weights_with_blur(tmp_path, capsys):
+    """``bcdi-dl train inpaint --init --blur``: starts from the given weights (a fresh U-Net *is* the
+    linear fill, so the first held-out PCC differs from linear only with them) and records both."""
+    from napari_bcdi_dl.cli import main
+    from napari_bcdi_dl.core.simulate import generate_dataset
+    from napari_bcdi_dl.models.registry import model_path
+
+    for name, seed in (("train", 1), ("val", 2)):
+        generate_dataset("inpaint", tmp_path / name, n=4, size=32, seed=seed, workers=1)
+    common = ["train", "inpaint", "--data", str(tmp_path / "train"), "--val", str(tmp_path / "val"),
+              "--batch", "2", "--steps", "1", "--steps-per-epoch", "1", "--lr", "1e-7", "--quiet"]
+    shipped = model_path("inpaint")
+    assert main(common + ["--out", str(tmp_path / "a"), "--init", str(shipped), "--blur", "1.0"]) == 0
+    assert main(common + ["--out", str(tmp_path / "b")]) == 0
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["init"] == str(shipped) and run["blur"] == 1.0 and run["arch"]["norm"] == "group"
+    a, b = (json.loads((tmp_path / d / "log.json").read_text())[-1] for d in ("a", "b"))
+    assert a["val_pcc_linear"] == b["val_pcc_linear"]
+    assert b["val_pcc"] == pytest.approx(b["val_pcc_linear"], abs=1e-3), "a fresh U-Net is the linear fill"
+    assert abs(a["val_pcc"] - a["val_pcc_linear"]) > 1e-3, "the shipped weights were loaded"
+    assert main(common + ["--out", str(tmp_path / "c"), "--init", str(tmp_path / "missing.keras")]) == 2
+    assert "no such model file" in capsys.readouterr().err

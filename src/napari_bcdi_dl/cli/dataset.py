@@ -37,6 +37,29 @@ def register(subparsers) -> None:
         default=None,
         help="inpaint: patches cropped per pattern (default 1, 4 at 128)",
     )
+    p.add_argument(
+        "--shapes",
+        nargs="+",
+        default=None,
+        metavar="SHAPE",
+        help="crystal shape families to draw from (default: wulff winterbottom cube_cuts hull; "
+        "also: rounded)",
+    )
+    p.add_argument(
+        "--low-strain-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="fraction of crystals with a phase range below 2π (default 0.2)",
+    )
+    p.add_argument(
+        "--gap-through-peak",
+        type=float,
+        default=None,
+        metavar="F",
+        help="inpaint: fraction of patches placed so that their gap lies in the plane of the Bragg peak "
+        "(default 0)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -57,6 +80,7 @@ def run(args: argparse.Namespace) -> int | None:
             shard_size=args.shard_size,
             progress=bar,
             patches_per_pattern=args.patches_per_pattern,
+            overrides=_overrides(args),
         )
     dt = time.perf_counter() - t0
     print(
@@ -65,3 +89,14 @@ def run(args: argparse.Namespace) -> int | None:
         file=sys.stdout,
     )
     return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict | None:
+    """The range overrides given on the command line (None when there are none)."""
+    given = {
+        "shapes": args.shapes,
+        "low_strain_fraction": args.low_strain_fraction,
+        "gap_through_peak_fraction": args.gap_through_peak,
+    }
+    out = {k: v for k, v in given.items() if v is not None}
+    return out or None

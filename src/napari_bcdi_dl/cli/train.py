@@ -69,6 +69,11 @@ def _register_inpaint(sub) -> None:
     _common(q)
     q.add_argument("--train-limit", type=int, default=None, help="use at most that many training samples")
     q.add_argument("--widths", type=int, nargs="+", default=None, help="U-Net channels per level")
+    q.add_argument("--init", default=None, metavar="FILE.keras",
+                   help="start from these weights (e.g. the shipped model) instead of a fresh U-Net")
+    q.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
+                   help="partial-coherence augmentation: blur half of the samples with a Gaussian of "
+                        "per-axis width U(0, SIGMA) voxels (default 0: off)")
     q.add_argument("--norm", choices=("group", "batch", "none"), default=None,
                    help="normalisation after each convolution (default group)")
     q.set_defaults(func=run_inpaint)
@@ -137,6 +142,7 @@ def run_inpaint(args: argparse.Namespace) -> int | None:
             steps_per_epoch=args.steps_per_epoch, lr=args.lr, patience=args.patience or None,
             checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
             val_limit=args.val_limit, train_limit=args.train_limit, export=args.export, arch=arch or None,
+            init=args.init, blur=args.blur,
             command=command, progress=bar, cancel=stop,
         )
     print(f"{args.out}: {result.stopped} at step {result.step}; best held-out loss {result.best_val:.5g} "

@@ -98,12 +98,32 @@ def _apply_symmetry(a: np.ndarray, perm: tuple[int, int, int], flips: tuple[bool
     return a[sl]
 
 
+def coherence_blur(expected: np.ndarray, rng: np.random.Generator, max_sigma: float) -> np.ndarray:
+    """``expected`` convolved with a Gaussian of per-axis widths ``U(0, max_sigma)`` voxels.
+
+    The measured intensity is the coherent pattern convolved with the Fourier transform of the beam's
+    mutual coherence function (partial coherence) and with the detector's point-spread function; both
+    fill the fringe minima. Edges use ``mode="nearest"``; the photon total is kept.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    sigma = rng.uniform(0.0, max_sigma, size=3)
+    return gaussian_filter(np.asarray(expected, np.float32), sigma=sigma, mode="nearest")
+
+
 def augment(expected: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-            scale_range: tuple[float, float] = (-1.0, 0.5), p_dataset_mask: float = 0.5
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One augmented sample: ``(noisy counts, noise-free counts, gap mask)`` (see the module docstring)."""
+            scale_range: tuple[float, float] = (-1.0, 0.5), p_dataset_mask: float = 0.5,
+            blur: float = 0.0, p_blur: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented sample: ``(noisy counts, noise-free counts, gap mask)`` (see the module docstring).
+
+    With ``blur > 0``, a fraction ``p_blur`` of the samples is blurred first (:func:`coherence_blur`); the
+    random stream of ``blur = 0`` is the one of the runs made before the option existed.
+    """
     perm, flips = _symmetry(rng)
-    e = _apply_symmetry(expected, perm, flips) * np.float32(10 ** rng.uniform(*scale_range))
+    e = _apply_symmetry(expected, perm, flips)
+    if blur > 0 and rng.random() < p_blur:
+        e = coherence_blur(e, rng, blur)
+    e = e * np.float32(10 ** rng.uniform(*scale_range))
     if rng.random() < p_dataset_mask and mask.any():
         m = _apply_symmetry(mask, perm, flips)
     else:
@@ -122,12 +142,13 @@ def make_batch(noisy: np.ndarray, truth: np.ndarray, masks: np.ndarray) -> Batch
     return x, y
 
 
-def train_batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator) -> Iterator[Batch]:
+def train_batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator,
+                  blur: float = 0.0) -> Iterator[Batch]:
     """Endless augmented batches drawn lazily from ``rng`` (so a resumed run continues the stream)."""
     n = len(data["expected"])
     while True:
         idx = rng.integers(0, n, size=batch)
-        samples = [augment(data["expected"][i], data["mask"][i], rng) for i in idx]
+        samples = [augment(data["expected"][i], data["mask"][i], rng, blur=blur) for i in idx]
         noisy, truth, masks = (np.stack(s) for s in zip(*samples))
         yield make_batch(noisy, truth, masks)
 
@@ -256,6 +277,17 @@ def export_run(run: os.PathLike | str, dest: os.PathLike | str) -> Path:
     return export_model(model, dest, card)
 
 
+def _card_arch(model_path: os.PathLike | str) -> dict | None:
+    """The ``arch`` of the ``.json`` card beside a model file, if there is one."""
+    import json
+
+    card = Path(model_path).with_suffix(".json")
+    try:
+        return json.loads(card.read_text()).get("arch")
+    except (OSError, ValueError):
+        return None
+
+
 def train_inpaint(
     data: Sequence[os.PathLike | str],
     val: Sequence[os.PathLike | str],
@@ -274,6 +306,8 @@ def train_inpaint(
     train_limit: int | None = None,
     export: os.PathLike | str | None = None,
     arch: dict | None = None,
+    init: os.PathLike | str | None = None,
+    blur: float = 0.0,
     command: str | None = None,
     log=None,
     progress=None,
@@ -282,7 +316,9 @@ def train_inpaint(
     """Train (or resume training) the inpainting model; see :mod:`napari_bcdi_dl.models.training`.
 
     With ``export``, the model is saved there (with a ``.json`` card) after every epoch that improves
-    the held-out loss *and* beats the linear pre-fill's held-out PCC.
+    the held-out loss *and* beats the linear pre-fill's held-out PCC. ``init`` starts from the weights of
+    a ``.keras`` file (e.g. the shipped model) instead of a fresh U-Net (``arch`` is then ignored);
+    ``blur`` is the largest width (voxels) of the partial-coherence blur of :func:`augment`.
     """
     import platform
     import time
@@ -298,14 +334,22 @@ def train_inpaint(
     train = load_patches(data, limit=train_limit)
     held = load_patches(val, limit=val_limit, keys=("patches", "expected", "mask"))
     vb = val_batches(held, max(batch, 16))
-    arch = dict(DEFAULT_ARCH, **(arch or {}))
-    model = build_inpainter(PATCH, **arch)
+    if init is not None:
+        if not Path(init).is_file():
+            raise BCDIError(f"--init {init}: no such model file; give a .keras file (e.g. the shipped "
+                            "src/napari_bcdi_dl/models/weights/inpaint_unet32.keras)")
+        model = k.saving.load_model(str(init), compile=False)
+        arch = _card_arch(init) or dict(DEFAULT_ARCH, **(arch or {}))
+    else:
+        arch = dict(DEFAULT_ARCH, **(arch or {}))
+        model = build_inpainter(PATCH, **arch)
     metrics = make_val_metrics(inpaint_loss)
     config = {"command": command, "data": [str(d) for d in data], "val": [str(v) for v in val],
               "n_train": len(train["expected"]), "n_val": len(held["expected"]), "steps": steps,
               "batch": batch, "steps_per_epoch": steps_per_epoch, "lr": lr, "seed": seed,
               "arch": {k_: list(v) if isinstance(v, tuple) else v for k_, v in arch.items()},
-              "params": int(model.count_params()), "backend": k.backend.backend(),
+              "params": int(model.count_params()), "init": None if init is None else str(init),
+              "blur": blur, "backend": k.backend.backend(),
               "keras": k.__version__, "host": f"{platform.machine()} {os.cpu_count()} cores"}
 
     def on_epoch(record: dict, model: Any) -> None:
@@ -320,7 +364,7 @@ def train_inpaint(
         (log or print)(f"exported to {export} (val_pcc {record['val_pcc']:.4f} > linear "
                        f"{record['val_pcc_linear']:.4f})")
 
-    return fit(model, inpaint_loss, train_batches(train, batch, rng), vb, out, steps,
+    return fit(model, inpaint_loss, train_batches(train, batch, rng, blur=blur), vb, out, steps,
                steps_per_epoch=steps_per_epoch, learning_rate=cosine_schedule(lr, steps, warmup),
                checkpoint_every=checkpoint_every, patience=patience, resume=resume, rng=rng,
                metrics_fn=metrics, on_epoch=on_epoch, config=config, log=log, progress=progress,

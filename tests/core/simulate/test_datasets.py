@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from napari_bcdi_dl.core.errors import BCDIError, Cancelled
+from napari_bcdi_dl.core.simulate import SHAPES, generate_dataset, iter_shards, load_dataset, read_manifest
 from napari_bcdi_dl.core.simulate import datasets as D
-from napari_bcdi_dl.core.simulate import generate_dataset, iter_shards, load_dataset, read_manifest
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -257,10 +257,36 @@ def test_resume_with_other_parameters_is_refused(tmp_path):
     assert generate_dataset("inpaint", tmp_path / "d", n=2, size=32, seed=0, workers=1)["complete"]
 
 
+def test_overrides_are_recorded_and_must_match_on_resume(tmp_path):
+    over = {"shapes": ["rounded"], "low_strain_fraction": 1.0, "gap_through_peak_fraction": 1.0}
+    m = generate_dataset("inpaint", tmp_path / "r", n=3, size=64, seed=0, workers=1, overrides=over)
+    assert m["overrides"] == over and m["ranges"]["shapes"] == ["rounded"]
+    shards = list(iter_shards(tmp_path / "r", keys=["params", "mask"]))
+    params = [p for shard in shards for p in shard["params"]]
+    assert {p["shape"] for p in params} == {"rounded"} and all(p["phase_range"] < 2 * np.pi for p in params)
+    for p in params:  # the gap planes hold the pattern centre (32 of the 64³ pattern), ±1 voxel
+        assert p["patch_position"] == "gap_through_peak"
+        for axis, start, width in p["patch_gap"]["slabs"]:
+            centre = p["patch_origin"][axis] + start + width / 2
+            assert abs(centre - 32) <= 1.5, (p["patch_origin"], p["patch_gap"])
+    with pytest.raises(BCDIError, match="resume it with the same arguments"):
+        generate_dataset("inpaint", tmp_path / "r", n=3, size=64, seed=0, workers=1)
+    default = generate_dataset("inpaint", tmp_path / "d", n=2, size=32, seed=0, workers=1)
+    assert "overrides" not in default and default["ranges"]["shapes"] == list(SHAPES)
+    # no override draws nothing more: the default sets keep their random streams
+    same = generate_dataset("inpaint", tmp_path / "z", n=2, size=32, seed=0, workers=1,
+                            overrides={"gap_through_peak_fraction": 0.0})
+    a, b = (next(iter_shards(tmp_path / d, keys=["patches"]))["patches"] for d in ("d", "z"))
+    assert same["overrides"] == {"gap_through_peak_fraction": 0.0} and np.array_equal(a, b)
+
+
 @pytest.mark.parametrize(
     "kw,match",
     [
         (dict(kind="images"), "unknown dataset kind"),
+        ({"overrides": {"shapes": ["sphere"]}}, "unknown shape family sphere"),
+        ({"overrides": {"low_strain_fraction": 2}}, "must be a fraction in"),
+        ({"overrides": {"gap_width": [1, 3]}}, "cannot be overridden"),
         (dict(size=48), "not one of 32, 64, 128"),
         (dict(n=0), "at least 1"),
         (dict(shard_size=0), "at least 1"),

@@ -21,7 +21,7 @@ def _extent(support: np.ndarray) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", SHAPES + S.EXTRA_SHAPES)
 @pytest.mark.parametrize(
     "size,oversampling", [(64, (3.0, 2.5, 4.0)), (32, (2.0, 2.0, 2.0)), (128, (5.0, 3.2, 7.0))]
 )
@@ -103,3 +103,28 @@ def test_winterbottom_is_cut_by_substrate():
 def test_unknown_shape_is_a_clear_error():
     with pytest.raises(BCDIError, match="unknown shape 'sphere'"):
         simulate_pattern(32, shape="sphere")
+
+
+def test_rounded_goes_from_the_polyhedron_to_a_sphere():
+    base = S.wulff(1.3, 1.1)
+    r_base = np.linalg.norm(base.vertices(), axis=1)
+    same = S.rounded(base, 0.0)
+    r0 = np.linalg.norm(same.vertices(), axis=1)
+    assert r0.max() == pytest.approx(r_base.max(), rel=1e-6), "roundness 0 keeps the corners"
+    sphere = S.rounded(base, 1.0)
+    r1 = np.linalg.norm(sphere.vertices(), axis=1)
+    assert r1.max() / r1.min() < 1.03 and r1.min() == pytest.approx(base.offsets.min(), rel=0.02)
+    half = np.linalg.norm(S.rounded(base, 0.5).vertices(), axis=1)
+    assert r1.max() < half.max() < r_base.max(), "in between: the corners are cut"
+    assert sphere.kind == "rounded" and sphere.params["base"] == "wulff"
+    d = S.fibonacci_directions(50)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1)
+    assert np.abs(d.mean(axis=0)).max() < 0.05, "spread over the sphere"
+    with pytest.raises(BCDIError, match="roundness 1.5 must be in"):
+        S.rounded(base, 1.5)
+
+
+def test_extra_shapes_are_not_drawn_by_default():
+    rng = np.random.default_rng(0)
+    kinds = {S.random_polyhedron("random", rng).kind for _ in range(40)}
+    assert kinds == set(SHAPES)

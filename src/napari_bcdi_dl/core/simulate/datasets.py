@@ -40,7 +40,7 @@ from ..io.atomic import atomic_path
 from ..progress import CancelToken, ProgressFn, report
 from .diffraction import GapSpec, poisson_counts, simulate_pattern
 from .fields import FIELDS
-from .shapes import SHAPES
+from .shapes import EXTRA_SHAPES, SHAPES
 
 DATASET_KINDS = ("phase", "inpaint")
 DATASET_SIZES = (32, 64, 128)
@@ -111,10 +111,40 @@ def _draw_pattern_kwargs(rng: np.random.Generator, ranges: dict) -> dict:
     )
 
 
-def draw_phase_sample(size: int, seed: np.random.SeedSequence | int) -> dict:
+#: Range entries a dataset may override (``generate_dataset(..., overrides=...)``, ``bcdi-dl dataset``
+#: ``--shapes --low-strain-fraction --gap-through-peak``), with their checks.
+OVERRIDABLE = ("shapes", "low_strain_fraction", "gap_through_peak_fraction")
+
+
+def with_overrides(ranges: dict, overrides: dict | None) -> dict:
+    """``ranges`` with the entries of ``overrides`` (see :data:`OVERRIDABLE`) replaced; None: unchanged."""
+    if not overrides:
+        return ranges
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise BCDIError(f"dataset ranges {', '.join(unknown)} cannot be overridden: use {', '.join(OVERRIDABLE)}")
+    out = dict(ranges)
+    for key, value in overrides.items():
+        if key == "shapes":
+            shapes = [str(v) for v in value]
+            known = SHAPES + EXTRA_SHAPES
+            bad = [v for v in shapes if v not in known]
+            if not shapes or bad:
+                raise BCDIError(f"unknown shape famil{'ies' if len(bad) > 1 else 'y'} "
+                                f"{', '.join(bad) or '(none)'}: choose among {', '.join(known)}")
+            out[key] = shapes
+        else:
+            v = float(value)
+            if not 0.0 <= v <= 1.0:
+                raise BCDIError(f"{key.replace('_', ' ')} {value} must be a fraction in [0, 1]")
+            out[key] = v
+    return out
+
+
+def draw_phase_sample(size: int, seed: np.random.SeedSequence | int, overrides: dict | None = None) -> dict:
     """One sample of a phase set: arrays of ``size``³ and its parameters (dict)."""
     rng = np.random.default_rng(seed)
-    kw = _draw_pattern_kwargs(rng, PHASE_RANGES)
+    kw = _draw_pattern_kwargs(rng, with_overrides(PHASE_RANGES, overrides))
     p = simulate_pattern(size, seed=rng, noise=True, gap=None, workers=1, **kw)
     return {
         "intensity": p.intensity,
@@ -169,20 +199,43 @@ def _patch_gap(rng: np.random.Generator, ranges: dict) -> GapSpec:
     return GapSpec(tuple(slabs))
 
 
-def draw_inpaint_pattern(size: int, seed: np.random.SeedSequence | int):
+def draw_inpaint_pattern(size: int, seed: np.random.SeedSequence | int, overrides: dict | None = None):
     """The noise-free ``size``³ pattern inpainting patches are cropped from (a :class:`SimulatedPattern`)."""
     rng = np.random.default_rng(seed)
-    kw = _draw_pattern_kwargs(rng, INPAINT_RANGES)
+    kw = _draw_pattern_kwargs(rng, with_overrides(INPAINT_RANGES, overrides))
     return simulate_pattern(size, seed=rng, noise=False, gap=None, compute_phase=False, workers=1, **kw)
 
 
-def crop_inpaint_sample(pattern, seed: np.random.SeedSequence | int) -> dict:
+def _through_peak_origin(expected: np.ndarray, gap: GapSpec, rng: np.random.Generator, ranges: dict
+                         ) -> tuple[list[int], str]:
+    """Origin of a 32³ patch whose gap slabs lie in the planes of the pattern centre (±1 voxel), the
+    patch anywhere along them: one of the windows of inference along a detector gap through the peak."""
+    n = np.array(expected.shape)
+    c = n // 2
+    lim = n // 2 - PATCH // 2
+    for _ in range(20):
+        o = c + rng.integers(-lim, lim + 1) - PATCH // 2
+        for axis, start, w in gap.slabs:
+            o[axis] = int(np.clip(c[axis] - round(start + w / 2) + rng.integers(-1, 2), 0, n[axis] - PATCH))
+        sl = tuple(slice(a, a + PATCH) for a in o)
+        if float(expected[sl].max()) >= ranges["patch_min_peak_counts"]:
+            return [int(v) for v in o], "gap_through_peak"
+    return _patch_origin(expected, rng, ranges)
+
+
+def crop_inpaint_sample(pattern, seed: np.random.SeedSequence | int, overrides: dict | None = None) -> dict:
     """A 32³ patch of ``pattern``: crop, Poisson noise (on the patch only) and a gap mask."""
     rng = np.random.default_rng(seed)
-    origin, where = _patch_origin(pattern.expected, rng, INPAINT_RANGES)
+    ranges = with_overrides(INPAINT_RANGES, overrides)
+    through = ranges.get("gap_through_peak_fraction", 0.0)
+    if through > 0 and rng.random() < through:  # no draw at 0: the default sets keep their streams
+        gap = _patch_gap(rng, ranges)
+        origin, where = _through_peak_origin(pattern.expected, gap, rng, ranges)
+    else:
+        origin, where = _patch_origin(pattern.expected, rng, ranges)
+        gap = _patch_gap(rng, ranges)
     sl = tuple(slice(a, a + PATCH) for a in origin)
     expected = np.ascontiguousarray(pattern.expected[sl])
-    gap = _patch_gap(rng, INPAINT_RANGES)
     params = dict(
         pattern.params, noise=True, patch_origin=origin, patch_position=where, patch_gap=gap.to_dict()
     )
@@ -269,6 +322,7 @@ def _write_shard(
     per_pattern: int = 1,
     tick=None,
     stop=None,
+    overrides: dict | None = None,
 ) -> tuple[int, int]:
     """Generate samples ``start .. start+count-1`` into ``outdir/shard_{index}.h5`` (atomically)."""
     import h5py
@@ -299,13 +353,13 @@ def _write_shard(
                     raise Cancelled(f"shard {index} cancelled after {j} of {count} samples")
                 i = start + j
                 if kind == "phase":
-                    sample = draw_phase_sample(size, sample_seed(seed, kind, i))
+                    sample = draw_phase_sample(size, sample_seed(seed, kind, i), overrides)
                 else:
                     p = i // per_pattern
                     if p not in cache:
                         cache.clear()
-                        cache[p] = draw_inpaint_pattern(size, sample_seed(seed, kind, p))
-                    sample = crop_inpaint_sample(cache[p], sample_seed(seed, kind, i, stream=1))
+                        cache[p] = draw_inpaint_pattern(size, sample_seed(seed, kind, p), overrides)
+                    sample = crop_inpaint_sample(cache[p], sample_seed(seed, kind, i, stream=1), overrides)
                 for k in layout:
                     dsets[k][j] = sample[k]
                 params[j] = json.dumps(
@@ -349,6 +403,7 @@ def generate_dataset(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     patches_per_pattern: int | None = None,
+    overrides: dict | None = None,
 ) -> dict:
     """Generate (or finish) a simulated dataset of ``n`` samples in ``outdir``.
 
@@ -365,6 +420,11 @@ def generate_dataset(
     progress, cancel : see ``core/progress.py``; progress counts samples.
     patches_per_pattern : inpainting sets: patches cropped from each simulated pattern
         (default :func:`default_patches_per_pattern`); patch ``i`` comes from pattern ``i // k``.
+    overrides : replaced entries of the default ranges (keys :data:`OVERRIDABLE`): ``shapes`` (families
+        to draw from, e.g. ``["rounded", "wulff"]``; the default is ``SHAPES``, ``EXTRA_SHAPES`` only when
+        given), ``low_strain_fraction``, ``gap_through_peak_fraction`` (inpainting: the patch is placed so
+        that its gap lies in the plane of the Bragg peak, as the windows along a detector gap through
+        the peak are; default 0). Recorded in the manifest; a set is resumed only with the same ones.
 
     Returns
     -------
@@ -391,11 +451,17 @@ def generate_dataset(
         raise BCDIError(f"folder {outdir.parent} does not exist: create it or choose another output folder")
     outdir.mkdir(exist_ok=True)
 
+    ranges = with_overrides(INPAINT_RANGES if kind == "inpaint" else PHASE_RANGES, overrides)
+    overrides = {k: ranges[k] for k in overrides} if overrides else None
     wanted = {"kind": kind, "n": n, "size": size, "seed": seed, "patches_per_pattern": per_pattern}
+    if overrides:
+        wanted["overrides"] = overrides
     if (outdir / MANIFEST).exists():
         manifest = read_manifest(outdir)
         old = {k: manifest.get(k) for k in wanted}
         old["patches_per_pattern"] = manifest.get("patches_per_pattern", 1)  # absent from the first manifests
+        if manifest.get("overrides"):  # a set made with overrides resumes only with the same ones
+            old["overrides"] = manifest["overrides"]
         if old != wanted or (shard_size is not None and int(shard_size) != manifest["shard_size"]):
             raise BCDIError(
                 f"{outdir} holds a dataset made with {old} and shard size {manifest['shard_size']}, "
@@ -419,7 +485,7 @@ def generate_dataset(
             "shard_size": ss,
             "n_shards": math.ceil(n / ss),
             "keys": dataset_keys(kind) + ["params", "index"],
-            "ranges": INPAINT_RANGES if kind == "inpaint" else PHASE_RANGES,
+            "ranges": ranges,
             "shards": {},
             "complete": False,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -471,13 +537,15 @@ def generate_dataset(
                 per_pattern,
                 tick=tick,
                 stop=lambda: cancel is not None and cancel.is_set(),
+                overrides=overrides,
             )
             completed(i, start, count)
             done += count
             report(progress, cancel, done, n)
     elif todo:
         done = _run_pool(
-            kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel
+            kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel,
+            overrides,
         )
     manifest["complete"] = len(manifest["shards"]) == manifest["n_shards"]
     _write_manifest(outdir, manifest)
@@ -486,7 +554,7 @@ def generate_dataset(
 
 
 def _run_pool(
-    kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel
+    kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel, overrides=None
 ) -> int:
     import multiprocessing as mp
     import queue as _queue
@@ -502,7 +570,8 @@ def _run_pool(
     recorded: set = set()
     try:
         for i, start, count in todo:
-            fut = ex.submit(_write_shard, kind, str(outdir), i, start, count, size, seed, per_pattern)
+            fut = ex.submit(_write_shard, kind, str(outdir), i, start, count, size, seed, per_pattern,
+                            overrides=overrides)
             futures[fut] = (i, start, count)
         pending = set(futures)
         while pending:

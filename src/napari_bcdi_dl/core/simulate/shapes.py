@@ -26,7 +26,12 @@ from scipy.spatial.transform import Rotation
 from ..errors import BCDIError
 
 SHAPES = ("wulff", "winterbottom", "cube_cuts", "hull")
-"""Shape families :func:`random_polyhedron` draws."""
+"""Shape families :func:`random_polyhedron` draws for ``"random"`` (and the default dataset ranges)."""
+EXTRA_SHAPES = ("rounded",)
+"""Further families, drawn only when asked for (``bcdi-dl dataset --shapes``): the default ranges, and so
+the datasets the shipped models were trained on, stay reproducible from their seeds."""
+#: Directions of the tangent planes that round a shape (:func:`rounded`).
+ROUND_DIRECTIONS = 192
 
 #: Smallest crystal, in voxels along any axis, that still looks like a crystal on the grid.
 MIN_CRYSTAL_VOXELS = 4
@@ -62,7 +67,7 @@ class Polyhedron:
     ----------
     normals : (K, 3) float64 unit outward normals, (z, y, x) components.
     offsets : (K,) float64 distances of the planes from the origin (all > 0).
-    kind : shape family (``"wulff"``, ``"winterbottom"``, ``"cube_cuts"``, ``"hull"``).
+    kind : shape family (``"wulff"``, ``"winterbottom"``, ``"cube_cuts"``, ``"hull"``, ``"rounded"``).
     substrate : index of the substrate plane in ``normals`` (Winterbottom), else None.
     params : how it was drawn (JSON-friendly).
     """
@@ -211,6 +216,34 @@ def convex_hull(n_points: int = 16, rng: np.random.Generator | None = None, aspe
     return _recentre(poly)
 
 
+def fibonacci_directions(n: int) -> np.ndarray:
+    """``n`` unit vectors spread evenly over the sphere (Fibonacci lattice), (n, 3)."""
+    i = np.arange(n) + 0.5
+    z = 1.0 - 2.0 * i / n
+    r = np.sqrt(1.0 - z * z)
+    phi = np.pi * (3.0 - np.sqrt(5.0)) * i
+    return np.stack([z, r * np.sin(phi), r * np.cos(phi)], axis=1)
+
+
+def rounded(base: Polyhedron, roundness: float, n_dirs: int = ROUND_DIRECTIONS) -> Polyhedron:
+    """``base`` intersected with a sphere (``n_dirs`` tangent planes) centred on the origin.
+
+    The sphere radius goes from the smallest facet distance of ``base`` (``roundness`` 1: the inscribed
+    sphere, an annealed, nearly spherical particle) to its circumradius (``roundness`` 0: the polyhedron
+    unchanged): in between, rounded edges and corners between flat facets, the shape of dewetted and
+    annealed metal particles, whose patterns show ring-like fringes around the facet streaks.
+    """
+    if not 0.0 <= roundness <= 1.0:
+        raise BCDIError(f"roundness {roundness} must be in [0, 1]")
+    r_out = float(np.linalg.norm(base.vertices(), axis=1).max())
+    r_in = float(base.offsets.min())
+    radius = r_out - roundness * (r_out - min(r_in, r_out))
+    dirs = fibonacci_directions(int(n_dirs))
+    poly = Polyhedron(np.vstack([base.normals, dirs]), np.concatenate([base.offsets, np.full(len(dirs), radius)]),
+                      kind="rounded", params=dict(base.params, base=base.kind, roundness=float(roundness)))
+    return _recentre(poly)
+
+
 def _recentre(poly: Polyhedron) -> Polyhedron:
     """Move the polyhedron so that the centre of its bounding box is the origin."""
     lo, hi = poly.extent()
@@ -222,10 +255,15 @@ def random_polyhedron(kind: str, rng: np.random.Generator) -> Polyhedron:
 
     Ranges: Wulff ``d100`` in [0.8, 1.6] (from cube-like to octahedron-like truncations), {110} facets in
     half of the particles at ``d110`` in [1.05, 1.3], facet jitter up to 8 %; Winterbottom cut in
-    [-0.3, 0.8] of the {111} or {100} facet distance; 1–6 random cuts of a cube; hulls of 8–30 points.
+    [-0.3, 0.8] of the {111} or {100} facet distance; 1–6 random cuts of a cube; hulls of 8–30 points;
+    rounded Wulff shapes (:func:`rounded`) of roundness in [0.3, 1].
     """
     if kind == "random":
         kind = str(rng.choice(SHAPES))
+    if kind == "rounded":
+        d100 = float(rng.uniform(0.8, 1.6))
+        d110 = float(rng.uniform(1.05, 1.3)) if rng.random() < 0.5 else None
+        return rounded(wulff(d100, d110, float(rng.uniform(0.0, 0.08)), rng), float(rng.uniform(0.3, 1.0)))
     if kind in ("wulff", "winterbottom"):
         d100 = float(rng.uniform(0.8, 1.6))
         d110 = float(rng.uniform(1.05, 1.3)) if rng.random() < 0.5 else None
@@ -238,7 +276,7 @@ def random_polyhedron(kind: str, rng: np.random.Generator) -> Polyhedron:
         return cube_cuts(int(rng.integers(1, 7)), rng)
     if kind == "hull":
         return convex_hull(int(rng.integers(8, 31)), rng)
-    raise BCDIError(f"unknown shape {kind!r}: choose one of {', '.join(SHAPES)} or 'random'")
+    raise BCDIError(f"unknown shape {kind!r}: choose one of {', '.join(SHAPES + EXTRA_SHAPES)} or 'random'")
 
 
 def fit_to_box(poly: Polyhedron, lengths: Sequence[float], rotation: np.ndarray | None = None) -> Polyhedron:
