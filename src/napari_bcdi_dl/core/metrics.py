@@ -239,7 +239,8 @@ def _best_support_iou(sa: np.ndarray, sb: np.ndarray, allow_twin: bool) -> float
     na, nb = float(sa.sum()), float(sb.sum())
     best = 0.0
     for cand in ([sb, invert(sb)] if allow_twin else [sb]):
-        overlap = np.fft.irfftn(fa * np.conj(np.fft.rfftn(cand.astype(np.float64))), s=sa.shape).max()
+        overlap = np.fft.irfftn(fa * np.conj(np.fft.rfftn(cand.astype(np.float64))), s=sa.shape,
+                                  axes=tuple(range(sa.ndim))).max()
         overlap = float(np.rint(overlap))
         best = max(best, overlap / (na + nb - overlap))
     return best

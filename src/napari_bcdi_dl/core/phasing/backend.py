@@ -130,9 +130,10 @@ class Backend:
 
     def irfftn(self, a: Any, shape: tuple) -> Any:
         """Complex-to-real backward FFT returning ``shape``."""
+        axes = tuple(range(len(shape)))  # NumPy 2 deprecates s without axes; CuPy follows NumPy
         if self.name == "numpy":
-            return self._fft.irfftn(a, s=shape, workers=-1)
-        return self._fft.irfftn(a, s=shape)
+            return self._fft.irfftn(a, s=shape, axes=axes, workers=-1)
+        return self._fft.irfftn(a, s=shape, axes=axes)
 
     # -- filters ---------------------------------------------------------------------------------------
     def gaussian_filter(self, a: Any, sigma: float, output: Any = None) -> Any:
