@@ -272,7 +272,9 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
         lay = _layer(viewer, name)
         assert lay.data.shape == data.data.shape and tuple(lay.scale) == pytest.approx(obj_scale), name
     # (which layers the comparison leaves visible: test_compare_in_the_demo_shows_its_layers)
-    assert (getattr(getattr(viewer, "canvas", None), "grid", None) or viewer.grid).enabled
+    from napari_bcdi_dl.widgets._layers import viewer_grid
+
+    assert viewer_grid(viewer).enabled
     assert res.table.rowCount() == 2
     assert not errors(), errors()
 

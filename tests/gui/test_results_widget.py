@@ -8,6 +8,7 @@ import pytest
 from napari_bcdi_dl.core import io
 from napari_bcdi_dl.core.postprocess import invert, twin
 from napari_bcdi_dl.core.types import Geometry, Reconstruction
+from napari_bcdi_dl.widgets._layers import viewer_grid
 
 pytestmark = pytest.mark.gui
 
@@ -121,7 +122,7 @@ def test_compare_truth_with_its_shifted_phase_offset_twin(viewer_widget, qtbot, 
     err = float(w.table.item(1, header.index("error vs 1st")).text())
     assert err == pytest.approx(0, abs=1e-3)
     assert w.table.item(1, header.index("twin")).text() == "yes"
-    assert (getattr(getattr(viewer, "canvas", None), "grid", None) or viewer.grid).enabled
+    assert viewer_grid(viewer).enabled
     pa, pb = viewer.layers["compare truth phase"], viewer.layers["compare twin copy phase"]
     assert tuple(pa.contrast_limits) == tuple(pb.contrast_limits) == pytest.approx((-np.pi, np.pi))
     common = np.isfinite(pa.data) & np.isfinite(pb.data)

@@ -86,6 +86,11 @@ def guarded(title: str) -> Callable[[Callable], Callable]:
 
 
 # ------------------------------------------------------------------------------------------- reading layers
+def viewer_grid(viewer: Any) -> Any:
+    """The viewer's grid settings: ``viewer.canvas.grid`` (napari ≥ 0.6), else the legacy ``viewer.grid``."""
+    return getattr(getattr(viewer, "canvas", None), "grid", None) or viewer.grid
+
+
 def bcdi_meta(layer: Any) -> dict:
     """The layer's ``metadata["bcdi"]`` (an empty dict when there is none; not a copy)."""
     return (getattr(layer, "metadata", None) or {}).get("bcdi") or {}

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import BCDIError
-from ._layers import MASK_SUFFIX, bcdi_meta, find_layer, set_combo_items
+from ._layers import MASK_SUFFIX, bcdi_meta, find_layer, set_combo_items, viewer_grid
 from ._results_jobs import Source, compare_sources
 from ._results_view import TABLE_COLUMNS, table_cells
 from ._worker import Job
@@ -159,8 +159,7 @@ class ComparePanel(QGroupBox):
         shown = {a.name for a in added}  # by name: a docked plugin widget sees layers through a proxy viewer
         for lay in self.viewer.layers:
             lay.visible = lay.name in shown
-        grid = getattr(getattr(self.viewer, "canvas", None), "grid", None) or self.viewer.grid
-        grid.enabled = True
+        viewer_grid(self.viewer).enabled = True
         self._fill_table(out["rows"])
         self._status.setText(f"compared {len(sources)} reconstructions to '{ref.name}' (grid mode on)")
 
