@@ -11,6 +11,7 @@ from napari_bcdi_dl.models.inpaint_loss import (
     inpaint_loss,
     make_inpaint_loss,
     masked_l1,
+    sample_weight,
     ssim_term,
 )
 
@@ -89,3 +90,18 @@ def test_trains_a_keras_model():
     for _ in range(20):
         last = float(model.train_on_batch(x, y))
     assert np.isfinite(first) and last < first
+
+
+def test_a_third_channel_weights_each_sample(case):
+    """``y_true[..., 2]`` (a per-sample constant) multiplies that sample's loss; all ones = no channel."""
+    t, m, y = case
+    pred = np.where(m == 1, t + 0.1, t).astype(np.float32)
+    pred[1] += 0.2
+    plain = _np(inpaint_loss(y, pred))
+    w = np.array([0.5, 2.0, 1.0], np.float32)
+    yw = np.concatenate([y, np.broadcast_to(w[:, None, None, None, None], t.shape)], axis=-1)
+    np.testing.assert_allclose(_np(sample_weight(yw)), w, rtol=1e-6)
+    np.testing.assert_allclose(_np(inpaint_loss(yw, pred)), plain * w, rtol=1e-5)
+    ones = np.concatenate([y, np.ones_like(t)], axis=-1)
+    np.testing.assert_allclose(_np(inpaint_loss(ones, pred)), plain, rtol=1e-6)
+    assert sample_weight(y) == 1.0

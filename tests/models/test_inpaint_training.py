@@ -15,6 +15,7 @@ from napari_bcdi_dl.models.inpaint_training import (
     augment,
     coherence_blur,
     gap_pcc_batch,
+    linear_relative_weights,
     make_batch,
     make_val_metrics,
     random_gap_mask,
@@ -98,6 +99,45 @@ def test_batches_and_metrics(val):
     assert metrics["val_pcc"] == pytest.approx(metrics["val_pcc_linear"], abs=1e-6), "untrained = linear"
 
 
+def test_linear_relative_weights_favour_the_gaps_linear_gets_right():
+    """Weights ∝ 1/L1 of the pre-fill (power 1), batch mean 1, tiny L1s floored at 0.25 × the median."""
+    target = np.zeros((4, 8, 8, 8), np.float32)
+    masks = np.zeros_like(target, np.uint8)
+    masks[:, 3:5] = 1
+    prefill = target + np.array([0.1, 0.2, 0.4, 1e-6], np.float32)[:, None, None, None]
+    w = linear_relative_weights(prefill, target, masks, 1.0)
+    assert w.dtype == np.float32 and w.mean() == pytest.approx(1.0)
+    assert w[0] == pytest.approx(2 * w[1]) and w[1] == pytest.approx(2 * w[2])
+    median = np.median([0.1, 0.2, 0.4, 0.0])
+    assert w[3] == pytest.approx(w[0] * 0.1 / (0.25 * median + 1e-6), rel=1e-4), "floored, not 1e6×"
+    np.testing.assert_allclose(linear_relative_weights(prefill, target, masks, 0.0), 1.0)
+    # outside the gap the pre-fill does not count
+    far = prefill.copy()
+    far[:, :3] += 5
+    np.testing.assert_allclose(linear_relative_weights(far, target, masks, 1.0), w, rtol=1e-6)
+
+
+def test_make_batch_carries_the_weights_in_a_third_channel(val):
+    rng = np.random.default_rng(3)
+    s = [augment(EXPECTED[i], np.zeros((32,) * 3, np.uint8), rng) for i in range(4)]
+    noisy, truth, masks = (np.stack(a) for a in zip(*s))
+    x, y = make_batch(noisy, truth, masks)
+    xw, yw = make_batch(noisy, truth, masks, linear_weight=1.0)
+    assert y.shape[-1] == 2 and yw.shape[-1] == 3
+    np.testing.assert_array_equal(x, xw)
+    np.testing.assert_array_equal(y, yw[..., :2])
+    w = yw[:, 0, 0, 0, 2]
+    np.testing.assert_allclose(yw[..., 2], np.broadcast_to(w[:, None, None, None], masks.shape))
+    np.testing.assert_allclose(w, linear_relative_weights(x[..., 0], y[..., 0], masks, 1.0), rtol=1e-6)
+    assert np.isfinite(_train_one_step(xw, yw)), "Keras trains on the 3-channel targets"
+
+
+def _train_one_step(x, y):
+    model = tiny_inpainter()
+    model.compile(optimizer=keras().optimizers.Adam(1e-3), loss=inpaint_loss)
+    return float(model.train_on_batch(x, y))
+
+
 def test_cosine_schedule():
     s = cosine_schedule(1e-3, 1000, warmup=100, floor=0.1)
     assert s(0) == pytest.approx(1e-5) and s(99) == pytest.approx(1e-3)
@@ -178,7 +218,7 @@ def test_early_stopping(tmp_path, val):
 
 # ------------------------------------------------------------------------------------------- CLI
 @pytest.mark.slow
-def test_train_inpaint_cli_from_the_shipped_weights_with_blur(tmp_path, capsys):
+def test_train_inpaint_cli_from_the_shipped_weights_with_blur_and_linear_weight(tmp_path, capsys):
     """``bcdi-dl train inpaint --init --blur``: starts from the given weights (a fresh U-Net *is* the
     linear fill, so the first held-out PCC differs from linear only with them) and records both."""
     from napari_bcdi_dl.cli import main
@@ -190,13 +230,18 @@ def test_train_inpaint_cli_from_the_shipped_weights_with_blur(tmp_path, capsys):
     common = ["train", "inpaint", "--data", str(tmp_path / "train"), "--val", str(tmp_path / "val"),
               "--batch", "2", "--steps", "1", "--steps-per-epoch", "1", "--lr", "1e-7", "--quiet"]
     shipped = model_path("inpaint")
-    assert main(common + ["--out", str(tmp_path / "a"), "--init", str(shipped), "--blur", "1.0"]) == 0
+    assert main(common + ["--out", str(tmp_path / "a"), "--init", str(shipped), "--blur", "1.0",
+                          "--linear-weight", "1"]) == 0
     assert main(common + ["--out", str(tmp_path / "b")]) == 0
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["init"] == str(shipped) and run["blur"] == 1.0 and run["arch"]["norm"] == "group"
+    assert run["linear_weight"] == 1.0
     a, b = (json.loads((tmp_path / d / "log.json").read_text())[-1] for d in ("a", "b"))
     assert a["val_pcc_linear"] == b["val_pcc_linear"]
     assert b["val_pcc"] == pytest.approx(b["val_pcc_linear"], abs=1e-3), "a fresh U-Net is the linear fill"
     assert abs(a["val_pcc"] - a["val_pcc_linear"]) > 1e-3, "the shipped weights were loaded"
     assert main(common + ["--out", str(tmp_path / "c"), "--init", str(tmp_path / "missing.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
+    assert main(common + ["--out", str(tmp_path / "d"), "--linear-weight", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--linear-weight -1.0 must be finite and >= 0" in err and err.count("\n") == 1

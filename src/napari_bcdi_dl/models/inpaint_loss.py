@@ -3,7 +3,10 @@
 The target tensor packs what the loss needs, channels last:
 
 * ``y_true[..., 0]`` — the target patch in the model's normalised log scale;
-* ``y_true[..., 1]`` — the loss weight: 1 on the gap voxels to score (the gap), 0 elsewhere.
+* ``y_true[..., 1]`` — the loss weight: 1 on the gap voxels to score (the gap), 0 elsewhere;
+* ``y_true[..., 2]`` (optional) — a per-sample weight, constant over the patch, that multiplies the
+  sample's loss (training with ``linear_weight``, see
+  :func:`napari_bcdi_dl.models.inpaint_training.linear_relative_weights`); without it every sample counts 1.
 
 The prediction is used only inside the gap, so every term is computed on the *composite*
 ``c = w·pred + (1 − w)·target`` (what inference produces): L1 is then an L1 inside the gap, the gradient
@@ -37,6 +40,15 @@ def _split(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
     weight = y_true[..., 1:2]
     comp = weight * y_pred[..., :1] + (1.0 - weight) * target
     return target, weight, comp
+
+
+def sample_weight(y_true: Any) -> Any:
+    """Per-sample weight of the optional third target channel (its patch mean), shape (batch,); 1 without it."""
+    ops = keras().ops
+    if y_true.shape[-1] < 3:
+        return 1.0
+    w = ops.cast(y_true[..., 2:3], "float32")
+    return ops.mean(w, axis=tuple(range(1, len(w.shape))))
 
 
 def masked_l1(y_true: Any, y_pred: Any) -> Any:
@@ -121,7 +133,7 @@ def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_wei
             loss = loss + grad_weight * gradient_l1(y_true, y_pred)
         if ssim_weight:
             loss = loss + ssim_weight * (1.0 - ssim_term(y_true, y_pred, size=ssim_size))
-        return loss
+        return loss * sample_weight(y_true)
 
     return inpaint_loss
 

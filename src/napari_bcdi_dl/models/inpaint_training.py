@@ -134,23 +134,52 @@ def augment(expected: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     return noisy, e.astype(np.float32), np.ascontiguousarray(m)
 
 
-def make_batch(noisy: np.ndarray, truth: np.ndarray, masks: np.ndarray) -> Batch:
-    """``(x, y)`` for :func:`napari_bcdi_dl.models.inpaint_loss.inpaint_loss` from count windows."""
+def linear_relative_weights(prefill: np.ndarray, target: np.ndarray, masks: np.ndarray,
+                            power: float, floor: float = 0.25) -> np.ndarray:
+    """Per-sample loss weights ``(L1 of the linear pre-fill in the gap)^-power``, batch mean 1.
+
+    The loss is normalised per sample, so samples whose pre-fill is far off (wide gaps, faint
+    patches: L1 a few times larger) dominate the gradient, and narrow gaps, where linear interpolation
+    is already good and the network's correction must be small, weigh little. With ``power = 1`` each
+    sample's loss counts relative to linear's error on it, which is the comparison the model is judged
+    by. L1s below ``floor`` × the batch median are raised to it, so that a near-perfect pre-fill (a
+    one-voxel gap in a flat region) cannot take over the batch.
+    """
+    m = np.asarray(masks).astype(bool)
+    err = np.abs(np.asarray(prefill, np.float64) - np.asarray(target, np.float64)) * m
+    n = m.reshape(len(m), -1).sum(axis=1)
+    l1 = err.reshape(len(m), -1).sum(axis=1) / np.maximum(n, 1)
+    l1 = np.maximum(l1, floor * np.median(l1) + 1e-6)
+    w = l1 ** -float(power)
+    return (w / w.mean()).astype(np.float32)
+
+
+def make_batch(noisy: np.ndarray, truth: np.ndarray, masks: np.ndarray,
+               linear_weight: float = 0.0) -> Batch:
+    """``(x, y)`` for :func:`napari_bcdi_dl.models.inpaint_loss.inpaint_loss` from count windows.
+
+    With ``linear_weight > 0``, ``y`` gets a third channel: the per-sample weights of
+    :func:`linear_relative_weights` with that power.
+    """
     x, lo, scale = encode_windows(noisy, masks)
     t = encode_target(truth, lo, scale)
-    y = np.stack([t, np.asarray(masks, np.float32)], axis=-1).astype(np.float32)
+    chans = [t, np.asarray(masks, np.float32)]
+    if linear_weight > 0:
+        w = linear_relative_weights(x[..., 0], t, masks, linear_weight)
+        chans.append(np.broadcast_to(w[:, None, None, None], t.shape))
+    y = np.stack(chans, axis=-1).astype(np.float32)
     return x, y
 
 
 def train_batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator,
-                  blur: float = 0.0) -> Iterator[Batch]:
+                  blur: float = 0.0, linear_weight: float = 0.0) -> Iterator[Batch]:
     """Endless augmented batches drawn lazily from ``rng`` (so a resumed run continues the stream)."""
     n = len(data["expected"])
     while True:
         idx = rng.integers(0, n, size=batch)
         samples = [augment(data["expected"][i], data["mask"][i], rng, blur=blur) for i in idx]
         noisy, truth, masks = (np.stack(s) for s in zip(*samples))
-        yield make_batch(noisy, truth, masks)
+        yield make_batch(noisy, truth, masks, linear_weight=linear_weight)
 
 
 def val_batches(data: dict[str, np.ndarray], batch: int) -> list[Batch]:
@@ -308,6 +337,7 @@ def train_inpaint(
     arch: dict | None = None,
     init: os.PathLike | str | None = None,
     blur: float = 0.0,
+    linear_weight: float = 0.0,
     command: str | None = None,
     log=None,
     progress=None,
@@ -318,7 +348,9 @@ def train_inpaint(
     With ``export``, the model is saved there (with a ``.json`` card) after every epoch that improves
     the held-out loss *and* beats the linear pre-fill's held-out PCC. ``init`` starts from the weights of
     a ``.keras`` file (e.g. the shipped model) instead of a fresh U-Net (``arch`` is then ignored);
-    ``blur`` is the largest width (voxels) of the partial-coherence blur of :func:`augment`.
+    ``blur`` is the largest width (voxels) of the partial-coherence blur of :func:`augment`;
+    ``linear_weight`` > 0 weights each training sample's loss by :func:`linear_relative_weights` with
+    that power (held-out losses stay unweighted, so they compare across runs).
     """
     import platform
     import time
@@ -328,6 +360,9 @@ def train_inpaint(
     from .inpaint_loss import inpaint_loss
     from .training import cosine_schedule, fit
 
+    if not (np.isfinite(blur) and blur >= 0 and np.isfinite(linear_weight) and linear_weight >= 0):
+        raise BCDIError(f"--blur {blur} and --linear-weight {linear_weight} must be finite and >= 0 "
+                        "(0 turns them off)")
     k = keras()
     rng = np.random.default_rng(seed)
     k.utils.set_random_seed(seed)
@@ -349,7 +384,7 @@ def train_inpaint(
               "batch": batch, "steps_per_epoch": steps_per_epoch, "lr": lr, "seed": seed,
               "arch": {k_: list(v) if isinstance(v, tuple) else v for k_, v in arch.items()},
               "params": int(model.count_params()), "init": None if init is None else str(init),
-              "blur": blur, "backend": k.backend.backend(),
+              "blur": blur, "linear_weight": linear_weight, "backend": k.backend.backend(),
               "keras": k.__version__, "host": f"{platform.machine()} {os.cpu_count()} cores"}
 
     def on_epoch(record: dict, model: Any) -> None:
@@ -364,7 +399,8 @@ def train_inpaint(
         (log or print)(f"exported to {export} (val_pcc {record['val_pcc']:.4f} > linear "
                        f"{record['val_pcc_linear']:.4f})")
 
-    return fit(model, inpaint_loss, train_batches(train, batch, rng, blur=blur), vb, out, steps,
+    batches = train_batches(train, batch, rng, blur=blur, linear_weight=linear_weight)
+    return fit(model, inpaint_loss, batches, vb, out, steps,
                steps_per_epoch=steps_per_epoch, learning_rate=cosine_schedule(lr, steps, warmup),
                checkpoint_every=checkpoint_every, patience=patience, resume=resume, rng=rng,
                metrics_fn=metrics, on_epoch=on_epoch, config=config, log=log, progress=progress,
