@@ -12,6 +12,7 @@ from napari_bcdi_dl.cli import main
 from napari_bcdi_dl.cli import simulate as cli_simulate
 from napari_bcdi_dl.core import io
 from napari_bcdi_dl.core.simulate import FIELDS, SHAPES, load_dataset
+from napari_bcdi_dl.core.simulate.datasets import read_manifest
 
 
 def test_cli_choices_match_core():
@@ -131,11 +132,21 @@ def test_dataset_command_generates_and_resumes(tmp_path, capsys):
     np.testing.assert_array_equal(load_dataset(out)["patches"], data["patches"])
 
 
+def test_dataset_edge_sigma_option(tmp_path, capsys):
+    out = tmp_path / "sharp"
+    assert main(["dataset", "inpaint", str(out), "--n", "2", "--size", "32", "--workers", "1",
+                 "--edge-sigma", "0", "0.2", "--quiet"]) == 0
+    manifest = read_manifest(out)
+    assert manifest["overrides"] == {"edge_sigma": [0.0, 0.2]}
+    assert all(0.0 <= p["edge_sigma"] <= 0.2 for p in load_dataset(out)["params"])
+
+
 @pytest.mark.parametrize(
     "args,match",
     [
         (["--n", "4", "--size", "48"], "not one of 32, 64, 128"),
         (["--n", "0"], "at least 1"),
+        (["--n", "2", "--edge-sigma", "0.4", "0.1"], "0 <= LO <= HI <= 3"),
     ],
 )
 def test_dataset_bad_parameters(tmp_path, capsys, args, match):

@@ -60,6 +60,15 @@ def register(subparsers) -> None:
         help="inpaint: fraction of patches placed so that their gap lies in the plane of the Bragg peak "
         "(default 0)",
     )
+    p.add_argument(
+        "--edge-sigma",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="width range (voxels) of the crystals' smoothed edge (default 0.3 1.0; sharper edges, e.g. "
+        "0 0.3, keep the slow fall-off of the intensity of measured patterns)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -97,6 +106,7 @@ def _overrides(args: argparse.Namespace) -> dict | None:
         "shapes": args.shapes,
         "low_strain_fraction": args.low_strain_fraction,
         "gap_through_peak_fraction": args.gap_through_peak,
+        "edge_sigma": args.edge_sigma,
     }
     out = {k: v for k, v in given.items() if v is not None}
     return out or None

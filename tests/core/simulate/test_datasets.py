@@ -280,6 +280,15 @@ def test_overrides_are_recorded_and_must_match_on_resume(tmp_path):
     assert same["overrides"] == {"gap_through_peak_fraction": 0.0} and np.array_equal(a, b)
 
 
+def test_edge_sigma_override_draws_sharper_crystals(tmp_path):
+    """``edge_sigma`` replaces the edge-width range: every pattern's edge is drawn inside it."""
+    m = generate_dataset("inpaint", tmp_path / "e", n=4, size=32, seed=0, workers=1,
+                         overrides={"edge_sigma": (0.0, 0.2)})
+    assert m["overrides"] == {"edge_sigma": [0.0, 0.2]} and m["ranges"]["edge_sigma"] == [0.0, 0.2]
+    params = [p for shard in iter_shards(tmp_path / "e", keys=["params"]) for p in shard["params"]]
+    assert len(params) == 4 and all(0.0 <= p["edge_sigma"] <= 0.2 for p in params)
+
+
 @pytest.mark.parametrize(
     "kw,match",
     [
@@ -287,6 +296,8 @@ def test_overrides_are_recorded_and_must_match_on_resume(tmp_path):
         ({"overrides": {"shapes": ["sphere"]}}, "unknown shape family sphere"),
         ({"overrides": {"low_strain_fraction": 2}}, "must be a fraction in"),
         ({"overrides": {"gap_width": [1, 3]}}, "cannot be overridden"),
+        ({"overrides": {"edge_sigma": [0.5, 0.2]}}, "0 <= LO <= HI <= 3"),
+        ({"overrides": {"edge_sigma": 0.2}}, "two widths LO HI"),
         (dict(size=48), "not one of 32, 64, 128"),
         (dict(n=0), "at least 1"),
         (dict(shard_size=0), "at least 1"),

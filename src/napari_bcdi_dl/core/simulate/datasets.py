@@ -112,8 +112,8 @@ def _draw_pattern_kwargs(rng: np.random.Generator, ranges: dict) -> dict:
 
 
 #: Range entries a dataset may override (``generate_dataset(..., overrides=...)``, ``bcdi-dl dataset``
-#: ``--shapes --low-strain-fraction --gap-through-peak``), with their checks.
-OVERRIDABLE = ("shapes", "low_strain_fraction", "gap_through_peak_fraction")
+#: ``--shapes --low-strain-fraction --gap-through-peak --edge-sigma``), with their checks.
+OVERRIDABLE = ("shapes", "low_strain_fraction", "gap_through_peak_fraction", "edge_sigma")
 
 
 def with_overrides(ranges: dict, overrides: dict | None) -> dict:
@@ -133,12 +133,26 @@ def with_overrides(ranges: dict, overrides: dict | None) -> dict:
                 raise BCDIError(f"unknown shape famil{'ies' if len(bad) > 1 else 'y'} "
                                 f"{', '.join(bad) or '(none)'}: choose among {', '.join(known)}")
             out[key] = shapes
+        elif key == "edge_sigma":
+            lo, hi = _edge_range(value)
+            out[key] = [lo, hi]
         else:
             v = float(value)
             if not 0.0 <= v <= 1.0:
                 raise BCDIError(f"{key.replace('_', ' ')} {value} must be a fraction in [0, 1]")
             out[key] = v
     return out
+
+
+def _edge_range(value) -> tuple[float, float]:
+    """An ``edge_sigma`` override: two widths (voxels) ``0 <= lo <= hi <= 3``."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise BCDIError(f"edge sigma range {value!r} must be two widths LO HI in voxels") from None
+    if not 0.0 <= lo <= hi <= 3.0:
+        raise BCDIError(f"edge sigma range {lo:g}–{hi:g} must satisfy 0 <= LO <= HI <= 3 voxels")
+    return lo, hi
 
 
 def draw_phase_sample(size: int, seed: np.random.SeedSequence | int, overrides: dict | None = None) -> dict:
@@ -424,7 +438,9 @@ def generate_dataset(
         to draw from, e.g. ``["rounded", "wulff"]``; the default is ``SHAPES``, ``EXTRA_SHAPES`` only when
         given), ``low_strain_fraction``, ``gap_through_peak_fraction`` (inpainting: the patch is placed so
         that its gap lies in the plane of the Bragg peak, as the windows along a detector gap through
-        the peak are; default 0). Recorded in the manifest; a set is resumed only with the same ones.
+        the peak are; default 0), ``edge_sigma`` (``[lo, hi]``: width range in voxels of the crystal's
+        smoothed edge; the default 0.3–1 damps the far wings of the pattern, 0–0.3 gives the slow
+        Porod fall-off of measured patterns). Recorded in the manifest; a set is resumed only with the same ones.
 
     Returns
     -------
