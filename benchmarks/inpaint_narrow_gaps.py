@@ -8,9 +8,13 @@ the same run:
 * ``bins``: squared error and bias of log(1+I) in the 3- and 12-px line gaps per bin of the true intensity;
 * ``shrink``: the network's correction scaled by alpha, ``prefill + alpha · correction``, window by window;
 * ``heldout``: held-out metrics of the training loop (``make_val_metrics``) per dataset folder
-  (``--val DIR ...``, made with the ``datasets`` commands of the model card).
+  (``--val DIR ...``, made with the ``datasets`` commands of the model card);
+* ``radial``: error and bias of log(1+I) in 3- and 6-px line gaps through the peak per in-plane distance
+  from the peak, on the measured pattern and on like-measured pattern 1 (against the noise-free truth);
+* ``databias``: what the training data teach there: truth − linear pre-fill in log(1+I) per in-plane
+  distance from the peak, over the gap-through-peak patches (one slab ≤ 4 px) of ``--data DIR ...``.
 
-    python benchmarks/inpaint_narrow_gaps.py [--model FILE.keras] [--only regimes bins shrink heldout]
+    python benchmarks/inpaint_narrow_gaps.py [--model FILE.keras] [--only regimes bins shrink heldout radial databias]
 """
 
 from __future__ import annotations
@@ -131,13 +135,77 @@ def heldout(model, dirs) -> None:
               f"{r['val_l1_linear']:.4f} |", flush=True)
 
 
+RINGS = ((0, 4), (4, 8), (8, 16), (16, 24), (24, 32), (32, 50))
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdinn_exp_crop64.npz"
+
+
+def radial(model) -> None:
+    cases = []
+    if REAL.exists():
+        with np.load(REAL) as f:
+            d = np.asarray(f["data"], np.float32)
+        cases.append(("measured", d, d))
+    e, noisy = like_measured(1)
+    cases.append(("like-measured 1", noisy, e))
+    print("| pattern | gap | distance (px) | voxels | mean log(1+I) | dl SSE | linear SSE | dl bias | linear bias |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+    for name, counts, truth in cases:
+        c = peak_centre(truth)
+        for w in (3, 6):
+            d, m = line(truth, counts, w)
+            t = np.log1p(truth[m])
+            err = {k: np.log1p(ip.inpaint(d, m, method=k, model=model)[m]) - t for k in ("dl", "linear")}
+            zz, _, xx = np.nonzero(m)
+            r = np.hypot(zz - c[0], xx - c[2])
+            for a, b in RINGS:
+                s = (r >= a) & (r < b)
+                print(f"| {name} | {w} px | {a}–{b} | {s.sum()} | {t[s].mean():.2f} | {np.sum(err['dl'][s] ** 2):.1f} | "
+                      f"{np.sum(err['linear'][s] ** 2):.1f} | {err['dl'][s].mean():+.3f} | {err['linear'][s].mean():+.3f} |")
+
+
+def databias(dirs, limit: int = 600) -> None:
+    from napari_bcdi_dl.core.simulate.datasets import iter_shards, read_manifest
+
+    print("| dataset | distance (px) | gap voxels | mean log(1+I) | truth − linear (mean) | (median) |\n"
+          "|---|---|---|---|---|---|")
+    for v in dirs:
+        r_all, err_all, t_all, n = [], [], [], 0
+        centre = read_manifest(v)["size"] // 2  # the pattern centre, where the Bragg peak is
+        for shard in iter_shards(v, keys=["patches", "expected", "mask", "params"]):
+            for noisy, e, m, par in zip(shard["patches"], shard["expected"], shard["mask"], shard["params"]):
+                slabs = par.get("patch_gap", {}).get("slabs", [])
+                if par.get("patch_position") != "gap_through_peak" or len(slabs) != 1 or slabs[0][2] > 4:
+                    continue
+                x, lo, sc = ip.encode_windows(noisy[None] * (1 - m[None]), m[None])
+                g = m.astype(bool)
+                err_all.append((ip.encode_target(e[None], lo, sc)[0] - x[0, ..., 0])[g] * sc[0])
+                other = [a for a in range(3) if a != slabs[0][0]]
+                idx = np.argwhere(g)[:, other] + np.asarray(par["patch_origin"])[other]
+                r_all.append(np.hypot(*(idx - centre).T))
+                t_all.append(np.log1p(e[g]))
+                n += 1
+            if n >= limit:
+                break
+        if not n:
+            print(f"| {Path(v).name} | no gap-through-peak patch with one slab ≤ 4 px | | | | |")
+            continue
+        r, err, t = (np.concatenate(a) for a in (r_all, err_all, t_all))
+        for a, b in RINGS:
+            s = (r >= a) & (r < b)
+            if s.any():
+                print(f"| {Path(v).name} ({n} patches) | {a}–{b} | {s.sum()} | {t[s].mean():.2f} | "
+                      f"{err[s].mean():+.3f} | {np.median(err[s]):+.3f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help=".keras file (default: the shipped model)")
     ap.add_argument("--only", nargs="+", default=["regimes", "bins", "shrink", "heldout"],
-                    choices=("regimes", "bins", "shrink", "heldout"))
+                    choices=("regimes", "bins", "shrink", "heldout", "radial", "databias"))
     ap.add_argument("--val", nargs="+", default=[f"runs/data/{v}" for v in ("val64_s901", "val64_p903", "val64_r943")],
                     help="held-out dataset folders (heldout; skipped when missing)")
+    ap.add_argument("--data", nargs="+", default=["runs/data/train64_r41"],
+                    help="training dataset folders (databias)")
     args = ap.parse_args()
     from napari_bcdi_dl.models._keras import keras
     from napari_bcdi_dl.models.registry import load_model
@@ -152,6 +220,8 @@ def main() -> None:
                 heldout(model, dirs)
             else:
                 print("no held-out folder found: make them with the card's `datasets` commands")
+        elif part == "databias":
+            databias([v for v in args.data if Path(v).is_dir()])
         else:
             globals()[part](model)
 
