@@ -105,3 +105,14 @@ def test_a_third_channel_weights_each_sample(case):
     ones = np.concatenate([y, np.ones_like(t)], axis=-1)
     np.testing.assert_allclose(_np(inpaint_loss(ones, pred)), plain, rtol=1e-6)
     assert sample_weight(y) == 1.0
+
+
+def test_a_model_trains_on_targets_with_and_without_the_weight_channel(case):
+    """Keras retraces the step with the channel count unknown once both kinds of target were seen."""
+    t, m, y = case
+    x = np.concatenate([np.where(m == 1, 0, t), m], axis=-1).astype(np.float32)
+    yw = np.concatenate([y, np.full_like(t, 2.0)], axis=-1)
+    model = keras().Sequential([keras().Input(x.shape[1:]), keras().layers.Conv3D(1, 3, padding="same")])
+    model.compile(optimizer=keras().optimizers.Adam(1e-3), loss=inpaint_loss)
+    losses = [float(model.train_on_batch(x, target)) for target in (y, yw, y, yw)]
+    assert np.all(np.isfinite(losses))

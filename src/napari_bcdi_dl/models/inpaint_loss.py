@@ -43,11 +43,21 @@ def _split(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
 
 
 def sample_weight(y_true: Any) -> Any:
-    """Per-sample weight of the optional third target channel (its patch mean), shape (batch,); 1 without it."""
+    """Per-sample weight of the optional third target channel (its patch mean), shape (batch,); 1 without it.
+
+    When the channel count is not known at trace time (Keras retraces a step with a relaxed shape once it
+    has seen targets with and without the weight channel), ones are appended and channel 2 is read: the
+    weight when there is one, 1 otherwise.
+    """
     ops = keras().ops
-    if y_true.shape[-1] < 3:
+    channels = y_true.shape[-1]
+    if channels is not None and channels < 3:
         return 1.0
-    w = ops.cast(y_true[..., 2:3], "float32")
+    w = ops.cast(y_true, "float32")
+    if channels is None:
+        ones = ops.ones_like(w[..., :1])
+        w = ops.concatenate([w, ones], axis=-1)
+    w = w[..., 2:3]
     return ops.mean(w, axis=tuple(range(1, len(w.shape))))
 
 
