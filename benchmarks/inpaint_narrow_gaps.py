@@ -11,10 +11,13 @@ the same run:
   (``--val DIR ...``, made with the ``datasets`` commands of the model card);
 * ``radial``: error and bias of log(1+I) in 3- and 6-px line gaps through the peak per in-plane distance
   from the peak, on the measured pattern and on like-measured pattern 1 (against the noise-free truth);
+* ``falloff``: median counts (and 10th percentile / median, how filled the fringe minima are) per
+  distance from the peak of the measured pattern and of like-measured pattern 1 with the default edge
+  (σ 0.6) and with a sharp edge (σ 0.15) and a 0.5-voxel blur (``docs/simulation.md``, *edge σ*);
 * ``databias``: what the training data teach there: truth − linear pre-fill in log(1+I) per in-plane
   distance from the peak, over the gap-through-peak patches (one slab ≤ 4 px) of ``--data DIR ...``.
 
-    python benchmarks/inpaint_narrow_gaps.py [--model FILE.keras] [--only regimes bins shrink heldout radial databias]
+    python benchmarks/inpaint_narrow_gaps.py [--model FILE.keras] [--only regimes bins shrink heldout radial falloff databias]
 """
 
 from __future__ import annotations
@@ -27,27 +30,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inpaint_quality import gap_mask, peak_centre
+from inpaint_quality import REAL, gap_mask, like_measured, peak_centre
 
 from napari_bcdi_dl.core.gaps import extract_windows, gap_pcc, stitch_windows, window_origins
-from napari_bcdi_dl.core.simulate import simulate_pattern
 from napari_bcdi_dl.models import inpaint as ip
 
-LIKE = {"shape": "rounded", "oversampling": (2.6, 3.7, 2.3), "max_counts": 6e6}
 VARIANTS = {"as measured": {}, "oversampling 3.5": {"oversampling": (3.5,) * 3},
             "oversampling 4.5": {"oversampling": (4.5,) * 3}, "1e8 photons": {"max_counts": 1e8},
             "1e5 photons": {"max_counts": 1e5}, "Wulff shape": {"shape": "wulff"},
             "phase range 8 rad": {"phase_range": 8.0}}
 ALPHAS = (0.0, 0.5, 0.75, 1.0, 1.25)
-
-
-def like_measured(i: int, **change):
-    """Noise-free and Poisson intensity of like-measured pattern ``i`` (seeds of inpaint_quality.py)."""
-    kw = {**LIKE, "field": ("gaussian_bumps", "cosines")[i % 2], "phase_range": (0.5, 2.0, 1.0, 3.0)[i % 4]}
-    kw.update(change)
-    e = simulate_pattern(64, seed=7778_000 + i, noise=False, compute_phase=False, **kw).expected
-    e = e.astype(np.float32)
-    return e, np.random.default_rng([7778, i, 1]).poisson(e).astype(np.float32)
 
 
 def line(e, noisy, w):
@@ -136,7 +128,6 @@ def heldout(model, dirs) -> None:
 
 
 RINGS = ((0, 4), (4, 8), (8, 16), (16, 24), (24, 32), (32, 50))
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdinn_exp_crop64.npz"
 
 
 def radial(model) -> None:
@@ -161,6 +152,24 @@ def radial(model) -> None:
                 s = (r >= a) & (r < b)
                 print(f"| {name} | {w} px | {a}–{b} | {s.sum()} | {t[s].mean():.2f} | {np.sum(err['dl'][s] ** 2):.1f} | "
                       f"{np.sum(err['linear'][s] ** 2):.1f} | {err['dl'][s].mean():+.3f} | {err['linear'][s].mean():+.3f} |")
+
+
+def falloff(model=None) -> None:
+    shells = ((4, 6), (8, 12), (16, 20), (24, 28), (30, 32), (36, 40), (45, 56))
+    cases = {"like-measured 1, edge σ 0.6": like_measured(1)[0],
+             "like-measured 1, edge σ 0.15, blur 0.5": like_measured(1, blur=0.5, edge_sigma=0.15)[0]}
+    if REAL.exists():
+        with np.load(REAL) as f:
+            cases = {"measured": np.asarray(f["data"], np.float32), **cases}
+    print("| pattern | " + " | ".join(f"{a}–{b} px" for a, b in shells) + " |\n" + "|---" * (len(shells) + 1) + "|")
+    for name, a in cases.items():
+        r = np.linalg.norm(np.indices(a.shape) - np.reshape(peak_centre(a), (3, 1, 1, 1)), axis=0)
+        cells = []
+        for lo, hi in shells:
+            v = a[(r >= lo) & (r < hi)]
+            med = np.median(v)
+            cells.append(f"{med:.3g} ({np.percentile(v, 10) / max(med, 1e-9):.2f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def databias(dirs, limit: int = 600) -> None:
@@ -201,7 +210,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help=".keras file (default: the shipped model)")
     ap.add_argument("--only", nargs="+", default=["regimes", "bins", "shrink", "heldout"],
-                    choices=("regimes", "bins", "shrink", "heldout", "radial", "databias"))
+                    choices=("regimes", "bins", "shrink", "heldout", "radial", "falloff", "databias"))
     ap.add_argument("--val", nargs="+", default=[f"runs/data/{v}" for v in ("val64_s901", "val64_p903", "val64_r943")],
                     help="held-out dataset folders (heldout; skipped when missing)")
     ap.add_argument("--data", nargs="+", default=["runs/data/train64_r41"],

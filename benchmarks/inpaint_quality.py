@@ -97,24 +97,32 @@ def table(title: str, results: dict, keys) -> str:
     return "\n".join(lines)
 
 
-def like_measured_cases(n: int, size: int, model, step: int, edge_sigma: float = 0.6,
-                        blur: float = 0.0) -> dict:
-    """The like-measured patterns (seeds 7,778,000 + i) with every gap; ``blur`` (voxels) smooths the
-    noise-free intensity before the Poisson draw (partial coherence fills the fringe minima)."""
+#: The like-measured crystals: rounded, the measured pattern's oversampling and peak counts.
+LIKE = {"shape": "rounded", "oversampling": (2.6, 3.7, 2.3), "max_counts": 6e6}
+
+
+def like_measured(i: int, size: int = 64, blur: float = 0.0, **change) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free and Poisson intensity of like-measured pattern ``i`` (seed 7,778,000 + i, never used in
+    training); ``change`` replaces ``simulate_pattern`` arguments (e.g. ``edge_sigma``), ``blur`` (voxels)
+    smooths the noise-free intensity before the Poisson draw (partial coherence fills the fringe minima)."""
     from scipy.ndimage import gaussian_filter
 
     from napari_bcdi_dl.core.simulate import simulate_pattern
 
+    kw = {**LIKE, "field": ("gaussian_bumps", "cosines")[i % 2], "phase_range": (0.5, 2.0, 1.0, 3.0)[i % 4]}
+    kw.update(change)
+    e = simulate_pattern(size, seed=7778_000 + i, noise=False, compute_phase=False, **kw).expected
+    e = e.astype(np.float32)
+    if blur > 0:
+        e = gaussian_filter(e, blur, mode="nearest").astype(np.float32)
+    return e, np.random.default_rng([7778, i, 1]).poisson(e).astype(np.float32)
+
+
+def like_measured_cases(n: int, size: int, model, step: int, **kw) -> dict:
+    """:func:`like_measured` patterns 0..n-1 (``kw``: ``blur``, ``edge_sigma``...) with every gap."""
     out: dict = {(k, w): [] for k in ("line", "cross") for w in WIDTHS}
     for i in range(n):
-        p = simulate_pattern(size, seed=7778_000 + i, shape="rounded",
-                             field=("gaussian_bumps", "cosines")[i % 2], phase_range=(0.5, 2.0, 1.0, 3.0)[i % 4],
-                             oversampling=(2.6, 3.7, 2.3), max_counts=6e6, noise=False, compute_phase=False,
-                             edge_sigma=edge_sigma)
-        expected = p.expected.astype(np.float32)
-        if blur > 0:
-            expected = gaussian_filter(expected, blur, mode="nearest").astype(np.float32)
-        noisy = np.random.default_rng([7778, i, 1]).poisson(expected).astype(np.float32)
+        expected, noisy = like_measured(i, size, **kw)
         c = peak_centre(expected)
         truths = {"vs exp": expected, "vs noisy": noisy}
         for kind in ("line", "cross"):
