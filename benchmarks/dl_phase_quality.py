@@ -5,13 +5,18 @@ sets come from ``generate_dataset`` sample seeds): ``--n-high`` with phase range
 low-strain controls (0.5π–2π), size ``--size``, random shape / field / orientation, oversampling 2.5–4.5
 per axis, 1e5–1e8 photons at the peak, Poisson noise. For each:
 
-* **DL+ER**: ``predict_object`` (the shipped model, its default test-time augmentation: 8 input flips,
-  the best by LLK after 50 ER on the model grid) then ``core.phasing.refine`` (``--refine-iter`` ER,
-  border-only support, the same free voxels as the conventional runs); also the unrefined prediction, and
-  the WCA of the predicted phase on the model grid against the true phase there;
-* **conventional**: ``core.phasing.phase`` with ``HIO**400, RAAR**1000, ER**300``, ``--runs`` runs from
-  random starts (default 20, as the issue asks), best by free LLK; also whether *any* run succeeded (an
-  oracle choice the user does not have);
+* **DL**: ``predict_object`` (the shipped model, its default test-time augmentation: 8 input flips,
+  ranked by LLK after 50 ER on the model grid), then ``refine_prediction`` of the best ``--candidates``
+  with each refinement recipe of ``--refine`` (names of ``core.phasing.refine.REFINE_RECIPES`` or recipe
+  strings; the same free voxels everywhere), the best candidate by free LLK per recipe; ``combined``: the
+  best by free LLK over all recipes and candidates (one pipeline that tries them all); also the unrefined
+  prediction and the WCA of the predicted phase on the model grid against the true phase there;
+* **conventional**, each route of ``--conv`` (cached per case, they do not depend on the model):
+  ``project`` = ``core.phasing.phase`` as a user gets it (default recipe and support settings), ``--runs``
+  runs (default 20, as the issue asks), best by free LLK; ``plain`` = ``HIO**400, ER**200``, shrink-wrap at
+  0.1 of the maximum (σ 1), no detwin, best of 4 by LLK (the careful baseline measured outside the
+  project); ``legacy`` = the first-round default (``HIO**400, RAAR**1000, ER**300``, rms 0.25); also whether
+  *any* run succeeded (an oracle choice the user does not have);
 * success = ``core.metrics.is_match(compare(truth, result))`` (complex error ≤ 0.25 and phase RMSE ≤ 0.35
   rad in the eroded core, after removing twin, translation, global phase and scale). The same thresholds
   are applied to two controls per case, the truth with a flat phase and with half its phase: on the
@@ -31,7 +36,8 @@ conventional run.
 Usage::
 
     .venv/bin/python benchmarks/dl_phase_quality.py [--size 64] [--n-high 20] [--n-low 6] [--runs 20] \\
-        [--refine-iter 400] [--out runs/phase/quality.json] [--skip-conventional] [--real PATH | --no-real]
+        [--refine paper hio-er raar-er] [--candidates 2] [--conv project plain] [--out runs/phase/q.json] \\
+        [--skip-conventional] [--real PATH | --no-real]
 
 Prints a markdown table (copied into docs/models.md) and writes every per-case number to ``--out``.
 """
@@ -50,15 +56,36 @@ from pathlib import Path
 import numpy as np
 
 from napari_bcdi_dl.core.metrics import compare, is_match
-from napari_bcdi_dl.core.phasing import phase, refine
+from napari_bcdi_dl.core.phasing import phase
 from napari_bcdi_dl.core.reciprocal import crop_or_pad, shift_crop
 from napari_bcdi_dl.core.simulate import FIELDS, SHAPES, simulate_pattern
-from napari_bcdi_dl.models.dl_phasing import load_phase_model, predict_object
+from napari_bcdi_dl.models.dl_phasing import (
+    DEFAULT_EARLY_STOP,
+    DEFAULT_REFINE,
+    load_phase_model,
+    predict_object,
+    refine_prediction,
+)
 from napari_bcdi_dl.models.phase_training import centre_phase
 from napari_bcdi_dl.models.wca import wca_numpy
 
-RECIPE = "HIO**400, RAAR**1000, ER**300"
 REPO = Path(__file__).resolve().parents[1]
+
+#: Conventional routes: keyword arguments of ``core.phasing.phase`` (``runs`` None = ``--runs``).
+CONV_ROUTES = {
+    "project": {"runs": None, "select": "llk_free"},
+    "plain": {"recipe": "HIO**400, ER**200", "runs": 4, "support_threshold": 0.1, "support_method": "max",
+              "support_sigma": 1.0, "detwin": False, "select": "llk"},
+    "legacy": {"recipe": "HIO**400, RAAR**1000, ER**300", "runs": None, "support_threshold": 0.25,
+               "support_method": "rms", "support_sigma": (2.0, 0.5), "select": "llk_free"},
+    # variants measured to choose the project's default (docs/models.md, "An honest conventional side")
+    "legacy-max": {"recipe": "HIO**400, RAAR**1000, ER**300", "runs": None, "support_threshold": 0.1,
+                   "support_method": "max", "support_sigma": (2.0, 0.5), "select": "llk_free"},
+    "hio-er-rms": {"recipe": "HIO**400, ER**200", "runs": None, "support_threshold": 0.25,
+                   "support_method": "rms", "support_sigma": (2.0, 0.5), "select": "llk_free"},
+    "hio-er-max": {"recipe": "HIO**400, ER**200", "runs": None, "support_threshold": 0.1,
+                   "support_method": "max", "support_sigma": 1.0, "select": "llk_free"},
+}
 
 
 def make_case(size: int, seed: int, index: int, high: bool):
@@ -99,14 +126,32 @@ def _cache_put(args, key: str, value) -> None:
     tmp.replace(path)
 
 
-def conventional(p, args, key: str) -> dict:
-    """The conventional recipe on a case (cached in ``--conv-cache``: it does not depend on the model)."""
-    key = f"{key}|{args.size}|{args.seed}|{args.runs}|{RECIPE}"
+def _route_kwargs(route: str, args) -> dict:
+    kw = dict(CONV_ROUTES[route])
+    if kw.get("runs") is None:
+        kw["runs"] = args.runs
+    return kw
+
+
+def _project_defaults() -> str:
+    """The core defaults of ``phase`` (part of the cache key of the ``project`` route: they may change)."""
+    import inspect
+
+    sig = inspect.signature(phase)
+    keys = ("recipe", "support_threshold", "support_method", "support_sigma", "detwin")
+    return json.dumps({k: sig.parameters[k].default for k in keys}, default=str)
+
+
+def conventional(p, args, key: str, route: str = "project") -> dict:
+    """A conventional route on a case (cached in ``--conv-cache``: it does not depend on the model)."""
+    kw = _route_kwargs(route, args)
+    extra = _project_defaults() if route == "project" else ""
+    key = f"{key}|{args.size}|{args.seed}|{route}|{json.dumps(kw, default=str)}|{extra}"
     cached = _cache(args).get(key)
     if cached is not None:
         return cached
     t0 = time.perf_counter()
-    res = phase(p.intensity, recipe=RECIPE, runs=args.runs, seed=args.seed, select="llk_free")
+    res = phase(p.intensity, seed=args.seed, **kw)
     best = res.best
     seconds = time.perf_counter() - t0
     per_run = [{**_score(p.obj, r.obj, r.support, p.support), "llk": r.llk, "llk_free": r.llk_free}
@@ -122,7 +167,7 @@ def conventional(p, args, key: str) -> dict:
 def run_case(p, kw, args, model, card, key: str) -> dict:
     out = {"params": kw}
     if model is None:  # --only-conventional
-        out["conventional"] = conventional(p, args, key)
+        out["conventional"] = {r: conventional(p, args, key, r) for r in args.conv}
         return out
     amp = np.abs(p.obj)
     out["control_flat_passes"] = is_match(compare(p.obj, amp.astype(np.complex64), p.support, p.support))
@@ -130,7 +175,8 @@ def run_case(p, kw, args, model, card, key: str) -> dict:
     out["control_half_passes"] = is_match(compare(p.obj, half, p.support, p.support))
 
     t0 = time.perf_counter()
-    pred = predict_object(p.intensity, model=model, card=card)
+    pred = predict_object(p.intensity, model=model, card=card, keep=max(args.candidates),
+                          grid_refine=_grid(args.grid_refine))
     t_pred = time.perf_counter() - t0
     t = pred.transform
     # the true field on the model grid (crop in q, object cropped/padded to the model's field of view), its
@@ -142,13 +188,33 @@ def run_case(p, kw, args, model, card, key: str) -> dict:
     out["wca_model_grid"] = wca_numpy(target, pred.phase_model, np.log1p(pred.intensity_model))
     out["zoom"] = [float(z) for z in t.zoom]
     out["dl_unrefined"] = _score(p.obj, pred.obj, pred.support, p.support)
-    rec = refine(p.intensity, pred.obj, pred.support, n_iter=args.refine_iter, border_only=True, method="dl",
-                 seed=args.seed)
-    out["dl"] = {**_score(p.obj, rec.obj, rec.support, p.support), "llk": rec.llk, "llk_free": rec.llk_free,
-                 "seconds": time.perf_counter() - t0, "predict_s": t_pred}
+    out["predict_s"] = t_pred
+    out["dl"] = {}
+    combined = None
+    for k in args.candidates:
+        for recipe in args.refine:
+            t1 = time.perf_counter()
+            rec = refine_prediction(p.intensity, None, pred, refine=recipe, candidates=k, seed=args.seed,
+                                    early_stop=args.early_stop)
+            name = f"{recipe} (k={k})"
+            out["dl"][name] = {**_score(p.obj, rec.obj, rec.support, p.support), "llk": rec.llk,
+                               "llk_free": rec.llk_free, "iterations": rec.meta.get("iterations"),
+                               "seconds": t_pred + time.perf_counter() - t1,
+                               "candidates": rec.meta.get("candidates")}
+            if k == max(args.candidates) and (combined is None or rec.llk_free < combined[1]["llk_free"]):
+                combined = (name, out["dl"][name])
+    out["dl"]["combined"] = {**combined[1], "chosen": combined[0],
+                             "seconds": sum(v["seconds"] for n, v in out["dl"].items()
+                                            if n.endswith(f"(k={max(args.candidates)})")) - t_pred * (len(args.refine) - 1)}
+    out["dl_any"] = bool(any(v["success"] for v in out["dl"].values()))
     if not args.skip_conventional:
-        out["conventional"] = conventional(p, args, key)
+        out["conventional"] = {r: conventional(p, args, key, r) for r in args.conv}
     return out
+
+
+def _grid(value: str):
+    """``--grid-refine``: ER iterations (a number) or a recipe string."""
+    return int(value) if value.strip().isdigit() else value
 
 
 def _flip_variants():
@@ -162,19 +228,19 @@ def real_pattern(path: Path, args, model, card, partial: dict) -> dict:
     out = partial
     out.update({"file": path.name, "shape": list(data.shape)})
     t0 = time.perf_counter()
-    pred = predict_object(data, model=model, card=card)
-    rec = refine(data, pred.obj, pred.support, n_iter=args.refine_iter, border_only=True, method="dl",
-                 seed=args.seed)
+    pred = predict_object(data, model=model, card=card, keep=max(args.candidates))
+    rec = refine_prediction(data, None, pred, refine=DEFAULT_REFINE, candidates=max(args.candidates),
+                            seed=args.seed, early_stop=args.early_stop)
     out["dl_shipped"] = {"llk": rec.llk, "llk_free": rec.llk_free, "seconds": time.perf_counter() - t0,
-                         "chosen_flip": pred.meta.get("chosen_flip")}
+                         "chosen_flip": pred.meta.get("chosen_flip"), "refine": DEFAULT_REFINE}
     shipped = (rec.obj, rec.support)
     dl_objs, dl = [], []
     t0 = time.perf_counter()
     for axes in _flip_variants():
         d = np.flip(data, axes).copy() if axes else data
         pred = predict_object(d, model=model, card=card, tta=1)
-        rec = refine(d, pred.obj, pred.support, n_iter=args.refine_iter, border_only=True, method="dl",
-                     seed=args.seed)
+        rec = refine_prediction(d, None, pred, refine=DEFAULT_REFINE, candidates=1, seed=args.seed,
+                                early_stop=args.early_stop)
         o, s = (np.flip(rec.obj, axes), np.flip(rec.support, axes)) if axes else (rec.obj, rec.support)
         dl_objs.append((np.ascontiguousarray(o), np.ascontiguousarray(s)))
         dl.append({"flip": list(axes), "llk": rec.llk, "llk_free": rec.llk_free})
@@ -185,7 +251,7 @@ def real_pattern(path: Path, args, model, card, partial: dict) -> dict:
     out["dl_shipped_vs_flip0"] = {"error": c["error"], "phase_rmse": c["phase_rmse"], "match": is_match(c)}
     if not args.skip_conventional:
         t0 = time.perf_counter()
-        res = phase(data, recipe=RECIPE, runs=args.runs, seed=args.seed, select="llk_free")  # not cached
+        res = phase(data, seed=args.seed, **_route_kwargs("project", args))  # not cached
         out["conventional_seconds"] = time.perf_counter() - t0
         out["conventional"] = [{"llk": r.llk, "llk_free": r.llk_free} for r in res.runs]
         out["conventional_best"] = {"llk": res.best.llk, "llk_free": res.best.llk_free}
@@ -216,25 +282,37 @@ def _agreement(objs) -> dict:
             "median_phase_rmse": float(np.median(rmses)) if rmses else float("nan")}
 
 
+def _frac(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / n:.0f} %)" if n else "—"
+
+
 def summarise(cases: list, args) -> str:
-    lines = [("| group | n | DL+ER success | DL unrefined success | conventional success "
-              f"(best of {args.runs} by free LLK) | conv. any run | median DL+ER s | median conv. s |"),
-             "|---|---|---|---|---|---|---|---|"]
+    """Markdown tables: success per DL refinement and per conventional route, per group."""
+    names = sorted({n for c in cases for n in c.get("dl", {})}, key=lambda n: (n == "combined", n))
+    routes = [r for r in args.conv if any(r in c.get("conventional", {}) for c in cases)]
+    head = ["group", "n", *[f"DL {n}" for n in names], "DL any", "DL unrefined",
+            *[f"conv. {r}" for r in routes], *[f"conv. {r} any run" for r in routes]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for group in ("high", "low"):
         cs = [c for c in cases if c["group"] == group]
         if not cs:
             continue
         n = len(cs)
-        dl = sum(c["dl"]["success"] for c in cs)
-        un = sum(c["dl_unrefined"]["success"] for c in cs)
-        conv = [c["conventional"] for c in cs if "conventional" in c]
-        conv_s = f"{sum(c['success'] for c in conv)}/{len(conv)}" if conv else "—"
-        conv_any = f"{sum(c['any_run_success'] for c in conv)}/{len(conv)}" if conv else "—"
-        conv_t = f"{np.median([c['seconds'] for c in conv]):.0f}" if conv else "—"
-        label = "2π–5π" if group == "high" else "0.5π–2π (control)"
-        lines.append(f"| {label} | {n} | {dl}/{n} ({100 * dl / n:.0f} %) | {un}/{n} | {conv_s} | {conv_any} | "
-                     f"{np.median([c['dl']['seconds'] for c in cs]):.1f} | {conv_t} |")
+        row = ["2π–5π" if group == "high" else "0.5π–2π (control)", str(n)]
+        row += [_frac(sum(c["dl"][m]["success"] for c in cs if m in c["dl"]), n) for m in names]
+        row += [_frac(sum(c["dl_any"] for c in cs), n), f"{sum(c['dl_unrefined']['success'] for c in cs)}/{n}"]
+        conv = {r: [c["conventional"][r] for c in cs if r in c.get("conventional", {})] for r in routes}
+        row += [_frac(sum(v["success"] for v in conv[r]), len(conv[r])) for r in routes]
+        row += [_frac(sum(v["any_run_success"] for v in conv[r]), len(conv[r])) for r in routes]
+        lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    lines.append("Median seconds per case: " + ", ".join(
+        f"DL {m} {np.median([c['dl'][m]['seconds'] for c in cases if m in c['dl']]):.1f}" for m in names) + "; "
+        + ", ".join(f"conv. {r} {np.median([c['conventional'][r]['seconds'] for c in cases if r in c.get('conventional', {})]):.0f}"
+                    for r in routes) + ".")
+    its = [c["dl"][m]["iterations"] for c in cases for m in names if m != "combined" and c["dl"][m].get("iterations")]
+    if its:
+        lines.append(f"Refinement iterations per candidate (early stop {args.early_stop}): median {np.median(its):.0f}.")
     for group in ("high", "low"):
         cs = [c for c in cases if c["group"] == group]
         if cs:
@@ -244,8 +322,7 @@ def summarise(cases: list, args) -> str:
                          f"{flat}/{len(cs)}, half phase {half}/{len(cs)}.")
     wca = [c["wca_model_grid"] for c in cases if "wca_model_grid" in c and c["group"] == "high"]
     if wca:
-        lines.append(f"Held-out WCA of the predicted phase on the model grid (high strain): median "
-                     f"{np.median(wca):.3f}.")
+        lines.append(f"WCA of the predicted phase on the model grid (high strain): median {np.median(wca):.3f}.")
     return "\n".join(lines)
 
 
@@ -255,7 +332,14 @@ def main() -> None:
     ap.add_argument("--n-high", type=int, default=20)
     ap.add_argument("--n-low", type=int, default=6)
     ap.add_argument("--runs", type=int, default=20, help="conventional runs per case (issue: 20)")
-    ap.add_argument("--refine-iter", type=int, default=400)
+    ap.add_argument("--refine", nargs="+", default=["paper", DEFAULT_REFINE],
+                    help="refinement recipes compared (names or recipe strings)")
+    ap.add_argument("--candidates", nargs="+", type=int, default=[2], help="candidates refined (one or more)")
+    ap.add_argument("--early-stop", type=int, default=DEFAULT_EARLY_STOP)
+    ap.add_argument("--grid-refine", default="50",
+                    help="model-grid refinement of each prediction: ER iterations or a recipe (default 50)")
+    ap.add_argument("--conv", nargs="+", default=["project", "plain"], choices=sorted(CONV_ROUTES),
+                    help="conventional routes")
     ap.add_argument("--seed", type=int, default=20260)
     ap.add_argument("--model", default=None, help="phase model name or .keras path (default: shipped)")
     ap.add_argument("--skip-conventional", action="store_true")
@@ -283,15 +367,15 @@ def main() -> None:
         r.update(group=group, index=i)
         cases.append(r)
         conv = r.get("conventional", {})
+        ctxt = " ".join(f"{n} e={v['error']:.2f} {'OK' if v['success'] else '--'} {v['seconds']:.0f}s"
+                        for n, v in conv.items())
         if model is None:
-            print(f"{group} {i:2d} conventional e={conv['error']:.2f} {'OK' if conv['success'] else '--'} "
-                  f"{conv['seconds']:.0f}s", flush=True)
+            print(f"{group} {i:2d} conventional {ctxt}", flush=True)
             continue
+        dtxt = " ".join(f"{n} e={v['error']:.2f} {'OK' if v['success'] else '--'}" for n, v in r["dl"].items())
         print(f"{group} {i:2d} {kw['shape']:>12s} {kw['field']:>14s} {kw['phase_range'] / math.pi:4.1f}π "
               f"wca {r.get('wca_model_grid', float('nan')):.3f} | unrefined e={r['dl_unrefined']['error']:.2f} | "
-              f"DL+ER e={r['dl']['error']:.2f} rmse={r['dl']['phase_rmse']:.2f} {'OK' if r['dl']['success'] else '--'} "
-              f"{r['dl']['seconds']:.0f}s | conv e={conv.get('error', float('nan')):.2f} "
-              f"{'OK' if conv.get('success') else '--'} {conv.get('seconds', 0):.0f}s", flush=True)
+              f"DL {dtxt} | conv {ctxt}", flush=True)
         _write_json(args.out, {"args": vars(args), "cases": cases, "card": card, "partial": True,
                                "elapsed_s": time.perf_counter() - t_start, "load": os.getloadavg()})
     if model is None:

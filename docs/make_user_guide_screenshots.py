@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=0, help="use a simulated pattern of this size instead of "
                     "the 128³ sample (e.g. 64: faster)")
-    ap.add_argument("--iterations", type=int, default=100, help="ER iterations of the DL refinement")
+    ap.add_argument("--refine", default="HIO**50, ER**50", help="refinement recipe of the DL phase dock")
     ap.add_argument("--recipe", default="HIO**200, ER**100", help="conventional phasing recipe")
     args = ap.parse_args(argv)
 
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
 
     # 3. DL phase
     dl.select_layers(src, dm.mask_layer.name)
-    dl.iter_spin.setValue(args.iterations)
+    dl.set_recipe(args.refine)
     _wait(dl.predict_and_refine(), "DL predict + refine")
     _raise(dl)
     viewer.dims.ndisplay = 2

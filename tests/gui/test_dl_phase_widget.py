@@ -54,7 +54,7 @@ def test_predict_then_refine_then_both(viewer_widget, qtbot, notes, real_pattern
     assert _layer(viewer, "cdinn DL unrefined support").data.sum() > 0
     assert "predicted on 32³" in w.status.text()
 
-    w.iter_spin.setValue(20)
+    w.set_recipe("HIO**10, ER**10")
     job = w.refine()
     with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
         pass
@@ -86,7 +86,7 @@ def test_errors_are_notifications(viewer_widget, qtbot, notes):
 
 def test_cancel(viewer_widget, qtbot):
     _viewer, w, _data = viewer_widget
-    w.iter_spin.setValue(5000)
+    w.set_recipe("HIO**2500, ER**2500")
     job = w.predict_and_refine()
     qtbot.waitUntil(lambda: job.worker is not None, timeout=5000)
     w.cancel()

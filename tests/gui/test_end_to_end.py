@@ -199,7 +199,7 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
 
     # 3. DL phase: predict + refine (few iterations), event loop watched (the first call loads the model)
     dl.select_layers(src, "sim gap mask")
-    dl.iter_spin.setValue(40)
+    dl.set_recipe("HIO**20, ER**20")
     mon = LoopMonitor()
     monkeypatch.setattr(dl, "_predicted", mon.timed(dl._predicted))
     monkeypatch.setattr(dl, "_refined", mon.timed(dl._refined))
@@ -377,7 +377,7 @@ def test_event_loop_free_during_dl_prediction(make_napari_viewer, qtbot, pattern
 
     _require_unloaded_machine()
     _viewer, dl = _responsiveness_setup(make_napari_viewer, qtbot, pattern, "DL phase")
-    dl.iter_spin.setValue(40)
+    dl.set_recipe("HIO**20, ER**20")
     had_tf = "tensorflow" in sys.modules
     proc = ModelProcess()
     monkeypatch.setattr(_worker_process, "_PROCESS", proc)

@@ -2,8 +2,10 @@
 
 ``--method conventional`` (default): N runs of an ER/HIO/RAAR recipe with shrink-wrap
 (:func:`napari_bcdi_dl.core.phasing.phase`), best run by free log-likelihood, modes of the runs.
-``--method dl``: the network's guess refined by ER with border-only support updates
-(``napari_bcdi_dl.models.dl_phasing.dl_phase``, imported only when asked for).
+``--method dl``: the network's guesses (the best ``--candidates`` input flips) each refined by a recipe
+(``--refine``: a name such as ``paper`` (border-only ER, as published) or a recipe string such as
+``"HIO**200, ER**200"``), the best by free log-likelihood (``napari_bcdi_dl.models.dl_phasing.dl_phase``,
+imported only when asked for). The recipe actually run (with any inserted ``DETWIN`` step) is printed.
 
 OUT.npz holds ``obj`` (complex64, the data's shape, crystal centred), ``support`` (uint8), ``llk``,
 ``llk_free``, ``method`` (and history/meta as JSON); OUT.cxi uses PyNX's result layout. The mask is the union
@@ -81,11 +83,25 @@ def register(subparsers) -> None:
     )
     d = p.add_argument_group("dl")
     d.add_argument(
+        "--refine",
+        default=None,
+        metavar="RECIPE",
+        help='refinement of the DL guesses: paper (border-only ER**400), hio-er (HIO**200, ER**200), raar-er, '
+        'or a recipe string such as "HIO**200, ER**200" (default: hio-er)',
+    )
+    d.add_argument(
+        "--candidates",
+        type=int,
+        default=2,
+        metavar="N",
+        help="predicted candidates (input flips) refined; the best by free LLK is kept (default 2, max 8)",
+    )
+    d.add_argument(
         "--refine-iter",
         type=int,
-        default=400,
+        default=None,
         metavar="N",
-        help="error-reduction iterations refining the DL guess (default 400)",
+        help="shorthand for --refine \"border=on, ER**N\" (the published refinement; 0: unrefined)",
     )
     p.set_defaults(func=run)
 
@@ -117,7 +133,7 @@ def _load(args: argparse.Namespace):
     return loaded, intensity, (None if mask is None else mask.astype(np.uint8))
 
 
-def _dl_phase(intensity, mask, refine_iter, progress, cancel=None):
+def _dl_phase(intensity, mask, args, progress, cancel=None):
     """The DL route, imported lazily (TensorFlow is never imported otherwise)."""
     try:
         from ..models.dl_phasing import dl_phase
@@ -125,7 +141,22 @@ def _dl_phase(intensity, mask, refine_iter, progress, cancel=None):
         if err.name and err.name.endswith("dl_phasing"):
             raise BCDIError("DL phasing is not available in this build: use --method conventional") from None
         raise
-    return dl_phase(intensity, mask, refine_iter=refine_iter, progress=progress, cancel=cancel)
+    return dl_phase(intensity, mask, refine=args.refine, refine_iter=args.refine_iter,
+                    candidates=args.candidates, seed=args.seed, progress=progress, cancel=cancel)
+
+
+def _check_dl_args(args: argparse.Namespace) -> None:
+    """One-line errors for the DL options, before any file is read."""
+    if args.refine_iter is not None and args.refine_iter < 0:
+        raise BCDIError(f"--refine-iter must be >= 0, got {args.refine_iter}")
+    if args.refine is not None and args.refine_iter is not None:
+        raise BCDIError("give --refine or --refine-iter, not both")
+    if not 1 <= args.candidates <= 8:
+        raise BCDIError(f"--candidates must be 1 to 8 (the input flips tried), got {args.candidates}")
+    if args.refine is not None:
+        from ..core.phasing.refine import refine_steps
+
+        refine_steps(args.refine)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,13 +165,21 @@ def run(args: argparse.Namespace) -> int:
     out = _check_out(args.out, protect)
     if args.runs < 1:
         raise BCDIError(f"--runs must be at least 1, got {args.runs}")
-    if args.refine_iter < 0:
-        raise BCDIError(f"--refine-iter must be >= 0, got {args.refine_iter}")
+    if args.method == "dl":
+        _check_dl_args(args)
+    else:
+        from ..core.phasing import parse_recipe
+
+        parse_recipe(args.recipe)  # a bad recipe fails before the data are read
     loaded, intensity, mask = _load(args)
     if args.method == "dl":
         with progress_bar("dl phasing") as progress:
-            rec = _dl_phase(intensity, mask, args.refine_iter, progress)
-        summary = f"method dl, refined {args.refine_iter} iterations"
+            rec = _dl_phase(intensity, mask, args, progress)
+        ran = rec.meta.get("recipe") or "none (unrefined)"
+        print(f"bcdi-dl phase: refinement run: {ran}")
+        cands = rec.meta.get("candidates") or []
+        summary = f"method dl, candidate {rec.meta.get('chosen_candidate', 0) + 1}/{max(1, len(cands))}, " \
+                  f"{rec.meta.get('iterations', 0)} iterations"
     else:
         from ..core.phasing import phase
 
@@ -157,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         rec = result.best
+        print(f"bcdi-dl phase: recipe run: {rec.meta.get('recipe', args.recipe)}")
         summary = f"best run {result.best_index + 1}/{len(result.runs)}"
         if len(result.runs) > 1:
             summary += f", first-mode weight {result.first_mode_weight:.3f}"

@@ -9,10 +9,13 @@ The pipeline (Masto, Bellec et al., npj Comput. Mater. 2026), for a pattern of a
 3. ``ψ = √I · e^{iφ}`` → ``obj = fftshift(ifftn(ifftshift(ψ)))`` on the model grid;
 4. back to the original grid (``from_model_grid(space="object")``: exact, the object's diffraction is the
    model's on the original q grid, nothing outside the crop) and a support from its smoothed modulus;
-5. ``core.phasing.refine``: Error Reduction on the full data with border-only support updates
-   (400 iterations by default), which restores the resolution the crop to the model grid gave up.
+5. ``core.phasing.refine``: a refinement recipe on the full data from each of the best ``candidates``
+   predictions (test-time flips of the input), the best kept by free LLK, as conventional runs are. The
+   recipe restores the resolution the crop to the model grid gave up; :data:`DEFAULT_REFINE` is the one
+   ``benchmarks/dl_phase_quality.py`` found best (``docs/models.md``); ``"paper"`` is the published
+   border-only ER.
 
-:func:`predict_object` does 1–4, :func:`dl_phase` all of it. The model is the shipped one
+:func:`predict_object` does 1–4, :func:`refine_prediction` 5, :func:`dl_phase` all of it. The model is the shipped one
 (``models/weights/phase_unet32.keras``, see ``docs/models.md``) unless another is given.
 """
 
@@ -40,6 +43,31 @@ OVERSAMPLING_MARGIN = 0.15
 #: markedly better at the high end (fewer, larger speckles per 32³; held-out WCA 0.91 at 2–3 against
 #: 0.84 at 4–5, see docs/models.md), and a Fourier zoom to a higher oversampling is exact (σ ≥ 2).
 PREFERRED_MIN_OVERSAMPLING = 3.5
+#: Default refinement recipe of the DL pipeline (a name of ``core.phasing.refine.REFINE_RECIPES`` or a
+#: recipe string), chosen by ``benchmarks/dl_phase_quality.py --refine ...`` (docs/models.md).
+DEFAULT_REFINE = "hio-er"
+#: Default number of predicted candidates refined on the full data (the best by free LLK is kept).
+DEFAULT_CANDIDATES = 2
+#: Early stop of the refinement's final ER step: iterations without a better free LLK.
+DEFAULT_EARLY_STOP = 50
+
+
+@dataclass
+class Candidate:
+    """One prediction (one input flip) brought to the data grid.
+
+    Attributes
+    ----------
+    obj : complex64 object on the data grid (after the model-grid refinement, if any).
+    support : uint8 support from its smoothed modulus.
+    score : its model-grid score (LLK after ``grid_refine`` ER, or the consistency error; lower is better).
+    flip : the axes of the input flip that gave it.
+    """
+
+    obj: np.ndarray
+    support: np.ndarray
+    score: float
+    flip: tuple
 
 
 @dataclass
@@ -54,6 +82,8 @@ class PhasePrediction:
     phase_model, intensity_model : the prediction and the intensity on the model grid.
     transform : what ``to_model_grid`` did.
     seconds : wall time of the network call alone.
+    candidates : the best ``keep`` candidates on the data grid, best first (``obj``/``support`` are the
+        first one's).
     """
 
     phase: np.ndarray
@@ -64,6 +94,7 @@ class PhasePrediction:
     transform: GridTransform
     seconds: float = 0.0
     meta: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)
 
 
 def load_phase_model(name: str | None = None) -> tuple[Any, dict]:
@@ -131,11 +162,16 @@ def object_from_phase(intensity_model: np.ndarray, phase_model: np.ndarray, tran
     "object")``: complex64 on the data grid whose diffraction is ψ brought back to the data's q grid (zero
     outside the region the model saw). Also returns the wrapped phase on the data grid (float32, 0 outside).
     """
+    obj = from_model_grid(model_grid_object(intensity_model, phase_model, mask_model), transform, space="object")
+    return obj.astype(np.complex64), phase_on_data_grid(phase_model, transform)
+
+
+def phase_on_data_grid(phase_model: np.ndarray, transform: GridTransform) -> np.ndarray:
+    """The wrapped model-grid phase brought to the data grid (float32, 0 outside the region the model saw)."""
     t = transform
-    obj = from_model_grid(model_grid_object(intensity_model, phase_model, mask_model), t, space="object")
     phase_full = np.angle(from_model_grid(np.exp(1j * phase_model).astype(np.complex64), t, space="reciprocal"))
     inside = from_model_grid(np.ones(t.size, np.float32), t, space="reciprocal", log=False) > 0.5
-    return obj.astype(np.complex64), np.where(inside, phase_full, 0).astype(np.float32)
+    return np.where(inside, phase_full, 0).astype(np.float32)
 
 
 def _check_intensity(intensity: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -161,8 +197,8 @@ def _check_intensity(intensity: np.ndarray, mask: np.ndarray | None) -> tuple[np
 
 def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, model: Any = None,
                    card: dict | None = None, support_threshold: float = 0.2, tta: int = 8,
-                   grid_refine: int = 50, oversampling_range: tuple[float, float] | None = None,
-                   progress: ProgressFn | None = None, cancel: CancelToken | None = None
+                   grid_refine: int | str = 50, oversampling_range: tuple[float, float] | None = None,
+                   keep: int = 1, progress: ProgressFn | None = None, cancel: CancelToken | None = None
                    ) -> PhasePrediction:
     """Steps 1–4 of the module docstring: the predicted phase and the unrefined object on the data grid.
 
@@ -170,7 +206,7 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     1–8); each prediction, flipped back, gives a candidate object on the model grid, which gets
     ``grid_refine`` ER iterations there (border-only support; 32³ iterations cost ~1 ms) and is scored by
     its Poisson LLK against the model-grid intensity (without refinement: by the error left after one
-    support projection). The best candidate goes to the data grid.
+    support projection). The best ``keep`` candidates go to the data grid (``PhasePrediction.candidates``).
 
     Parameters
     ----------
@@ -179,8 +215,10 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     model, card : a phase model and its card (default: the shipped model).
     support_threshold : relative threshold of the support on the smoothed modulus.
     tta : number of input flips tried (1 = the network's single prediction).
-    grid_refine : ER iterations of each candidate on the model grid (0 = none).
+    grid_refine : ER iterations (border-only support) of each candidate on the model grid (0 = none), or a
+        refinement recipe run there instead (e.g. ``"HIO**100, ER**100"``: 32³ iterations cost ~1 ms).
     oversampling_range : override the range the pattern is brought into (default: the model card's).
+    keep : number of candidates brought to the data grid (1 to ``tta``).
     progress, cancel : 4 + ``tta`` steps.
     """
     from ..core.phasing import refine
@@ -190,6 +228,9 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     tta = int(tta)
     if not 1 <= tta <= len(FLIPS):
         raise BCDIError(f"DL phasing: tta must be 1 to {len(FLIPS)}, got {tta}")
+    keep = int(keep)
+    if not 1 <= keep <= tta:
+        raise BCDIError(f"DL phasing: the number of candidates must be 1 to tta = {tta}, got {keep}")
     total = 4 + tta
     report(progress, cancel, 0, total)
     if model is None:
@@ -208,82 +249,187 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     if not np.all(np.isfinite(phis)):
         raise BCDIError("DL phasing: the network predicted non-finite phases; the model file may be damaged")
     report(progress, cancel, 2, total)
-    best = None
-    scores = []
+    found = []  # (score, index, phase, model-grid object)
+    data_m = None
+    grid_recipe = grid_refine if isinstance(grid_refine, str) else None
+    if grid_recipe is not None:
+        from ..core.phasing.refine import refine_steps
+
+        refine_steps(grid_recipe)
+    elif int(grid_refine) < 0:
+        raise BCDIError(f"DL phasing: grid_refine must be >= 0 iterations or a recipe, got {grid_refine}")
+    if grid_recipe is not None or int(grid_refine) > 0:
+        from ..core.phasing.operators import prepare_data
+
+        data_m = prepare_data(i_m, m_m)  # shared by the candidates' refinements
     for j, f in enumerate(flips):
         phi = np.ascontiguousarray(np.flip(phis[j], f)) if f else phis[j]
         obj_m = model_grid_object(i_m, phi, m_m)
         sup_m = support_from_object(obj_m, support_threshold)
-        if grid_refine > 0:
-            rec = refine(i_m, obj_m, sup_m, m_m, n_iter=int(grid_refine), border_only=True,
-                         llk_every=int(grid_refine), cancel=cancel)
+        if data_m is not None:
+            if grid_recipe is not None:
+                rec = refine(i_m, obj_m, sup_m, recipe=grid_recipe, llk_every=0, data=data_m, cancel=cancel)
+            else:
+                rec = refine(i_m, obj_m, sup_m, n_iter=int(grid_refine), border_only=True,
+                             llk_every=int(grid_refine), data=data_m, cancel=cancel)
             score, obj_m = float(rec.llk), rec.obj
         else:
             score = _consistency_error(i_m, obj_m, sup_m, m_m)
-        scores.append(score)
-        if best is None or score < best[0]:
-            best = (score, j, phi, obj_m)
+        found.append((score, j, phi, obj_m))
         report(progress, cancel, 3 + j, total)
-    _, j_best, phi, obj_m = best
-    obj = from_model_grid(obj_m, t, space="object").astype(np.complex64)
-    _, phase_full = object_from_phase(i_m, phi, t, m_m)
-    support = support_from_object(obj, support_threshold)
+    found.sort(key=lambda c: (c[0] if np.isfinite(c[0]) else np.inf, c[1]))
+    candidates = []
+    for score, j, _, obj_m in found[:keep]:
+        obj = from_model_grid(obj_m, t, space="object").astype(np.complex64)
+        candidates.append(Candidate(obj, support_from_object(obj, support_threshold), float(score), flips[j]))
+    _, j_best, phi, _ = found[0]
+    phase_full = phase_on_data_grid(phi, t)
     report(progress, cancel, total, total)
     meta = {"model_grid": size, "crop_shape": list(t.crop_shape), "zoom": [float(z) for z in t.zoom],
             "centre": list(t.centre), "oversampling_range": list(osr), "model": card.get("name", PHASE_MODEL),
-            "predict_s": seconds, "tta": tta, "grid_refine": int(grid_refine), "chosen_flip": list(flips[j_best]),
-            "scores": scores}
-    return PhasePrediction(phase_full, obj, support, phi.astype(np.float32), i_m, t, seconds, meta)
+            "predict_s": seconds, "tta": tta, "grid_refine": grid_refine, "chosen_flip": list(flips[j_best]),
+            "scores": [c[0] for c in sorted(found, key=lambda c: c[1])]}
+    best = candidates[0]
+    return PhasePrediction(phase_full, best.obj, best.support, phi.astype(np.float32), i_m, t, seconds, meta,
+                           candidates)
 
 
-def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine_iter: int = 400,
+def refine_prediction(intensity: np.ndarray, mask: np.ndarray | None, pred: PhasePrediction, *,
+                      refine: str | None = None, candidates: int | None = None, seed: int = 0,
+                      early_stop: int = DEFAULT_EARLY_STOP, progress: ProgressFn | None = None,
+                      cancel: CancelToken | None = None, **refine_kw: Any) -> Reconstruction:
+    """Step 5: refine the best ``candidates`` of a prediction on the full data, keep the best by free LLK.
+
+    Parameters
+    ----------
+    intensity, mask : the pattern the prediction was made from (data grid) and its gap mask.
+    pred : :func:`predict_object`'s result (its ``candidates``, best first).
+    refine : refinement recipe: a name of ``core.phasing.refine.REFINE_RECIPES`` (``"paper"``: the published
+        border-only ER) or a recipe string such as ``"HIO**200, ER**200"`` (default :data:`DEFAULT_REFINE`).
+    candidates : how many of the prediction's candidates to refine (default: all it holds).
+    seed : seed of the free voxels (the same for every candidate, so their free LLKs compare).
+    early_stop : stop each final ER step after this many iterations without a better free LLK (0: off).
+    refine_kw : passed to ``core.phasing.refine`` (``support_threshold``, ``support_method``, ``backend``...).
+    progress, cancel : ``(done, total)`` over all iterations of all candidates.
+
+    Returns
+    -------
+    The best Reconstruction (``method="dl"``); ``meta["candidates"]`` lists every candidate's flip, LLK,
+    free LLK and iterations, ``meta["chosen_candidate"]`` the index of the one kept.
+    """
+    from ..core.phasing.operators import prepare_data
+    from ..core.phasing.recipe import total_iterations
+    from ..core.phasing.refine import refine as run_refine
+    from ..core.phasing.refine import refine_steps
+
+    recipe = DEFAULT_REFINE if refine is None else refine
+    steps = refine_steps(recipe)  # checks the recipe before any work
+    cands = list(pred.candidates) or [Candidate(pred.obj, pred.support, 0.0, ())]
+    n = len(cands) if candidates is None else int(candidates)
+    if not 1 <= n <= len(cands):
+        raise BCDIError(f"DL phasing: candidates must be 1 to {len(cands)} (the prediction's), got {n}")
+    a, m = _check_intensity(intensity, mask)
+    if pred.obj.shape != a.shape:
+        raise BCDIError(f"DL phasing: the prediction's grid {pred.obj.shape} differs from the intensity's "
+                        f"{a.shape}: predict again")
+    per = total_iterations(steps)
+    total = max(1, per * n)
+    data = prepare_data(a, m, free_fraction=float(refine_kw.pop("free_fraction", 0.05)), seed=seed,
+                        backend=refine_kw.pop("backend", "auto"))
+    results = []
+    for k, c in enumerate(cands[:n]):
+        def sub(done: int, of: int, k: int = k) -> None:
+            report(progress, cancel, k * per + min(done, per), total)
+
+        rec = run_refine(a, c.obj, c.support, recipe=recipe, data=data, early_stop=early_stop, method="dl",
+                         seed=seed, progress=sub, cancel=cancel, **refine_kw)
+        rec.meta["flip"] = list(c.flip)
+        results.append(rec)
+    from ..core.phasing.runs import _score
+
+    best_k = min(range(n), key=lambda k: (_score(results[k], "llk_free"), k))
+    best = results[best_k]
+    best.meta["candidates"] = [{"flip": r.meta["flip"], "llk": r.llk, "llk_free": r.llk_free,
+                                "iterations": r.meta.get("iterations")} for r in results]
+    best.meta["chosen_candidate"] = best_k
+    report(progress, cancel, total, total)
+    return best
+
+
+def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine: str | None = None,
+             candidates: int | None = None, refine_iter: int | None = None,
              model: Any = None, card: dict | None = None, support_threshold: float = 0.2,
-             tta: int = 8, grid_refine: int = 50, seed: int = 0, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+             tta: int = 8, grid_refine: int = 50, seed: int = 0, early_stop: int = DEFAULT_EARLY_STOP,
+             progress: ProgressFn | None = None, cancel: CancelToken | None = None,
              **refine_kw: Any) -> Reconstruction:
-    """DL phasing of a pattern: prediction, then ``refine_iter`` ER iterations with border-only support.
+    """DL phasing of a pattern: prediction (:func:`predict_object`), then :func:`refine_prediction`.
 
     Parameters
     ----------
     intensity : 3D pattern (photon counts), any shape, peak anywhere.
     mask : gap/invalid mask (1 = invalid): zero in the prediction, free in the refinement.
-    refine_iter : ER iterations (0: the unrefined prediction, scaled to the data, method ``"dl-unrefined"``).
+    refine : refinement recipe, a name (``"paper"``, ``"hio-er"``, ``"raar-er"``) or a recipe string
+        (default :data:`DEFAULT_REFINE`).
+    candidates : predicted candidates (best input flips) refined on the full data; the best by free LLK
+        is kept (default :data:`DEFAULT_CANDIDATES`, at most ``tta``).
+    refine_iter : shorthand for the published refinement with that many iterations
+        (``"border=on, ER**N"``; 0: the unrefined prediction, scaled to the data, method ``"dl-unrefined"``);
+        cannot be combined with ``refine``.
     model, card : a phase model and its card (default: the shipped model).
     support_threshold : threshold of the initial support on the predicted object's smoothed modulus.
     tta, grid_refine : test-time augmentation and model-grid refinement of :func:`predict_object`.
     seed : seed of the free-LLK voxels.
+    early_stop : stop each final ER step after this many iterations without a better free LLK (0: off).
     refine_kw : passed to ``core.phasing.refine`` (``support_threshold`` there is ``refine_support_threshold``
-        here, e.g. ``support_period``, ``backend``).
+        here, e.g. ``support_method``, ``backend``).
     progress, cancel : ``(done, total)`` over the prediction (10 units) and the iterations.
 
     Returns
     -------
-    Reconstruction (centred, on the data grid) with ``method="dl"`` and in ``meta`` the prediction's
-    timing, model grid, crop and zoom.
+    Reconstruction (centred, on the data grid) with ``method="dl"``; in ``meta`` the prediction's timing,
+    model grid, crop and zoom, the recipe run and the candidates.
     """
-    from ..core.phasing import refine
+    if refine_iter is not None:
+        if refine is not None:
+            raise BCDIError("DL phasing: give either a refinement recipe or refine_iter, not both")
+        n_iter = int(refine_iter)
+        if n_iter < 0:
+            raise BCDIError(f"DL phasing: refine iterations must be >= 0, got {refine_iter}")
+        refine = f"border=on, ER**{n_iter}" if n_iter else None
+    else:
+        n_iter = -1
+        from ..core.phasing.refine import refine_steps
 
-    n_iter = int(refine_iter)
-    if n_iter < 0:
-        raise BCDIError(f"DL phasing: refine iterations must be >= 0, got {refine_iter}")
-    total = 10 + n_iter
+        refine_steps(DEFAULT_REFINE if refine is None else refine)  # a bad recipe fails before the model
+    candidates = min(DEFAULT_CANDIDATES, int(tta)) if candidates is None else int(candidates)
+    if not 1 <= candidates <= int(tta):
+        raise BCDIError(f"DL phasing: candidates must be 1 to tta = {tta} (the input flips tried), got {candidates}")
     t0 = time.perf_counter()
+    total = 1000
 
     def pred_progress(done: int, of: int) -> None:
-        report(progress, cancel, int(10 * done / max(of, 1)), total)
+        report(progress, cancel, int(100 * done / max(of, 1)), total)
 
     pred = predict_object(intensity, mask, model=model, card=card, support_threshold=support_threshold,
-                          tta=tta, grid_refine=grid_refine,
+                          tta=tta, grid_refine=grid_refine, keep=candidates,
                           progress=pred_progress, cancel=cancel)
     t_pred = time.perf_counter() - t0
 
     def ref_progress(done: int, of: int) -> None:
-        report(progress, cancel, 10 + done, total)
+        report(progress, cancel, 100 + int(900 * done / max(of, 1)), total)
 
     if "refine_support_threshold" in refine_kw:
         refine_kw["support_threshold"] = refine_kw.pop("refine_support_threshold")
-    rec = refine(intensity, pred.obj, pred.support, mask, n_iter=n_iter, border_only=True, seed=seed,
-                 method="dl" if n_iter else "dl-unrefined", progress=ref_progress, cancel=cancel, **refine_kw)
+    if n_iter == 0:
+        from ..core.phasing import refine as run_refine
+
+        rec = run_refine(intensity, pred.obj, pred.support, mask, n_iter=0, seed=seed, method="dl-unrefined",
+                         **refine_kw)
+    else:
+        rec = refine_prediction(intensity, mask, pred, refine=refine, candidates=candidates, seed=seed,
+                                early_stop=early_stop, progress=ref_progress, cancel=cancel, **refine_kw)
     rec.meta.update({"prediction": pred.meta, "prediction_s": t_pred,
-                     "total_s": time.perf_counter() - t0, "refine_iter": n_iter})
+                     "total_s": time.perf_counter() - t0, "refine_iter": rec.meta.get("iterations", 0),
+                     "refine": rec.meta.get("recipe", "")})
     report(progress, cancel, total, total)
     return rec

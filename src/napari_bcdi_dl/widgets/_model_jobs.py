@@ -47,34 +47,38 @@ def _resolve(model: ChildModel | None) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ DL phase
-def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, progress=None, cancel=None):
-    """Job of *Predict* (loads the shipped model on first use)."""
+def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, candidates: int = 1, progress=None,
+                cancel=None):
+    """Job of *Predict* (loads the shipped model on first use): the best ``candidates`` on the data grid."""
     from ..models.dl_phasing import predict_object
 
-    return predict_object(intensity, mask, progress=progress, cancel=cancel)
+    return predict_object(intensity, mask, keep=int(candidates), progress=progress, cancel=cancel)
 
 
-def refine_job(intensity: np.ndarray, mask: np.ndarray | None, obj: np.ndarray, support: np.ndarray,
-               n_iter: int, *, progress=None, cancel=None):
-    """Job of *Refine*: ER with border-only support updates from the prediction (numpy only)."""
-    from ..core.phasing import refine
+def refine_job(intensity: np.ndarray, mask: np.ndarray | None, pred, refine: str, candidates: int, *,
+               progress=None, cancel=None):
+    """Job of *Refine*: ``models.dl_phasing.refine_prediction`` of the last prediction (numpy only)."""
+    from ..models.dl_phasing import refine_prediction
 
-    return refine(intensity, obj, support, mask, n_iter=n_iter, border_only=True, method="dl",
-                  progress=progress, cancel=cancel)
+    return refine_prediction(intensity, mask, pred, refine=refine, candidates=int(candidates),
+                             progress=progress, cancel=cancel)
 
 
-def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, n_iter: int, *, progress=None,
-                       cancel=None):
-    """Job of *Predict + refine*: the prediction, then the refinement, one progress bar."""
-    from ..core.phasing import refine
+def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, refine: str, candidates: int, *,
+                       progress=None, cancel=None):
+    """Job of *Predict + refine*: the prediction, then its refinement, one progress bar."""
+    from ..core.phasing.refine import refine_steps
     from ..core.progress import report
-    from ..models.dl_phasing import predict_object
+    from ..models.dl_phasing import predict_object, refine_prediction
 
-    total = 10 + int(n_iter)
-    pred = predict_object(intensity, mask, progress=lambda d, t: report(progress, cancel, int(10 * d / t), total),
+    refine_steps(refine)  # a bad recipe fails before the model loads
+    total = 1000
+    pred = predict_object(intensity, mask, keep=int(candidates),
+                          progress=lambda d, t: report(progress, cancel, int(100 * d / max(t, 1)), total),
                           cancel=cancel)
-    rec = refine(intensity, pred.obj, pred.support, mask, n_iter=int(n_iter), border_only=True, method="dl",
-                 progress=lambda d, t: report(progress, cancel, 10 + d, total), cancel=cancel)
+    rec = refine_prediction(intensity, mask, pred, refine=refine, candidates=int(candidates),
+                            progress=lambda d, t: report(progress, cancel, 100 + int(900 * d / max(t, 1)), total),
+                            cancel=cancel)
     return pred, rec
 
 

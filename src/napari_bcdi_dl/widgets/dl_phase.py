@@ -7,9 +7,12 @@ never runs in the napari process; the job's worker thread only waits on it) and 
   scale and translate as the data layer; twilight, ±π; 0 outside the region the model saw);
 * the unrefined object: ``"<data> DL unrefined modulus"``, ``"... phase"`` and ``"... support"``.
 
-*Refine* runs ``core.phasing.refine`` (Error Reduction, border-only support updates, *Iterations*) from
-that prediction (numpy only, in a worker thread) and adds ``"<data> DL modulus"``, ``"<data> DL phase"``,
-``"<data> DL support"``; *Predict + refine* does both in one job, in the model process. The job functions
+*Refine* runs ``models.dl_phasing.refine_prediction`` from that prediction (numpy only, in a worker
+thread): the *Refinement* recipe (a named choice — ``hio-er``, the default; ``paper``, the published
+border-only ER; ``raar-er`` — or any recipe typed in, e.g. ``HIO**200, ER**200``) on each of the best
+*Candidates*, the best by free LLK; it adds ``"<data> DL modulus"``, ``"<data> DL phase"``,
+``"<data> DL support"`` and shows the recipe run. *Predict + refine* does both in one job, in the model
+process. The job functions
 are in ``_model_jobs.py`` (no Qt there: the model process imports them). Names follow the phasing
 widget's ``"<name> modulus / phase / support"`` so that conventional and DL results sit side by side.
 Object phases are shown inside the support (0 outside), offset so that the crystal's mean phase is 0, on
@@ -42,6 +45,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import BCDIError
+from ..core.phasing.refine import REFINE_RECIPES, refine_steps
 from ._layers import (
     HasJobSlot,
     IntensityPicker,
@@ -109,10 +113,18 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         self.data_combo.setToolTip("3D Image layer of the measured intensity (photon counts), gaps inpainted")
         self.mask_combo = QComboBox()
         self.mask_combo.setToolTip("Labels layer of the gap mask (1 = gap), left free in the refinement")
-        self.iter_spin = QSpinBox()
-        self.iter_spin.setRange(0, 100_000)
-        self.iter_spin.setValue(400)
-        self.iter_spin.setToolTip("Error Reduction iterations with border-only support updates")
+        from ..models.dl_phasing import DEFAULT_CANDIDATES, DEFAULT_REFINE  # numpy only: no TensorFlow here
+
+        self.recipe_combo = QComboBox()
+        self.recipe_combo.setEditable(True)
+        self.recipe_combo.addItems([REFINE_RECIPES[DEFAULT_REFINE]]
+                                   + [r for n, r in REFINE_RECIPES.items() if n != DEFAULT_REFINE])
+        self.recipe_combo.setToolTip("refinement recipe run from each candidate (type any recipe, e.g. "
+                                     "'HIO**200, ER**200'; 'border=on, ER**400' is the published one)")
+        self.candidates_spin = QSpinBox()
+        self.candidates_spin.setRange(1, 8)
+        self.candidates_spin.setValue(DEFAULT_CANDIDATES)
+        self.candidates_spin.setToolTip("predicted candidates (input flips) refined; the best by free LLK is kept")
         self.predict_button = QPushButton("Predict")
         self.predict_button.setToolTip("predict the reciprocal phase and form the unrefined object")
         self.predict_button.clicked.connect(lambda: self.predict())
@@ -131,7 +143,8 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         form = QFormLayout(box)
         form.addRow("Intensity", self.data_combo)
         form.addRow("Gap mask", self.mask_combo)
-        form.addRow("Iterations", self.iter_spin)
+        form.addRow("Refinement", self.recipe_combo)
+        form.addRow("Candidates", self.candidates_spin)
         row = QHBoxLayout()
         for b in (self.predict_button, self.refine_button, self.both_button, self.cancel_button):
             row.addWidget(b)
@@ -163,13 +176,22 @@ class DLPhaseWidget(HasJobSlot, QWidget):
     # --- jobs -------------------------------------------------------------------------------------
 
     # --- actions ----------------------------------------------------------------------------------
+    def set_recipe(self, recipe: str) -> None:
+        """Choose the refinement recipe (a name or a recipe string), as typing it in does."""
+        self.recipe_combo.setCurrentText(recipe)
+
+    def _recipe(self) -> str:
+        recipe = self.recipe_combo.currentText().strip()
+        refine_steps(recipe)  # a one-line error before any work
+        return recipe
+
     @guarded("DL phase")
     def predict(self) -> Job | None:
         """Predict the phase and the unrefined object of the chosen intensity (returns the Job)."""
         layer, data, mask = self._inputs()
         self.status.setText(f"{layer.name}: predicting…")
-        return self.jobs.start(in_model_process, predict_job, data, mask, desc="DL phase: predict",
-                               on_done=lambda pred: self._predicted(layer, pred))
+        return self.jobs.start(in_model_process, predict_job, data, mask, candidates=self.candidates_spin.value(),
+                               desc="DL phase: predict", on_done=lambda pred: self._predicted(layer, pred))
 
     def _predicted(self, layer, pred) -> None:
         self.prediction = pred
@@ -192,24 +214,26 @@ class DLPhaseWidget(HasJobSlot, QWidget):
             raise BCDIError(f"no prediction for '{layer.name}' yet: press Predict first (or Predict + refine)")
         if self.prediction.obj.shape != data.shape:
             raise BCDIError("the intensity changed shape since the prediction: press Predict again")
-        n = int(self.iter_spin.value())
-        self.status.setText(f"{layer.name}: refining ({n} ER iterations)…")
-        return self.jobs.start(refine_job, data, mask, self.prediction.obj, self.prediction.support, n,
+        recipe = self._recipe()
+        k = min(int(self.candidates_spin.value()), len(self.prediction.candidates) or 1)
+        self.status.setText(f"{layer.name}: refining {k} candidate(s) with {recipe}…")
+        return self.jobs.start(refine_job, data, mask, self.prediction, recipe, k,
                                desc="DL phase: refine", on_done=lambda rec: self._refined(layer, rec))
 
     @guarded("DL phase")
     def predict_and_refine(self) -> Job | None:
         """Prediction and refinement in one job (returns the Job)."""
         layer, data, mask = self._inputs()
-        n = int(self.iter_spin.value())
-        self.status.setText(f"{layer.name}: predicting and refining ({n} ER iterations)…")
+        recipe = self._recipe()
+        k = int(self.candidates_spin.value())
+        self.status.setText(f"{layer.name}: predicting and refining {k} candidate(s) with {recipe}…")
 
         def done(result):
             pred, rec = result
             self._predicted(layer, pred)
             self._refined(layer, rec)
 
-        return self.jobs.start(in_model_process, predict_refine_job, data, mask, n,
+        return self.jobs.start(in_model_process, predict_refine_job, data, mask, recipe, k,
                                desc="DL phase: predict + refine",
                                on_done=done)
 
@@ -220,4 +244,7 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         self._show_object(f"{layer.name} DL", layer, rec.obj, rec.support, info)
         llk = "n/a" if rec.llk is None else f"{rec.llk:.4g}"
         free = "n/a" if rec.llk_free is None else f"{rec.llk_free:.4g}"
-        self.status.setText(f"{layer.name}: refined, LLK {llk}, free LLK {free}")
+        n = len(rec.meta.get("candidates") or [None])
+        self.status.setText(f"{layer.name}: refined with {rec.meta.get('recipe', '')} ({rec.meta.get('iterations')} "
+                            f"iterations), candidate {rec.meta.get('chosen_candidate', 0) + 1}/{n}: LLK {llk}, "
+                            f"free LLK {free}")

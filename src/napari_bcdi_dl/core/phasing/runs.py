@@ -100,11 +100,13 @@ def run_recipe(
     max_support: float,
     llk_every: int,
     tick: Any,
+    stop: Any = None,
 ) -> list:
     """Run parsed ``steps`` on ``engine``; returns the history. ``tick()`` is called every iteration.
 
     Support updates happen after every ``step.support_period``-th iteration of the run (never after the
-    last one); LLK is recorded at the first iteration and every ``llk_every`` iterations.
+    last one); LLK is recorded at the first iteration and every ``llk_every`` iterations. ``stop(history)``,
+    if given, is asked after each record and ends the run when it returns True.
     """
     total = total_iterations(list(steps))
     history: list = []
@@ -131,6 +133,9 @@ def run_recipe(
                         "support_size": engine.n_support,
                     }
                 )
+                if stop is not None and stop(history):
+                    tick()
+                    return history
             if saved is None and step.support_period and it % step.support_period == 0 and it < total:
                 engine.update_support(
                     sigma=sigma_at(it, total, support_sigma),
