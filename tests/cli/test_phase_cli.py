@@ -96,3 +96,38 @@ def test_method_dl_is_a_choice(data_file, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "DL phasing is not available in this build" in err and err.count("\n") == 1
+
+
+def test_method_dl_with_a_refinement_recipe_prints_the_recipe_run(data_file, tmp_path, capsys):
+    out = tmp_path / "dl.npz"
+    rc = main(["phase", str(data_file), "--out", str(out), "--method", "dl", "--refine", "HIO**10, ER**10",
+               "--candidates", "2"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "refinement run: sup=20, pos=off, border=off, beta=0.9, HIO**10, ER**10" in text
+    assert "candidate" in text and out.is_file()
+    with np.load(out) as f:
+        assert f["obj"].shape == (32, 32, 32) and str(f["method"]) == "dl"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--refine", "HIO**ten"], "refinement recipe 'HIO**ten'"),
+        (["--refine", "WALK**3"], "unknown algorithm"),
+        (["--candidates", "9"], "--candidates must be 1 to 8"),
+        (["--refine", "paper", "--refine-iter", "10"], "not both"),
+    ],
+)
+def test_bad_dl_options_are_refused_in_one_line(data_file, tmp_path, capsys, extra, message):
+    rc = main(["phase", str(data_file), "--out", str(tmp_path / "r.npz"), "--method", "dl", *extra])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "r.npz").exists()
+
+
+def test_conventional_prints_the_recipe_run_with_its_detwin_step(data_file, tmp_path, capsys):
+    rc = main(["phase", str(data_file), "--out", str(tmp_path / "r.npz"), "--recipe", "HIO**150, ER**20"])
+    assert rc == 0
+    assert "recipe run: sup=20, pos=off, border=off, beta=0.9, HIO**100, DETWIN**40, HIO**10, ER**20" in \
+        capsys.readouterr().out
