@@ -19,6 +19,11 @@ made fresh from them:
 
 Curriculum: the strain cap (phase range of the object) rises linearly from ``curriculum_start`` to the
 largest in the set over ``curriculum_steps`` steps, low strain first.
+
+On a GPU (``scripts/gpu_train_phase.sh``, ``docs/gpu-training.md``): ``--precision mixed_bfloat16`` computes
+in bfloat16 with float32 weights (the exported file is plain float32), ``--data-threads N`` makes the
+batches on N threads ahead of the step (:func:`parallel_train_batches`), ``--time-budget S`` trains for a
+wall-clock budget with the cosine decay following the time, and ``--widths`` sets every level's width.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import argparse
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +48,10 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Default architecture of ``bcdi-dl train phase`` (the second-session shipped model; the third-session one
 #: is ``--base 12 --depth 4 --growth 2 --stem none``, see docs/models.md, "Phase model").
-DEFAULT_ARCH = dict(size=32, base=8, depth=3, growth=3.0, stem="patch", dilations=(1, 2, 3), n_dilated=2)
+DEFAULT_ARCH = {"size": 32, "base": 8, "depth": 3, "growth": 3.0, "stem": "patch", "dilations": (1, 2, 3),
+                "n_dilated": 2}
+#: Compute precisions of ``--precision`` (weights are float32 in all of them).
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -56,15 +66,37 @@ class PhaseSet:
         ``centre=False``.
     phase_range : float64 (n,) object phase range (radians), the strain proxy of the curriculum.
     oversampling : float64 (n, 3).
+
+    ``workers`` > 1 centres the phases on that many threads (numpy's FFTs release the GIL).
     """
 
     def __init__(self, dirs: Sequence[str | Path], size: int, *, max_samples: int | None = None,
                  keep_intensity: bool = False, allow_incomplete: bool = True, centre: bool = True,
-                 per_dir: bool = False) -> None:
-        from ..core.simulate import iter_shards
-
+                 per_dir: bool = False, workers: int = 1) -> None:
         keys = ["expected", "phase", "params"] + (["intensity"] if keep_intensity else [])
         exp, ph, inten, pr, osr = [], [], [], [], []
+        pool = ThreadPoolExecutor(int(workers)) if centre and int(workers) > 1 else None
+        try:
+            self._read(dirs, size, keys, max_samples, per_dir, allow_incomplete, centre, keep_intensity, pool,
+                       exp, ph, inten, pr, osr)
+            ph = [f.result() if isinstance(f, Future) else f for f in ph]
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        if not exp:
+            raise BCDIError(f"no phase samples found in {', '.join(map(str, dirs))}: make a set with "
+                            "'bcdi-dl dataset phase' first (or wait for its first shard)")
+        self.size = int(size)
+        self.expected = np.stack(exp)
+        self.phase = np.stack(ph)
+        self.intensity = np.stack(inten) if keep_intensity else None
+        self.phase_range = np.asarray(pr, dtype=np.float64)
+        self.oversampling = np.asarray(osr, dtype=np.float64)
+
+    def _read(self, dirs, size, keys, max_samples, per_dir, allow_incomplete, centre, keep_intensity, pool,
+              exp, ph, inten, pr, osr) -> None:
+        from ..core.simulate import iter_shards
+
         n = 0
         for d in dirs:
             if per_dir:
@@ -77,7 +109,10 @@ class PhaseSet:
                     e = self._crop(shard["expected"][i], size)
                     phi = self._crop(shard["phase"][i], size)
                     exp.append(e)
-                    ph.append((centre_phase(e, phi) if centre else phi).astype(np.float16))
+                    if pool is not None:
+                        ph.append(pool.submit(_centred_f16, e, phi))
+                    else:
+                        ph.append((centre_phase(e, phi) if centre else phi).astype(np.float16))
                     if keep_intensity:
                         inten.append(self._crop(shard["intensity"][i], size))
                     p = shard["params"][i]
@@ -88,15 +123,6 @@ class PhaseSet:
                     break
             if max_samples is not None and n >= max_samples and not per_dir:
                 break
-        if not exp:
-            raise BCDIError(f"no phase samples found in {', '.join(map(str, dirs))}: make a set with "
-                            "'bcdi-dl dataset phase' first (or wait for its first shard)")
-        self.size = int(size)
-        self.expected = np.stack(exp)
-        self.phase = np.stack(ph)
-        self.intensity = np.stack(inten) if keep_intensity else None
-        self.phase_range = np.asarray(pr, dtype=np.float64)
-        self.oversampling = np.asarray(osr, dtype=np.float64)
 
     @staticmethod
     def _crop(a: np.ndarray, size: int) -> np.ndarray:
@@ -136,6 +162,10 @@ def centre_phase(intensity: np.ndarray, phase: np.ndarray) -> np.ndarray:
     return np.angle(np.exp(1j * (phi + ramp))).astype(np.float32)
 
 
+def _centred_f16(expected: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    return centre_phase(expected, phase).astype(np.float16)
+
+
 def symmetry(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
     """A random element of the cube grid's 48 symmetries: an axis permutation and per-axis flips."""
     return tuple(int(v) for v in rng.permutation(3)), tuple(bool(v) for v in rng.random(3) < 0.5)
@@ -164,31 +194,101 @@ def strain_cap(step: int, start: float, end: float, ramp: int) -> float:
     return start + (end - start) * min(1.0, max(0, step) / ramp)
 
 
+class _Curriculum:
+    """Draws the sample indices of a batch under the curriculum's strain cap."""
+
+    def __init__(self, data: PhaseSet, batch: int, start: float, ramp: int) -> None:
+        self.batch, self.start, self.ramp = int(batch), float(start), int(ramp)
+        self.top = float(data.phase_range.max()) + 1e-6
+        self.order = np.argsort(data.phase_range)
+        self.sorted_pr = data.phase_range[self.order]
+
+    def indices(self, step: int, rng: np.random.Generator) -> np.ndarray:
+        cap = strain_cap(step, self.start, self.top, self.ramp)
+        n_ok = max(self.batch, int(np.searchsorted(self.sorted_pr, cap, side="right")))
+        return self.order[rng.integers(0, min(n_ok, len(self.order)), size=self.batch)]
+
+
+def training_sample(data: PhaseSet, i: int, rng: np.random.Generator, counts_log10: tuple[float, float],
+                    augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair of sample ``i``: (log-normalised noisy intensity, its phase), both (S, S, S)."""
+    counts = noisy_input(data.expected[i], rng, counts_log10)
+    x = log_normalise(counts) if counts.max() > 0 else np.zeros_like(counts)
+    ph = data.phase[i].astype(np.float32)
+    if augment:
+        perm, flips = symmetry(rng)
+        x, ph = apply_symmetry(x, perm, flips), apply_symmetry(ph, perm, flips)
+    return x, ph
+
+
 def train_batches(data: PhaseSet, batch: int, rng: np.random.Generator, *, start_step: int = 0,
                   curriculum_start: float = 3 * PI, curriculum_steps: int = 0,
                   counts_log10: tuple[float, float] = (3.5, 8.0), augment: bool = True) -> Iterator:
     """Endless ``(x, y)`` batches: x (b, S, S, S, 1) log-normalised noisy intensity, y (b, S, S, S, 2)."""
     step = int(start_step)
-    top = float(data.phase_range.max()) + 1e-6
-    order = np.argsort(data.phase_range)
-    sorted_pr = data.phase_range[order]
+    cur = _Curriculum(data, batch, curriculum_start, curriculum_steps)
     while True:
-        cap = strain_cap(step, curriculum_start, top, curriculum_steps)
-        n_ok = max(batch, int(np.searchsorted(sorted_pr, cap, side="right")))
-        idx = order[rng.integers(0, min(n_ok, len(order)), size=batch)]
         xs, ys = [], []
-        for i in idx:
-            counts = noisy_input(data.expected[i], rng, counts_log10)
-            x = log_normalise(counts) if counts.max() > 0 else np.zeros_like(counts)
-            ph = data.phase[i].astype(np.float32)
-            if augment:
-                perm, flips = symmetry(rng)
-                x, ph = apply_symmetry(x, perm, flips), apply_symmetry(ph, perm, flips)
+        for i in cur.indices(step, rng):
+            x, ph = training_sample(data, i, rng, counts_log10, augment)
             xs.append(x)
             ys.append(ph)
         x = np.stack(xs)
         yield x[..., None], pack_targets(np.stack(ys), x)
         step += 1
+
+
+def _fill_sample(data: PhaseSet, i: int, rng: np.random.Generator, counts_log10: tuple[float, float],
+                 augment: bool, x_out: np.ndarray, y_out: np.ndarray) -> None:
+    x, ph = training_sample(data, i, rng, counts_log10, augment)
+    x_out[..., 0] = x
+    y_out[..., 0] = ph
+    y_out[..., 1] = x
+
+
+def parallel_train_batches(data: PhaseSet, batch: int, seed: int, *, threads: int, start_step: int = 0,
+                           curriculum_start: float = 3 * PI, curriculum_steps: int = 0,
+                           counts_log10: tuple[float, float] = (3.5, 8.0), augment: bool = True,
+                           prefetch: int | None = None) -> Iterator:
+    """The batches of :func:`train_batches`, made by ``threads`` threads ahead of the training step.
+
+    A GPU consumes a 64³ batch faster than one core makes it (Poisson noise, logarithm, symmetry: ~15 ms
+    per sample); numpy releases the GIL in all of these, so threads scale. Reproducible per step whatever
+    the number of threads: batch ``s`` draws its samples from ``default_rng([seed, s])`` and sample ``j``
+    its noise and symmetry from ``default_rng([seed, s, j])``, so a resumed run (``start_step``) continues
+    the same stream without an RNG state (a different stream from :func:`train_batches`'). ``prefetch``
+    batches are in the making at any time (default: enough to keep every thread busy).
+    """
+    threads = max(1, int(threads))
+    if int(seed) < 0:
+        raise BCDIError(f"seed {seed} must be a non-negative integer")
+    prefetch = int(prefetch or max(2, -(-2 * threads // batch) + 1))
+    cur = _Curriculum(data, batch, curriculum_start, curriculum_steps)
+    shape = (int(batch),) + (data.size,) * 3
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="phase-batches")
+    pending: deque = deque()
+
+    def submit(step: int) -> None:
+        idx = cur.indices(step, np.random.default_rng([int(seed), step]))
+        x = np.empty(shape + (1,), np.float32)
+        y = np.empty(shape + (2,), np.float32)
+        futs = [pool.submit(_fill_sample, data, int(i), np.random.default_rng([int(seed), step, j]),
+                            counts_log10, augment, x[j], y[j]) for j, i in enumerate(idx)]
+        pending.append((x, y, futs))
+
+    try:
+        step = int(start_step)
+        for s in range(step, step + prefetch):
+            submit(s)
+        while True:
+            x, y, futs = pending.popleft()
+            for f in futs:
+                f.result()
+            submit(step + prefetch)
+            step += 1
+            yield x, y
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def validation_batches(data: PhaseSet, batch: int) -> list:
@@ -209,13 +309,16 @@ def strain_bins(phase_range: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def held_out_metrics(model, batches: list, phase_range: np.ndarray) -> dict:
-    """WCA (numpy) of the predictions on the held-out batches, overall and per strain group."""
+    """WCA (numpy) of the predictions on the held-out batches, overall and per strain group.
+
+    ``val_loss`` is the same WCA (the training loss), so the fit loop needs no second pass."""
     vals = []
     for x, y in batches:
         pred = np.asarray(model.predict_on_batch(x))[..., 0]
         vals.append(wca_numpy(y[..., 0], pred, y[..., 1], per_sample=True))
     v = np.concatenate(vals)
     out = {"val_wca": float(v.mean())}
+    out["val_loss"] = out["val_wca"]
     for name, sel in strain_bins(phase_range[:len(v)]).items():
         if sel.any():
             out[f"val_wca_{name}"] = float(v[sel].mean())
@@ -223,17 +326,49 @@ def held_out_metrics(model, batches: list, phase_range: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- model I/O
-def export_model(model, path: str | Path, meta: dict) -> Path:
-    """Write the model (no optimizer) to ``path`` and its card ``path.with_suffix('.json')``, atomically."""
-    from ..core.io.atomic import atomic_path
+def with_precision(model, precision: str, *, float32_layers: Sequence[str] = ("phase",)):
+    """An uncompiled copy of a functional model whose layers compute in ``precision`` (weights copied).
+
+    ``"mixed_bfloat16"``: bfloat16 computations with float32 weights, except the layers named in
+    ``float32_layers`` (the output: the phase must not be rounded to 8 bits of mantissa before the loss).
+    ``"float32"`` turns a mixed-precision model back into a plain one: what is saved and shipped.
+    """
     from ._keras import keras
+
+    if precision not in PRECISIONS:
+        raise BCDIError(f"precision {precision!r} unknown: use one of {', '.join(PRECISIONS)}")
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer.get("class_name") == "InputLayer":
+            continue
+        name = "float32" if layer["config"].get("name") in float32_layers else precision
+        layer["config"]["dtype"] = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name},
+                                    "registered_name": None}
+    copy = keras().Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def build_model(arch: dict, precision: str = "float32"):
+    """:func:`.phase.build_phase_net` of ``arch`` computing in ``precision`` (see :func:`with_precision`)."""
+    from .phase import build_phase_net
+
+    model = build_phase_net(**arch)
+    return model if precision == "float32" else with_precision(model, precision)
+
+
+def export_model(model, path: str | Path, meta: dict) -> Path:
+    """Write the model (no optimizer) to ``path`` and its card ``path.with_suffix('.json')``, atomically.
+
+    The file is always plain float32 (a mixed-precision model is converted), so it loads and predicts the
+    same way on every backend and device."""
+    from ..core.io.atomic import atomic_path
     from .training import save_model_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # an uncompiled copy: the file holds no optimizer state and no reference to the loss function
-    bare = keras().Model.from_config(model.get_config())
-    bare.set_weights(model.get_weights())
+    # an uncompiled float32 copy: the file holds no optimizer state, no loss, no mixed-precision policy
+    bare = with_precision(model, "float32", float32_layers=())
     save_model_atomic(bare, path)
     with atomic_path(path.with_suffix(".json")) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True, default=float))
@@ -263,6 +398,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
       help="range of log10 photons at the maximum for the noise augmentation (default 3.5 8)")
     a("--init", default=None, metavar="MODEL.keras",
       help="start a new run from the weights of this model (same architecture; ignored when resuming)")
+    a("--widths", type=int, nargs="+", default=None, metavar="W",
+      help="channels of every level, full resolution first, the bottleneck last (sets the depth to their "
+           "number minus one; replaces --base/--depth/--growth)")
+    a("--precision", choices=PRECISIONS, default="float32",
+      help="compute precision; 'mixed_bfloat16' on a GPU (weights and the exported file stay float32)")
+    a("--time-budget", type=float, default=None, metavar="SECONDS",
+      help="train for this many seconds of training time (the cosine decay follows the time; --steps, if "
+           "given, still caps the run)")
+    a("--stop-by", type=float, default=None, metavar="UNIX_TIME",
+      help="stop training by this wall-clock time (seconds since 1970, validation included): the time "
+           "budget shrinks to fit")
+    a("--data-threads", type=int, default=0, metavar="N",
+      help="make the training batches on N threads ahead of the step (a GPU needs most cores; 0: in the "
+           "training loop, default; the random stream then differs)")
+    a("--load-threads", type=int, default=1, metavar="N", help="threads centring the phases at load time")
     return parser
 
 
@@ -299,29 +449,45 @@ def _total_steps(args: argparse.Namespace) -> int:
 def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
     """Run (or resume) a phase-network training from parsed arguments; return the fit loop's FitResult."""
     from ._keras import keras
-    from .phase import build_phase_net
-    from .training import cosine_schedule, fit, latest_checkpoint
+    from .training import cosine_schedule, fit, latest_checkpoint, time_cosine_schedule
     from .wca import wca_loss
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = _total_steps(args)
+    budget = getattr(args, "time_budget", None)
+    stop_by = getattr(args, "stop_by", None)
+    timed = budget is not None or stop_by is not None
+    if budget is not None and not budget > 0:
+        raise BCDIError(f"--time-budget {budget}: give a positive number of seconds")
+    # a timed run stops on its budget; --steps/--epochs, if given, still cap it
+    steps = _total_steps(args) if not timed or args.steps is not None or args.epochs is not None else 10**9
+    precision = getattr(args, "precision", None) or "float32"
+    if precision not in PRECISIONS:
+        raise BCDIError(f"--precision {precision!r} unknown: use one of {', '.join(PRECISIONS)}")
     val_dirs = [args.val] if isinstance(args.val, (str, Path)) else list(args.val)
     val_limit = getattr(args, "val_limit", None) or 96
+    load_threads = max(1, int(getattr(args, "load_threads", None) or 1))
     t0 = time.time()
-    train = PhaseSet(args.data, args.size, max_samples=getattr(args, "train_limit", None))
-    val = PhaseSet(val_dirs, args.size, max_samples=val_limit, keep_intensity=True, per_dir=True)
+    train = PhaseSet(args.data, args.size, max_samples=getattr(args, "train_limit", None), workers=load_threads)
+    val = PhaseSet(val_dirs, args.size, max_samples=val_limit, keep_intensity=True, per_dir=True,
+                   workers=load_threads)
     print(f"phase training: {len(train)} training samples, {len(val)} held-out, loaded in "
           f"{time.time() - t0:.0f} s", flush=True)
-    start_step = 0
+    start_step, start_elapsed = 0, 0.0
     ckpt = latest_checkpoint(out) if args.resume else None
     if ckpt is not None:
-        start_step = int(json.loads((ckpt / "state.json").read_text())["step"])
+        state = json.loads((ckpt / "state.json").read_text())
+        start_step, start_elapsed = int(state["step"]), float(state.get("elapsed_s", 0.0))
     rng = np.random.default_rng(args.seed)
     keras().utils.set_random_seed(args.seed)
-    arch = dict(size=args.size, base=args.base, depth=args.depth, growth=args.growth, stem=args.stem,
-                dilations=DEFAULT_ARCH["dilations"], n_dilated=DEFAULT_ARCH["n_dilated"])
-    model = build_phase_net(**arch)
+    arch = {"size": args.size, "base": args.base, "depth": args.depth, "growth": args.growth, "stem": args.stem,
+            "dilations": DEFAULT_ARCH["dilations"], "n_dilated": DEFAULT_ARCH["n_dilated"]}
+    if getattr(args, "widths", None):
+        if len(args.widths) < 2 or min(args.widths) < 1:
+            raise BCDIError(f"--widths {args.widths}: give at least 2 positive widths (levels and bottleneck)")
+        arch.update(widths=[int(w) for w in args.widths], depth=len(args.widths) - 1, base=int(args.widths[0]))
+        arch.pop("growth")
+    model = build_model(arch, precision)
     if ckpt is None and getattr(args, "init", None):
         init = keras().saving.load_model(str(args.init), compile=False)
         try:
@@ -329,14 +495,31 @@ def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
         except ValueError as err:
             raise BCDIError(f"--init {args.init}: its architecture differs from this run's ({err})") from None
         print(f"initialised from {args.init}", flush=True)
-    batches = train_batches(train, args.batch, rng, start_step=start_step,
-                            curriculum_start=args.curriculum_start * PI, curriculum_steps=args.curriculum_steps,
-                            counts_log10=tuple(args.counts_log10))
+    cur = {"start_step": start_step, "curriculum_start": args.curriculum_start * PI,
+           "curriculum_steps": args.curriculum_steps, "counts_log10": tuple(args.counts_log10)}
+    threads = int(getattr(args, "data_threads", None) or 0)
+    if threads > 0:
+        batches = parallel_train_batches(train, args.batch, args.seed, threads=threads, **cur)
+    else:
+        batches = train_batches(train, args.batch, rng, **cur)
     val_b = validation_batches(val, args.batch)
     command = "bcdi-dl train phase " + " ".join(_argv_of(args))
+    backend = keras().backend.backend()
     config = {"command": command, "arch": arch, "n_train": len(train), "n_val": len(val), "loss": "WCA",
-              "input": "core.reciprocal.log_normalise", "steps": steps,
+              "input": "core.reciprocal.log_normalise", "steps": steps, "backend": backend,
+              "precision": precision, "time_budget_s": budget,
               "oversampling_range": [float(np.nanmin(train.oversampling)), float(np.nanmax(train.oversampling))]}
+    max_seconds = budget
+    if stop_by is not None:  # a hard wall-clock limit for fit, and the decay spread over the time left
+        left = float(stop_by) - time.time()
+        if left <= 0:
+            raise BCDIError(f"--stop-by: the time is already past ({-left:.0f} s ago); give a later time")
+        max_seconds = start_elapsed + left if budget is None else min(budget, start_elapsed + left)
+        config["time_budget_s"] = max_seconds
+    if timed:
+        schedule = time_cosine_schedule(args.lr, max_seconds, warmup=args.warmup)
+    else:
+        schedule = cosine_schedule(args.lr, steps, warmup=args.warmup)
 
     def on_epoch(record: dict, m) -> None:
         if args.export and record.get("best"):
@@ -347,16 +530,21 @@ def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
                     "phase_range_trained": [0.0, float(train.phase_range.max())],
                     "step": record["step"],
                     "held_out": {k: v for k, v in record.items() if k.startswith("val_")},
-                    "n_train": len(train), "n_val": len(val),
-                    "trained": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command}
+                    "n_train": len(train), "n_val": len(val), "backend": backend, "precision": precision,
+                    "elapsed_s": record.get("elapsed_s"),
+                    "trained": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command,
+                    **(getattr(args, "card_extra", None) or {})}
             export_model(m, args.export, meta)
 
     patience = getattr(args, "patience", None) or None
-    return fit(model, wca_loss, batches, val_b, out, steps, steps_per_epoch=args.steps_per_epoch,
-               learning_rate=cosine_schedule(args.lr, steps, warmup=args.warmup), patience=patience,
-               checkpoint_every=getattr(args, "checkpoint_every", 50), resume=bool(args.resume), rng=rng,
-               metrics_fn=lambda m, vb: held_out_metrics(m, vb, val.phase_range),
-               on_epoch=on_epoch, config=config, progress=progress, cancel=cancel)
+    try:
+        return fit(model, wca_loss, batches, val_b, out, steps, steps_per_epoch=args.steps_per_epoch,
+                   learning_rate=schedule, patience=patience, max_seconds=max_seconds, stop_at=stop_by,
+                   checkpoint_every=getattr(args, "checkpoint_every", 50), resume=bool(args.resume), rng=rng,
+                   metrics_fn=lambda m, vb: held_out_metrics(m, vb, val.phase_range),
+                   on_epoch=on_epoch, config=config, progress=progress, cancel=cancel)
+    finally:
+        batches.close()  # stops the batch threads
 
 
 def train_phase(args: argparse.Namespace) -> int:
@@ -373,7 +561,8 @@ def train_phase(args: argparse.Namespace) -> int:
 def _argv_of(args: argparse.Namespace) -> list[str]:
     out = []
     for k, v in vars(args).items():
-        if k in ("func", "command", "model", "cancel", "quiet") or v is None or v is False:
+        skip = ("func", "command", "model", "cancel", "quiet", "card_extra", "stop_by")
+        if k in skip or v is None or v is False:
             continue
         flag = "--" + k.replace("_", "-")
         if v is True:

@@ -9,8 +9,12 @@ Names
     the detector-gap inpainting U-Net (32³ windows), ``weights/inpaint_unet32.keras``.
 ``"phase"``
     the reciprocal-space phase U-Net, ``weights/phase_unet32.keras`` (see ``models/dl_phasing.py``).
+``"phase64"``
+    a 64³ phase U-Net, ``weights/phase_unet64.keras``, trained on a GPU (``docs/gpu-training.md``); optional:
+    a version without the file says so. The DL pipeline takes the grid from the model's input shape.
 
-A name may also be a file stem in ``weights/`` (``"inpaint_unet32"``) or a path to a ``.keras`` file.
+A name may also be a file stem in ``weights/`` (``"inpaint_unet32"``, ``"phase_unet64"``) or a path to a
+``.keras`` file. :func:`available_models` lists the names whose files are there.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MODELS: dict[str, str] = {
     "inpaint": "inpaint_unet32.keras",
     "phase": "phase_unet32.keras",
+    "phase64": "phase_unet64.keras",
 }
+#: Names whose file may be absent from a version (trained when a GPU machine was there).
+OPTIONAL: frozenset[str] = frozenset({"phase64"})
 
 _cache: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
@@ -39,6 +46,9 @@ def model_path(name: str) -> Path:
     """The file of a model name (see the module docstring); BCDIError if it is not there."""
     if name in MODELS:
         path = WEIGHTS_DIR / MODELS[name]
+        if name in OPTIONAL and not path.is_file():
+            raise BCDIError(f"model {name!r} ({path.name}) is not in this version: train it on a GPU "
+                            "(docs/gpu-training.md) or use 'phase'")
     elif (WEIGHTS_DIR / f"{name}.keras").is_file():
         path = WEIGHTS_DIR / f"{name}.keras"
     else:
@@ -50,6 +60,16 @@ def model_path(name: str) -> Path:
         raise BCDIError(f"model file {path} is missing: reinstall napari-bcdi-dl, or train it with "
                         f"'bcdi-dl train' (docs/models.md)")
     return path
+
+
+def available_models() -> dict[str, Path]:
+    """Names (of :data:`MODELS`, then other file stems in ``weights/``) whose ``.keras`` file is there."""
+    out = {name: WEIGHTS_DIR / f for name, f in MODELS.items() if (WEIGHTS_DIR / f).is_file()}
+    shipped = set(out.values())
+    for path in sorted(WEIGHTS_DIR.glob("*.keras")):
+        if path not in shipped:
+            out[path.stem] = path
+    return out
 
 
 def model_card(name: str) -> dict | None:

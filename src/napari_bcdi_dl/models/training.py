@@ -59,7 +59,8 @@ class FitResult:
     step : the number of optimizer steps done (including those of resumed runs).
     best_val : the best validation loss seen (``inf`` if never evaluated).
     best_step : the step at which it was reached.
-    stopped : ``"steps"`` (budget reached), ``"early"`` (patience exhausted) or ``"cancelled"``.
+    stopped : ``"steps"`` (step budget reached), ``"time"`` (``max_seconds`` or ``stop_at`` reached),
+        ``"early"`` (patience exhausted) or ``"cancelled"``.
     history : the epoch records (also in ``log.json``).
     out_dir : the run folder.
     """
@@ -82,6 +83,32 @@ def cosine_schedule(lr: float, steps: int, warmup: int = 200, floor: float = 0.0
         return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
     return schedule
+
+
+def time_cosine_schedule(lr: float, seconds: float, warmup: int = 200,
+                         floor: float = 0.05) -> Callable[[int, float], float]:
+    """Linear warm-up for ``warmup`` steps, then cosine decay to ``floor · lr`` at ``seconds`` of training.
+
+    For a run with a wall-clock budget (``fit(max_seconds=...)``) rather than a step count: the decay
+    follows the training time :func:`fit` reports (``elapsed_s``, resumed runs included), so the rate
+    reaches its floor when the budget ends, whatever the speed of the machine. The returned callable has
+    ``timed = True``: :func:`fit` calls it as ``schedule(step, elapsed_s)``.
+    """
+    if not seconds > 0:
+        raise BCDIError(f"time budget {seconds} s must be positive")
+
+    def schedule(step: int, elapsed: float = 0.0) -> float:
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        t = min(1.0, max(0.0, elapsed) / seconds)
+        return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    schedule.timed = True  # type: ignore[attr-defined]
+    return schedule
+
+
+def _lr_at(schedule: Callable, step: int, elapsed: float) -> float:
+    return float(schedule(step, elapsed) if getattr(schedule, "timed", False) else schedule(step))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -218,6 +245,8 @@ def fit(
     checkpoint_seconds: float = 600.0,
     patience: int | None = 10,
     min_delta: float = 0.0,
+    max_seconds: float | None = None,
+    stop_at: float | None = None,
     resume: bool = False,
     rng: np.random.Generator | None = None,
     metrics_fn: MetricsFn | None = None,
@@ -240,12 +269,18 @@ def fit(
     out_dir : run folder (created).
     steps : total step budget, counted from the start of the run (a resumed run continues to ``steps``).
     steps_per_epoch : steps between validations / log records.
-    learning_rate : a float, or a schedule ``step -> lr`` (see :func:`cosine_schedule`).
+    learning_rate : a float, a schedule ``step -> lr`` (see :func:`cosine_schedule`), or a timed schedule
+        ``(step, elapsed_s) -> lr`` (see :func:`time_cosine_schedule`).
     optimizer : a Keras optimizer (default Adam).
     checkpoint_every, checkpoint_seconds : save a checkpoint every that many steps or seconds,
         whichever comes first; also at every epoch end and when stopping.
     patience : stop after that many validations without an improvement larger than ``min_delta``
         (None: never stop early).
+    max_seconds : stop (with a last validation and checkpoint) once the run's training time reaches this
+        many seconds (``elapsed_s``: optimizer steps and data, not validation or checkpoints; resumed runs
+        count their earlier time). None: no time limit.
+    stop_at : stop the same way once the wall clock (``time.time()``) reaches this, validation included: a
+        run that must end by a fixed time. None: no such limit.
     resume : continue from ``out_dir``'s latest checkpoint if there is one (else start fresh).
     rng : the Generator the data iterator draws from; its state is saved and restored.
     metrics_fn : ``metrics_fn(model, val_batches) -> dict`` of extra held-out metrics logged per epoch; when
@@ -263,7 +298,7 @@ def fit(
     log = log or (lambda line: print(line, flush=True))
     schedule = learning_rate if callable(learning_rate) else (lambda step, _lr=float(learning_rate): _lr)
     if optimizer is None:
-        optimizer = k.optimizers.Adam(learning_rate=float(schedule(0)))
+        optimizer = k.optimizers.Adam(learning_rate=_lr_at(schedule, 0, 0.0))
     model.compile(optimizer=optimizer, loss=loss_fn, jit_compile=jit_compile)
 
     step, best_val, best_step, bad_epochs, history, elapsed = 0, math.inf, 0, 0, [], 0.0
@@ -299,10 +334,10 @@ def fit(
     t_last = time.perf_counter()
     last_saved = step
     try:
-        while step < steps:
+        while step < steps and not _time_up(elapsed, max_seconds, stop_at):
             report(progress, cancel, step, steps)
             x, y = next(train_batches)
-            lr = float(schedule(step))
+            lr = _lr_at(schedule, step, elapsed)
             optimizer.learning_rate = lr
             loss = model.train_on_batch(x, y)
             loss = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
@@ -314,7 +349,8 @@ def fit(
             now = time.perf_counter()
             elapsed += now - t_last
             t_last = now
-            if step % steps_per_epoch == 0 or step == steps:
+            time_up = _time_up(elapsed, max_seconds, stop_at)
+            if step % steps_per_epoch == 0 or step == steps or time_up:
                 record = {"epoch": len(history) + 1, "step": step, "train_loss": float(np.mean(epoch_losses)),
                           "lr": lr, "epoch_s": round(now - t_epoch, 2), "elapsed_s": round(elapsed, 1)}
                 if val_batches is not None:
@@ -342,9 +378,15 @@ def fit(
                     stopped = "early"
                     log(f"early stop: no improvement for {patience} epochs (best {best_val:.5g} at {best_step})")
                     break
+                if time_up:
+                    stopped = "time"
+                    log(f"time budget reached at step {step} ({elapsed:.0f} s of training)")
+                    break
             elif step - last_saved >= checkpoint_every or time.monotonic() - t_ckpt >= checkpoint_seconds:
                 save_checkpoint(out, model, state_dict(), keep)
                 last_saved, t_ckpt = step, time.monotonic()
+        if stopped == "steps" and step < steps:  # the loop ended on the time limit
+            stopped = "time"
         report(progress, cancel, step, steps)
     except Cancelled:
         if step != last_saved:
@@ -356,6 +398,10 @@ def fit(
     save_model_atomic(model, out / "last.keras")
     return FitResult(step=step, best_val=best_val, best_step=best_step, stopped=stopped, history=history,
                      out_dir=out)
+
+
+def _time_up(elapsed: float, max_seconds: float | None, stop_at: float | None) -> bool:
+    return (max_seconds is not None and elapsed >= max_seconds) or (stop_at is not None and time.time() >= stop_at)
 
 
 def _fmt(v: Any) -> str:
