@@ -85,6 +85,8 @@ CONV_ROUTES = {
                    "support_method": "rms", "support_sigma": (2.0, 0.5), "select": "llk_free"},
     "hio-er-max": {"recipe": "HIO**400, ER**200", "runs": None, "support_threshold": 0.1,
                    "support_method": "max", "support_sigma": 1.0, "select": "llk_free"},
+    # σ of shrink-wrap reaches its final value at iteration 600 and stays (PyNX's smooth_width=(2, 0.5, 600))
+    "project-s600": {"runs": None, "support_sigma": (2.0, 0.5, 600), "select": "llk_free"},
 }
 
 
@@ -133,20 +135,22 @@ def _route_kwargs(route: str, args) -> dict:
     return kw
 
 
-def _project_defaults() -> str:
-    """The core defaults of ``phase`` (part of the cache key of the ``project`` route: they may change)."""
+def _effective(kw: dict) -> dict:
+    """The route's arguments with ``phase``'s defaults filled in: the cache key (a route whose effective
+    settings equal another's, e.g. ``project`` after a change of default, shares its cached results)."""
     import inspect
 
     sig = inspect.signature(phase)
-    keys = ("recipe", "support_threshold", "support_method", "support_sigma", "detwin")
-    return json.dumps({k: sig.parameters[k].default for k in keys}, default=str)
+    keys = ("recipe", "support_threshold", "support_method", "support_sigma", "detwin", "runs", "select")
+    out = {k: kw.get(k, sig.parameters[k].default) for k in keys}
+    out["support_sigma"] = list(out["support_sigma"]) if isinstance(out["support_sigma"], tuple) else out["support_sigma"]
+    return out
 
 
 def conventional(p, args, key: str, route: str = "project") -> dict:
     """A conventional route on a case (cached in ``--conv-cache``: it does not depend on the model)."""
     kw = _route_kwargs(route, args)
-    extra = _project_defaults() if route == "project" else ""
-    key = f"{key}|{args.size}|{args.seed}|{route}|{json.dumps(kw, default=str)}|{extra}"
+    key = f"{key}|{args.size}|{args.seed}|{json.dumps(_effective(kw), sort_keys=True)}"
     cached = _cache(args).get(key)
     if cached is not None:
         return cached
@@ -270,6 +274,22 @@ def real_pattern(path: Path, args, model, card, partial: dict) -> dict:
     return out
 
 
+def support_history(path: Path, args) -> None:
+    """One run of the first-round default and one of the current default on the measured pattern: support
+    size and LLK through the run (the schedule question of issue 17, item 2)."""
+    with np.load(path) as f:
+        data = np.asarray(f["data"], dtype=np.float32)
+    for route in ("legacy", "project", "project-s600"):
+        kw = {**_route_kwargs(route, args), "runs": 1}
+        rec = phase(data, seed=args.seed, **kw).best
+        h = rec.history
+        marks = [x for x in h if x["iteration"] in (1, 400, 1000, 1400) or x["algorithm"] == "final"]
+        er = [x for x in h if x["algorithm"] == "ER"]
+        print(f"{route:8s} {json.dumps(_effective(kw))}: support " +
+              " → ".join(f"{x['support_size']} (it {x['iteration']})" for x in marks) +
+              f"; final ER LLK {er[0]['llk']:.3g} → {rec.llk:.3g}, free LLK {rec.llk_free:.3g}", flush=True)
+
+
 def _agreement(objs) -> dict:
     errs, rmses, ok = [], [], []
     for (a, sa), (b, sb) in itertools.combinations(objs, 2):
@@ -349,7 +369,13 @@ def main() -> None:
     ap.add_argument("--conv-cache", default=str(REPO / "runs" / "phase" / "conventional_cache.json"),
                     help="conventional results per case (they do not depend on the model)")
     ap.add_argument("--only-conventional", action="store_true", help="fill the cache, no model")
+    ap.add_argument("--support-history", action="store_true",
+                    help="only: support size and LLK through one run of the first-round and current default "
+                         "on the measured pattern")
     args = ap.parse_args()
+    if args.support_history:
+        support_history(Path(args.real), args)
+        return
     model, card = (None, {}) if args.only_conventional else load_phase_model(args.model)
     print(f"# DL phasing quality — model {card.get('name')} (step {card.get('step')}), {args.size}³, "
           f"{platform.node()}, {os.cpu_count()} cores", flush=True)

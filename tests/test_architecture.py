@@ -2,10 +2,11 @@
 
 1. ``core/`` imports no GUI (qtpy, PyQt, PySide, napari, magicgui, superqt, vispy) and no ML framework
    (tensorflow, keras, torch, jax), at module level or inside functions.
-2. ``models/`` imports no GUI.
+2. ``models/`` and ``pipeline/`` import no GUI.
 3. Only ``models/_keras.py`` imports keras or tensorflow; everyone else goes through its ``keras()``.
-4. Imports only go down: core < models < widgets, cli and the npe2 entry points (``_reader``...).
-5. The package ``__init__`` imports nothing of the package; no import circle at module level.
+4. Imports only go down: core < models < pipeline < widgets, cli and the npe2 entry points (``_reader``...).
+5. ``pipeline/`` imports ``models`` inside functions only (TensorFlow loads when a DL step runs).
+6. The package ``__init__`` imports nothing of the package; no import circle at module level.
 """
 
 from __future__ import annotations
@@ -111,11 +112,11 @@ def _root(name: str) -> str:
 
 
 def _floor(module: str) -> int:
-    """1 core, 2 models, 3 widgets / cli / npe2 entry points, 0 the package itself."""
+    """1 core, 2 models, 3 pipeline, 4 widgets / cli / npe2 entry points, 0 the package itself."""
     parts = module.split(".")
     if len(parts) == 1:
         return 0
-    return {"core": 1, "models": 2}.get(parts[1], 3)
+    return {"core": 1, "models": 2, "pipeline": 3}.get(parts[1], 4)
 
 
 def _in(module: str, sub: str) -> bool:
@@ -133,9 +134,17 @@ def test_core_imports_no_gui_and_no_ml_framework():
     assert not bad, "core/ is numpy/scipy only:\n" + "\n".join(bad)
 
 
-def test_models_import_no_gui():
-    bad = [str(i) for i in ALL_IMPORTS if _in(i.module, "models") and _root(i.target) in GUI]
-    assert not bad, "models/ imports no Qt/napari/magicgui:\n" + "\n".join(bad)
+def test_models_and_pipeline_import_no_gui():
+    bad = [str(i) for i in ALL_IMPORTS
+           if (_in(i.module, "models") or _in(i.module, "pipeline")) and _root(i.target) in GUI]
+    assert not bad, "models/ and pipeline/ import no Qt/napari/magicgui:\n" + "\n".join(bad)
+
+
+def test_pipeline_imports_models_inside_functions_only():
+    assert any(_in(m, "pipeline") for m in MODULES), "the scan must see the pipeline package"
+    bad = [str(i) for i in ALL_IMPORTS
+           if _in(i.module, "pipeline") and i.top_level and _in(i.target, "models")]
+    assert not bad, "pipeline/ imports models lazily (inside functions):\n" + "\n".join(bad)
 
 
 def test_only_the_keras_door_imports_keras_or_tensorflow():
@@ -184,7 +193,7 @@ def test_imports_only_go_down():
         src, dst = _floor(i.module), _floor(i.target)
         if src and dst > src:
             bad.append(f"{i}: floor {src} -> floor {dst}")
-    assert not bad, "imports only go down (core < models < widgets/cli):\n" + "\n".join(bad)
+    assert not bad, "imports only go down (core < models < pipeline < widgets/cli):\n" + "\n".join(bad)
 
 
 def test_package_init_stays_light():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from napari_bcdi_dl.core.types import Reconstruction
 
 AU = 0.4078
 G111 = 2 * np.pi * np.sqrt(3) / AU
-KEYS = {"modulus", "phase", "displacement", "strain", "support", "voxel_size"}
+KEYS = {"amplitude", "phase", "displacement", "het_strain", "support", "voxel_size", "meta_json"}  # cdiutils-like
 
 
 def _linear_strain_object(n: int = 32, eps0: float = 3e-3, voxel: float = 2.0):
@@ -42,10 +44,18 @@ def test_strain_cli_writes_the_keys_and_the_right_strain(result_file, tmp_path, 
     with np.load(out) as f:
         assert KEYS <= set(f.files)
         s = f["support"].astype(bool)
-        assert f["support"].dtype == np.uint8 and f["strain"].dtype == np.float32
+        assert f["support"].dtype == np.uint8
+        for key in ("amplitude", "phase", "displacement", "het_strain"):
+            assert f[key].dtype == np.float32, key
         np.testing.assert_allclose(f["voxel_size"], [2.0, 2.0, 2.0])
-        np.testing.assert_allclose(f["strain"][s], 3e-3, rtol=1e-4)
+        np.testing.assert_allclose(f["het_strain"][s], 3e-3, rtol=1e-4)
+        # strain and phase outside the support are NaN, as cdiutils writes them
+        for key in ("phase", "displacement", "het_strain"):
+            assert np.isnan(f[key][~s]).all() and np.isfinite(f[key][s]).all(), key
         assert str(f["frame"]) == "array"
+        assert '"method": "conventional"' in str(f["meta_json"])
+    with zipfile.ZipFile(out) as z:  # compressed members
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
     captured = capsys.readouterr()
     assert "array frame" in captured.out and "G direction unknown" in captured.err
 
@@ -70,7 +80,7 @@ def test_strain_cli_with_geometry_goes_to_the_lab_frame(result_file, tmp_path, c
                  "55e-6", "55e-6", "--rocking-step", "0.01", "--delta", "34", "--eta", "17", "--hkl", "1", "1",
                  "1", "--lattice", str(AU), "--frame", "detector"]) == 0
     with np.load(out2) as f:
-        assert str(f["frame"]) == "detector" and f["strain"].shape == (32, 32, 32)
+        assert str(f["frame"]) == "detector" and f["het_strain"].shape == (32, 32, 32)
 
 
 def test_strain_cli_errors(result_file, tmp_path, capsys):
@@ -87,3 +97,34 @@ def test_strain_cli_errors(result_file, tmp_path, capsys):
     assert main(["strain", str(result_file), "--out", str(tmp_path / "o.npz"), "--pixel", "1", "2", "3"]) == 2
     assert "--pixel" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.parametrize("given, missing", [
+    (["--energy", "9"], ["--distance", "--pixel", "--rocking-step"]),
+    (["--energy", "9", "--distance", "0.5", "--pixel", "55e-6"], ["--rocking-step"]),
+])
+def test_strain_cli_refuses_a_partial_geometry(result_file, tmp_path, capsys, given, missing):
+    out = tmp_path / "partial.npz"
+    status = main(["strain", str(result_file), "--out", str(out), "--hkl", "1", "1", "1", "--lattice", str(AU),
+                   *given])
+    assert status == 2 and not out.exists()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("bcdi-dl strain: error: partial geometry"), lines
+    for name in missing:
+        assert name in lines[0]
+
+
+def test_strain_cli_hkl_needs_the_lattice(result_file, tmp_path, capsys):
+    assert main(["strain", str(result_file), "--out", str(tmp_path / "o.npz"), "--hkl", "1", "1", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--hkl given but --lattice missing" in err
+
+
+def test_strain_cli_warns_when_the_angles_disagree_with_hkl(result_file, tmp_path, capsys):
+    out = tmp_path / "warn.npz"
+    # 111 of gold at 9 keV is at 2θ = 34.02°: a delta of 39° is another reflection or a wrong energy
+    assert main(["strain", str(result_file), "--out", str(out), "--energy", "9", "--distance", "0.5", "--pixel",
+                 "55e-6", "--rocking-step", "0.01", "--delta", "39", "--hkl", "1", "1", "1", "--lattice",
+                 str(AU)]) == 0
+    warning = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(warning) == 1 and "39.000°" in warning[0] and "34.0" in warning[0], warning

@@ -82,10 +82,43 @@ def test_cli_registers_demo():
 def test_demo_without_a_display_says_so(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     proc = subprocess.run([sys.executable, "-m", "napari_bcdi_dl.cli", "demo"], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+                          text=True, timeout=120, cwd=tmp_path, check=False)
     if not sys.platform.startswith("linux"):
         pytest.skip("display check is for Linux")
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("bcdi-dl demo: error: no display"), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_first_impression(make_napari_viewer, qtbot):
+    """Physical units without napari's unit warning, the first step's dock in front with readable tab titles,
+    a labelled rocking axis, an oblique 3D camera."""
+    from napari.utils.notifications import notification_manager
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QTabBar
+
+    from napari_bcdi_dl.widgets._layers import OBLIQUE_ANGLES, viewer_camera
+
+    start = len(notification_manager.records)
+    viewer = make_napari_viewer(show=True)
+    opened = open_demo(viewer)
+    qtbot.wait(500)  # the canvas draws (napari checks the units of the layers when it draws)
+    data, mask = opened["layers"]
+    assert str(data.units[0]) == str(mask.units[0]) == "1 / nanometer"
+    assert tuple(mask.scale) == tuple(data.scale) and 0.001 < data.scale[0] < 0.01  # reciprocal step, 1/nm
+    meta = data.metadata["bcdi"]
+    assert meta["geometry"].energy_kev == 9.0 and meta["geometry"].hkl == (1, 1, 1)
+    assert all(8 < v < 15 for v in meta["voxel_size_nm"]), "real-space voxel ~12 nm"
+    messages = [n.message for n in notification_manager.records[start:]]
+    assert not [m for m in messages if "units" in m.lower()], messages
+    assert viewer.dims.axis_labels[0].startswith("rocking")
+    bars = [b for b in viewer.window._qt_window.findChildren(QTabBar)
+            if b.isVisible() and any("Results" in b.tabText(i) for i in range(b.count()))]
+    assert bars, "the docks are tabbed"
+    bar = bars[0]
+    # the widget names, "&&" drawing one "&"
+    assert [bar.tabText(i) for i in range(bar.count())] == [n.replace("&", "&&") for n in widget_names()]
+    assert bar.tabText(bar.currentIndex()) == "Data && mask" and bar.elideMode() == Qt.ElideNone
+    viewer.dims.ndisplay = 3
+    assert tuple(viewer_camera(viewer).angles) == pytest.approx(OBLIQUE_ANGLES)

@@ -287,6 +287,8 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
     expected |= {f"{o} results {k}" for o in ("conv", "dl") for k in ("modulus", "phase", "strain")}
     expected |= {f"compare {conv_base} phase", f"compare {dl_base} phase",
                  f"compare {conv_base} − {dl_base} phase diff"}
+    expected |= {f"{o} results surface" for o in ("conv", "dl")}
+    expected |= {f"compare {conv_base} surface", f"compare {dl_base} surface"}
     assert set(_names(viewer)) == expected, sorted(set(_names(viewer)) ^ expected)
 
     print("\nend-to-end timings: " + "; ".join(f"{k} {v * 1000:.0f} ms" if k.endswith(" s") else f"{k} {v}"

@@ -72,7 +72,8 @@ def test_postprocess_adds_scaled_masked_layers(viewer_widget, qtbot, sim, notes)
     wait(qtbot, w.process())
     assert not _errors(notes)
     names = [lay.name for lay in viewer.layers]
-    assert names == ["sim modulus", "sim results modulus", "sim results phase", "sim results strain"]
+    assert names == ["sim modulus", "sim results modulus", "sim results phase", "sim results strain",
+                     "sim results surface"]
     mod, phase, strain = (viewer.layers[f"sim results {k}"] for k in ("modulus", "phase", "strain"))
     for lay in (mod, phase, strain):
         assert tuple(lay.scale) == pytest.approx(VOXEL)
@@ -80,7 +81,7 @@ def test_postprocess_adds_scaled_masked_layers(viewer_widget, qtbot, sim, notes)
     assert mod.rendering == "iso" and mod.colormap.name == "gray"
     assert phase.colormap.name == "twilight"
     assert tuple(phase.contrast_limits) == pytest.approx((-np.pi, np.pi))
-    assert strain.colormap.name == "PiYG"
+    assert strain.colormap.name == "coolwarm"
     lo, hi = strain.contrast_limits
     assert lo == pytest.approx(-hi) and hi > 0
     s = w.result.support != 0
@@ -96,7 +97,7 @@ def test_postprocess_adds_scaled_masked_layers(viewer_widget, qtbot, sim, notes)
     np.testing.assert_array_equal(layer.data, np.abs(obj0))
     # a second run replaces the layers, it does not add new ones
     wait(qtbot, w.process())
-    assert len(viewer.layers) == 4
+    assert len(viewer.layers) == 5
 
 
 def test_compare_truth_with_its_shifted_phase_offset_twin(viewer_widget, qtbot, sim, notes):
@@ -155,8 +156,11 @@ def test_file_source_and_exports(viewer_widget, qtbot, sim, tmp_path, notes):
         wait(qtbot, getattr(w, f"export_{fmt}")(tmp_path / f"out.{fmt}"))
     assert not _errors(notes)
     with np.load(tmp_path / "out.npz") as f:
-        np.testing.assert_array_equal(f["het_strain"], w.result.strain)
+        inside = w.result.support != 0
+        np.testing.assert_array_equal(f["het_strain"], np.where(inside, w.result.strain, np.nan))
+        assert np.isnan(f["phase"][~inside]).all() and f["het_strain"].dtype == np.float32
         np.testing.assert_allclose(f["voxel_size"], VOXEL)
+        assert '"method": "pynx"' in str(f["meta_json"])
     back = io.read(tmp_path / "out.cxi")
     np.testing.assert_allclose(back.data, sim.obj, rtol=1e-6)
     assert (tmp_path / "out.vti").read_text().startswith("<?xml")

@@ -5,6 +5,11 @@ without touching this file. The data are the sample ``strained_particle_with_gap
 made, the measured pattern ``cdinn_exp_crop64.npz`` of a development checkout (``../shared/data`` or
 ``$BCDI_SHARED_DATA``), else a tiny pattern computed here (32³, a strained cube with a gap).
 :func:`open_demo` does everything but start the event loop (tests call it with their own viewer).
+
+First impression (:func:`tidy_docks`, :func:`oblique_3d`): the docks are tabbed under their short names,
+tab titles are never elided (and "Data & mask" keeps its "&"), the first step's dock (*Data & mask*) is the
+one in front, the rocking-axis slider is labelled (the sample's layers carry the axis labels), and the 3D
+view starts at an oblique angle rather than looking straight down the rocking axis.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ PLUGIN = "napari-bcdi-dl"
 SAMPLE = "strained_particle_with_gap"
 REAL_PATTERN = "cdinn_exp_crop64.npz"
 TINY_NAME = "tiny built-in pattern"
+AXIS_LABELS = ("rocking", "detector row", "detector col")
 
 
 def register(subparsers) -> None:
@@ -93,7 +99,56 @@ def open_demo(viewer, *, sample: bool = True, sample_key: str = SAMPLE,
     source = None
     if sample:
         layers, source = load_demo_data(viewer, sample_key=sample_key, real_pattern=real_pattern)
+    try:
+        tidy_docks(viewer, widgets)
+        oblique_3d(viewer)
+    except Exception:  # cosmetics must never keep the demo from opening
+        log.debug("could not tidy the docks", exc_info=True)
     return {"widgets": widgets, "layers": layers, "source": source}
+
+
+def _dock_of(widget):
+    from qtpy.QtWidgets import QDockWidget
+
+    w = widget
+    while w is not None and not isinstance(w, QDockWidget):
+        w = w.parentWidget()
+    return w
+
+
+def tidy_docks(viewer, widgets: dict) -> None:
+    """Tab titles that read: the widget names (``&`` escaped, never elided); the first dock in front."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication, QTabBar
+
+    docks = [(name, _dock_of(w)) for name, w in widgets.items()]
+    for name, dock in docks:
+        if dock is not None:
+            dock.setWindowTitle(name.replace("&", "&&"))  # a tab title treats "&" as a shortcut marker
+    QApplication.processEvents()
+    for bar in viewer.window._qt_window.findChildren(QTabBar):
+        bar.setElideMode(Qt.ElideNone)
+        bar.setUsesScrollButtons(True)
+        bar.setExpanding(False)
+    if docks and docks[0][1] is not None:
+        docks[0][1].show()
+        docks[0][1].raise_()
+
+
+def oblique_3d(viewer, angles=None) -> None:
+    """Whenever the view goes 3D with the camera straight along an axis (napari's default), turn it to an
+    oblique angle (``widgets._layers.OBLIQUE_ANGLES``)."""
+    from ..widgets._layers import OBLIQUE_ANGLES, viewer_camera
+
+    angles = tuple(OBLIQUE_ANGLES if angles is None else angles)
+
+    def on_ndisplay(event=None) -> None:
+        cam = viewer_camera(viewer)
+        if viewer.dims.ndisplay == 3 and all(abs(a) < 1e-9 for a in cam.angles):
+            cam.angles = angles
+
+    viewer.dims.events.ndisplay.connect(on_ndisplay)
+    on_ndisplay()
 
 
 def load_demo_data(viewer, *, sample_key: str = SAMPLE,
@@ -103,7 +158,7 @@ def load_demo_data(viewer, *, sample_key: str = SAMPLE,
         layers = viewer.open_sample(PLUGIN, sample_key)
         if layers:
             return list(layers), f"sample '{sample_key}'"
-    except Exception as err:  # fall back to other data
+    except Exception as err:  # noqa: BLE001 - any failure: fall back to other data
         log.warning("sample %s unavailable (%s: %s); falling back", sample_key, type(err).__name__, err)
     path = real_pattern if real_pattern is not None else find_real_pattern()
     if path is not None and Path(path).is_file():
@@ -111,11 +166,11 @@ def load_demo_data(viewer, *, sample_key: str = SAMPLE,
             layers = viewer.open(str(path), plugin=PLUGIN)
             if layers and any(getattr(layer, "data", None) is not None for layer in layers):
                 return list(layers), str(path)
-        except Exception as err:  # the tiny pattern below always works
+        except Exception as err:  # noqa: BLE001 - the tiny pattern below always works
             log.warning("could not open %s (%s: %s)", path, type(err).__name__, err)
     data = tiny_pattern()
     layer = viewer.add_image(data, name=TINY_NAME, colormap="magma", gamma=0.2,
-                             contrast_limits=(0.0, float(data.max())), rendering="mip",
+                             contrast_limits=(0.0, float(data.max())), rendering="mip", axis_labels=AXIS_LABELS,
                              metadata={"bcdi": {"kind": "intensity", "simulated": True}})
     return [layer], TINY_NAME
 

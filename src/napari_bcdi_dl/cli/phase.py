@@ -65,9 +65,15 @@ def register(subparsers) -> None:
     c.add_argument(
         "--support-threshold",
         type=float,
-        default=0.25,
+        default=0.1,
         metavar="T",
-        help="shrink-wrap threshold, relative to the rms of the smoothed modulus (default 0.25)",
+        help="shrink-wrap threshold, relative to the --support-method of the smoothed modulus (default 0.1)",
+    )
+    c.add_argument(
+        "--support-method",
+        choices=("max", "rms", "average"),
+        default="max",
+        help="what the threshold is relative to, inside the support (default max; PyNX's default is rms 0.25)",
     )
     c.add_argument(
         "--select",
@@ -92,9 +98,9 @@ def register(subparsers) -> None:
     d.add_argument(
         "--candidates",
         type=int,
-        default=2,
+        default=None,
         metavar="N",
-        help="predicted candidates (input flips) refined; the best by free LLK is kept (default 2, max 8)",
+        help="predicted candidates (input flips) refined; the best by free LLK is kept (default 4, max 8)",
     )
     d.add_argument(
         "--refine-iter",
@@ -151,7 +157,7 @@ def _check_dl_args(args: argparse.Namespace) -> None:
         raise BCDIError(f"--refine-iter must be >= 0, got {args.refine_iter}")
     if args.refine is not None and args.refine_iter is not None:
         raise BCDIError("give --refine or --refine-iter, not both")
-    if not 1 <= args.candidates <= 8:
+    if args.candidates is not None and not 1 <= args.candidates <= 8:
         raise BCDIError(f"--candidates must be 1 to 8 (the input flips tried), got {args.candidates}")
     if args.refine is not None:
         from ..core.phasing.refine import refine_steps
@@ -191,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
                 runs=args.runs,
                 seed=args.seed,
                 support_threshold=args.support_threshold,
+                support_method=args.support_method,
                 select=args.select,
                 backend=args.backend,
                 progress=progress,

@@ -2,9 +2,19 @@
 
 Reads any reconstruction :func:`napari_bcdi_dl.core.io.read` understands (``bcdi-dl phase`` npz/cxi, PyNX
 results), completes its geometry with the options given, runs :func:`napari_bcdi_dl.core.postprocess.postprocess`
-and writes OUT.npz (atomically) with the keys ``modulus``, ``phase``, ``displacement``, ``strain``,
-``support``, ``voxel_size`` (nm, z y x), plus ``g_direction``, ``g_norm`` (1/nm, NaN if unknown) and
-``frame`` (``lab``, ``detector`` or ``array``). Assumptions made on the way are printed as notes on stderr.
+and writes OUT.npz atomically and compressed (:func:`napari_bcdi_dl.core.export.export_npz_cdiutils`) with
+the cdiutils-like keys ``amplitude``, ``phase``, ``displacement``, ``het_strain`` (float32; phase,
+displacement and strain NaN outside the support), ``support`` (uint8), ``voxel_size`` (nm, z y x), plus
+``g_direction``, ``g_norm`` (1/nm, NaN if unknown), ``frame`` (``lab``, ``detector`` or ``array``), ``twin``,
+``ramp``, ``offset`` and ``meta_json`` (the provenance: input, method, recipe, LLK, geometry, history).
+
+The geometry cannot be silently wrong: a partial setup (say ``--energy`` alone, or a file that carries only
+some of energy, distance, pixel size and rocking step) is refused in one line naming what is missing
+(:func:`napari_bcdi_dl.core.geometry_checks.check_geometry`; with a partial geometry in the file only,
+``--voxel-size`` chooses voxel units instead), and detector angles whose 2θ disagrees with the 2θ of
+``--hkl``, the energy and ``--lattice`` give a warning with both values. Assumptions made on the way are
+printed as notes on stderr. :func:`add_geometry_arguments` and :func:`resolve_geometry` are shared with
+``bcdi-dl report``.
 """
 
 from __future__ import annotations
@@ -15,6 +25,11 @@ import sys
 
 from ..core.errors import BCDIError
 from ..core.types import Geometry
+
+#: how the command line names the geometry values in its messages
+CLI_LABELS = {"energy_kev": "--energy", "distance_m": "--distance", "pixel_size_m": "--pixel",
+              "rocking_step_deg": "--rocking-step", "hkl": "--hkl", "lattice_nm": "--lattice", "delta": "--delta",
+              "nu": "--nu"}
 
 
 def register(subparsers) -> None:
@@ -31,17 +46,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("result", metavar="RESULT", help="reconstruction file (.npz with obj/support, .cxi, .h5)")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="output .npz file")
-    g = p.add_argument_group("geometry (overrides what RESULT holds)")
-    g.add_argument("--energy", type=float, metavar="keV", help="X-ray energy in keV")
-    g.add_argument("--distance", type=float, metavar="m", help="sample-detector distance in m")
-    g.add_argument("--pixel", type=float, nargs="+", metavar="m", help="pixel size in m (one value, or rows cols)")
-    g.add_argument("--rocking-step", type=float, metavar="deg", help="rocking-curve step in degrees")
-    g.add_argument("--rocking-motor", choices=("eta", "phi"), help="rocking motor (default: from RESULT, else eta)")
-    for name in ("delta", "nu", "eta", "phi"):
-        g.add_argument(f"--{name}", type=float, metavar="deg", help=f"diffractometer {name} in degrees")
-    g.add_argument("--hkl", type=int, nargs=3, metavar=("H", "K", "L"), help="Bragg reflection")
-    g.add_argument("--lattice", type=float, metavar="nm", help="cubic lattice parameter in nm (Au: 0.4078)")
-    g.add_argument("--voxel-size", type=float, nargs="+", metavar="nm", help="voxel size when no geometry is given")
+    add_geometry_arguments(p)
     o = p.add_argument_group("processing")
     o.add_argument(
         "--frame", choices=("lab", "detector"), default=None,
@@ -56,6 +61,48 @@ def register(subparsers) -> None:
     o.add_argument("--crop", type=int, metavar="N", help="crop to the support plus N voxels")
     o.add_argument("--phase-sign", type=int, choices=(1, -1), default=1, help="-1 when the phase is -G.u")
     p.set_defaults(func=run)
+
+
+def add_geometry_arguments(p: argparse.ArgumentParser) -> None:
+    """The geometry options (energy, distance, pixel, rocking step, angles, hkl, lattice, voxel size)."""
+    g = p.add_argument_group("geometry (overrides what RESULT holds; all of energy, distance, pixel and rocking "
+                             "step, or none)")
+    g.add_argument("--energy", type=float, metavar="keV", help="X-ray energy in keV")
+    g.add_argument("--distance", type=float, metavar="m", help="sample-detector distance in m")
+    g.add_argument("--pixel", type=float, nargs="+", metavar="m", help="pixel size in m (one value, or rows cols)")
+    g.add_argument("--rocking-step", type=float, metavar="deg", help="rocking-curve step in degrees")
+    g.add_argument("--rocking-motor", choices=("eta", "phi"), help="rocking motor (default: from RESULT, else eta)")
+    for name in ("delta", "nu", "eta", "phi"):
+        g.add_argument(f"--{name}", type=float, metavar="deg", help=f"diffractometer {name} in degrees")
+    g.add_argument("--hkl", type=int, nargs=3, metavar=("H", "K", "L"), help="Bragg reflection")
+    g.add_argument("--lattice", type=float, metavar="nm", help="cubic lattice parameter in nm (Au: 0.4078)")
+    g.add_argument("--voxel-size", type=float, nargs="+", metavar="nm", help="voxel size when no geometry is given")
+
+
+def resolve_geometry(base: Geometry | None, args: argparse.Namespace, shape) -> tuple:
+    """The geometry to post-process with, from RESULT's and the options; refuses a partial one.
+
+    Returns
+    -------
+    (geometry, voxel size or None, notes, warnings): post-process with the geometry when its setup is known
+    (``core.geometry_checks.setup_known``), else with the voxel size (or voxel units) and its hkl/lattice.
+    """
+    from ..core.geometry_checks import angle_warnings, check_geometry, is_complete, setup_known
+
+    geom = _geometry(base or Geometry(), args)
+    voxel = None
+    if args.voxel_size is not None:
+        if len(args.voxel_size) not in (1, 3):
+            raise BCDIError(f"--voxel-size takes one or three values (z y x) in nm, got {len(args.voxel_size)}")
+        voxel = tuple(args.voxel_size) * (3 if len(args.voxel_size) == 1 else 1)
+    notes: list = []
+    given = any(getattr(args, a) is not None for a in ("energy", "distance", "pixel", "rocking_step"))
+    if not given and voxel is not None and setup_known(geom) and not is_complete(geom):
+        notes.append(f"{args.result}'s partial geometry ({', '.join(setup_known(geom))}) not used: --voxel-size given")
+        geom = dataclasses.replace(geom, energy_kev=None, distance_m=None, pixel_size_m=None, rocking_step_deg=None)
+    check_geometry(geom, labels=CLI_LABELS)
+    warnings = angle_warnings(geom, shape) if is_complete(geom) else []
+    return geom, voxel, notes, warnings
 
 
 def _geometry(base: Geometry, args: argparse.Namespace) -> Geometry:
@@ -84,15 +131,21 @@ def _geometry(base: Geometry, args: argparse.Namespace) -> Geometry:
     return geom
 
 
-def _knows_setup(geom: Geometry) -> bool:
-    return any(
-        v is not None for v in (geom.energy_kev, geom.distance_m, geom.pixel_size_m, geom.rocking_step_deg)
-    )
+def provenance(rec, geometry: Geometry | None, source: str) -> dict:
+    """What the strain file and the report say of where a result comes from."""
+    from ..core.report import default_provenance
+
+    prov = default_provenance(source=source, method=rec.method, recipe=(rec.meta or {}).get("recipe"),
+                              geometry=geometry, llk=rec.llk, llk_free=rec.llk_free)
+    prov["history"] = list(rec.history or [])
+    return prov
 
 
 def run(args: argparse.Namespace) -> int:
     """Read RESULT, post-process, write OUT.npz."""
-    from ..core.io import read, write_npz
+    from ..core.export import export_npz_cdiutils
+    from ..core.geometry_checks import setup_known
+    from ..core.io import read, reconstruction_from
     from ..core.postprocess import postprocess
     from ._progress import progress_bar
 
@@ -103,18 +156,14 @@ def run(args: argparse.Namespace) -> int:
         raise BCDIError(
             f"{args.result} holds a diffraction pattern, not a reconstruction: run 'bcdi-dl phase' on it first"
         )
-    geom = _geometry(loaded.geometry or Geometry(), args)
-    voxel = None
-    if args.voxel_size is not None:
-        if len(args.voxel_size) not in (1, 3):
-            raise BCDIError(f"--voxel-size takes one or three values (z y x) in nm, got {len(args.voxel_size)}")
-        voxel = tuple(args.voxel_size) * (3 if len(args.voxel_size) == 1 else 1)
-    use_geometry = _knows_setup(geom)
+    geom, voxel, notes, warnings = resolve_geometry(loaded.geometry, args, loaded.data.shape)
+    for w in warnings:
+        print(f"bcdi-dl strain: warning: {w}", file=sys.stderr)
     with progress_bar("strain", unit="step") as bar:
         result = postprocess(
             loaded.data,
             loaded.support,
-            geom if use_geometry else None,
+            geom if setup_known(geom) else None,
             hkl=geom.hkl,
             lattice_nm=geom.lattice_nm,
             voxel_size_nm=voxel,
@@ -129,8 +178,10 @@ def run(args: argparse.Namespace) -> int:
             phase_sign=args.phase_sign,
             progress=bar,
         )
-    out = write_npz(args.out, protect=[args.result], **result.arrays())
-    for note in result.notes:
+    rec = reconstruction_from(loaded)
+    out = export_npz_cdiutils(args.out, result, protect=[args.result],
+                              provenance=provenance(rec, geom, str(args.result)))
+    for note in notes + result.notes:
         print(f"bcdi-dl strain: note: {note}", file=sys.stderr)
     vs = ", ".join(f"{v:.3g}" for v in result.voxel_size)
     print(f"{out}: {result.frame} frame, voxel ({vs}) nm, {int(result.support.sum())} voxels in the support")

@@ -163,13 +163,13 @@ def _default_support(obj: np.ndarray, threshold: float) -> np.ndarray:
 def _shift(array: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Circular shift by a possibly fractional vector (exact roll for integers, Fourier shift otherwise)."""
     if np.allclose(shift, np.round(shift), atol=1e-9):
-        return np.roll(array, tuple(int(round(s)) for s in shift), axis=(0, 1, 2))
+        return np.roll(array, tuple(round(s) for s in shift), axis=(0, 1, 2))
     return np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(array), shift))
 
 
 def _shift_support(support: np.ndarray, shift: np.ndarray) -> np.ndarray:
     if np.allclose(shift, np.round(shift), atol=1e-9):
-        return np.roll(support, tuple(int(round(s)) for s in shift), axis=(0, 1, 2))
+        return np.roll(support, tuple(round(s) for s in shift), axis=(0, 1, 2))
     return ndimage.shift(support.astype(np.float32), shift, order=1, mode="grid-wrap") >= 0.5
 
 
@@ -297,6 +297,13 @@ def compare(
     was used), ``shift`` (z, y, x voxels applied to ``b``, or to its twin when ``twin``), ``phase_offset``
     (rad, arg γ), ``scale`` (|γ|), ``n_core`` (voxels in the core).
     """
+    return _compare(a, b, support_a, support_b, allow_twin=allow_twin, erode=erode, upsample=upsample,
+                    support_threshold=support_threshold, remove_ramp=remove_ramp)[0]
+
+
+def _compare(a, b, support_a, support_b, *, allow_twin: bool, erode: int, upsample: int,
+             support_threshold: float, remove_ramp: bool) -> tuple[dict, _Alignment, np.ndarray]:
+    """:func:`compare`'s numbers, the alignment of ``b`` and the reference's support."""
     a_ = _as_complex(a, "first object")
     b_ = _as_complex(b, "second object")
     if a_.shape != b_.shape:
@@ -340,7 +347,84 @@ def compare(
         "phase_offset": float(np.angle(al.gamma)),
         "scale": float(abs(al.gamma)),
         "n_core": int(core.sum()),
-    }
+    }, al, sa
+
+
+def register_to(
+    reference: np.ndarray,
+    obj: np.ndarray,
+    support_ref: np.ndarray | None = None,
+    support: np.ndarray | None = None,
+    *,
+    allow_twin: bool = True,
+    upsample: int = 20,
+    support_threshold: float = 0.3,
+) -> dict:
+    """Register ``obj`` (and its support) onto ``reference`` and measure the pair, in one alignment.
+
+    The twin, the translation (sub-voxel) and the global phase of ``obj`` are removed (not its scale), as
+    :func:`compare` finds them.
+
+    Returns
+    -------
+    dict with :func:`compare`'s numbers plus ``aligned`` (complex64 object on the reference's grid),
+    ``support`` (uint8 aligned support), ``common`` (bool, reference ∩ aligned support) and ``difference``
+    (float32 phase of ``reference · conj(aligned)`` inside ``common``, its circular mean removed, NaN outside).
+    """
+    out, al, sa = _compare(reference, obj, support_ref, support, allow_twin=allow_twin, erode=2, upsample=upsample,
+                           support_threshold=support_threshold, remove_ramp=False)
+    aligned = (np.exp(1j * np.angle(al.gamma)) * al.aligned).astype(np.complex64)
+    common = sa & al.support
+    d = np.angle(np.asarray(reference) * np.conj(aligned))
+    if common.any():  # the global phase is arbitrary: remove the mean difference
+        d = np.angle(np.exp(1j * (d - np.angle(np.sum(np.exp(1j * d[common]))))))
+    out.update(aligned=aligned, support=np.asarray(al.support, np.uint8), common=common,
+               difference=np.where(common, d, np.nan).astype(np.float32))
+    return out
+
+
+def support_or_threshold(obj: np.ndarray, support: np.ndarray | None = None, threshold: float = 0.3) -> np.ndarray:
+    """The support as bool, or ``|ρ| ≥ threshold · max|ρ|`` when it is None."""
+    if support is not None:
+        return np.asarray(support) != 0
+    return _default_support(np.asarray(obj), threshold)
+
+
+def fit_metrics(obj: np.ndarray, support: np.ndarray, i_obs: np.ndarray | None = None, mask: np.ndarray | None = None,
+                *, voxel_size: Sequence[float] | None = None, known_llk: float | None = None,
+                known_llk_free: float | None = None) -> dict:
+    """How well ``obj`` fits the measured intensity: LLK, χ², PRTF resolution (None where not known).
+
+    ``known_llk``/``known_llk_free``: the values the phasing reported (kept; the LLK is computed only when
+    missing).
+    Without ``i_obs`` (or with another shape) only those two are returned, the rest None.
+
+    Returns
+    -------
+    dict with ``llk``, ``llk_free``, ``chi2``, ``prtf_nm`` (mean over the axes), ``prtf_voxels`` and
+    ``prtf`` (the :class:`PRTF`, or None).
+    """
+    def finite(v):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return None
+        return f if np.isfinite(f) else None
+
+    out = {"llk": finite(known_llk), "llk_free": finite(known_llk_free), "chi2": None, "prtf_nm": None, "prtf_voxels": None,
+           "prtf": None}
+    if i_obs is None or np.shape(i_obs) != np.shape(obj):
+        return out
+    calc = calc_intensity(obj)
+    calc = calc * scale_factor(i_obs, calc, mask)
+    out["chi2"] = chi2(i_obs, calc, mask)
+    if out["llk"] is None:
+        out["llk"] = llk(i_obs, calc, mask, n_support=int(np.count_nonzero(support)))
+    p = prtf(i_obs, obj, mask, voxel_size=voxel_size)
+    out["prtf"] = p
+    out["prtf_voxels"] = p.resolution_voxels
+    out["prtf_nm"] = None if p.resolution_nm is None else float(np.mean(p.resolution_nm))
+    return out
 
 
 def is_match(

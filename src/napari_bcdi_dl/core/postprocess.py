@@ -15,7 +15,9 @@ Conventions
 * Strain: second-order central differences where both neighbours along an axis are inside the support,
   first-order one-sided differences at the surface (one neighbour outside), 0 where both are outside
   (cdiutils' "hybrid" gradient). A linear displacement field gives its exact gradient everywhere.
-* Outside the support ``phase``, ``displacement`` and ``strain`` are 0 (use ``support`` to mask them).
+* Outside the support ``phase``, ``displacement`` and ``strain`` are 0 in the returned arrays (use ``support``
+  to mask them); what is written or shown (``core.export`` files, the Results dock's layers) has NaN there,
+  as cdiutils writes it.
 * With no geometry, no voxel size and no reflection: voxel size 1 (voxel units), G along axis 0 (z), and
   ``|G|`` unknown, so the displacement is in units of the lattice-plane spacing ``d`` (``u/d = φ/2π``) and
   the "strain" is ``d`` per voxel. Give ``voxel_size_nm`` and ``hkl``/``lattice_nm`` (or a geometry) for nm and

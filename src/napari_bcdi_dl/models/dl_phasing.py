@@ -47,7 +47,7 @@ PREFERRED_MIN_OVERSAMPLING = 3.5
 #: recipe string), chosen by ``benchmarks/dl_phase_quality.py --refine ...`` (docs/models.md).
 DEFAULT_REFINE = "hio-er"
 #: Default number of predicted candidates refined on the full data (the best by free LLK is kept).
-DEFAULT_CANDIDATES = 2
+DEFAULT_CANDIDATES = 4
 #: Early stop of the refinement's final ER step: iterations without a better free LLK.
 DEFAULT_EARLY_STOP = 50
 

@@ -9,8 +9,10 @@ Nothing here does science; the widgets stay thin by calling these helpers.
   move, rename) and stops listening once the widget is gone; :func:`set_combo_items` refills a combo box
   keeping its choice.
 * :func:`data_grid`, :func:`real_space`, :func:`derived_bcdi` give a result layer the physical ``scale`` /
-  ``translate`` / ``units`` and the ``metadata["bcdi"]`` of its source; :func:`put_layer` adds it or
-  replaces the data of the existing layer of that name.
+  ``translate`` / ``units`` and the ``metadata["bcdi"]`` of its source; :func:`put_layer` (Image, Labels)
+  and :func:`put_surface` add it or replace the data of the existing layer of that name.
+* :func:`viewer_camera`, :func:`canvas_size` and :func:`look_at` point the view at a crystal (slicing
+  point and camera centre on it, zoom to its size, an oblique 3D angle :data:`OBLIQUE_ANGLES`).
 * :class:`IntensityPicker` holds the *Intensity* / *Gap mask* choices of the phasing widgets and reads
   private copies of the chosen arrays.
 * :class:`JobSlot` runs one job at a time for a widget (a second is refused with a notification), disables
@@ -45,6 +47,13 @@ def notify_error(message: str) -> None:
     from napari.utils.notifications import show_error
 
     show_error(message)
+
+
+def notify_warning(message: str) -> None:
+    """Show ``message`` as a napari warning notification."""
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
 
 
 def notify_info(message: str) -> None:
@@ -377,6 +386,76 @@ def put_layer(viewer: Any, name: str, data: np.ndarray, *, labels: bool = False,
         if key not in CREATE_ONLY:
             setattr(layer, key, value)
     return layer
+
+
+def put_surface(viewer: Any, name: str, data: tuple, *, metadata: dict | None = None, **kwargs: Any) -> Any:
+    """Add a Surface layer called ``name`` (``data`` = (vertices, faces, values)), or replace the data of the
+    existing one; ``kwargs`` as :func:`put_layer` (:data:`CREATE_ONLY` ones only at creation).
+
+    Raises
+    ------
+    BCDIError
+        A layer of that name exists and is not a Surface.
+    """
+    from napari.layers import Surface
+
+    layer = find_layer(viewer, name)
+    if layer is None:
+        extra = {} if metadata is None else {"metadata": metadata}
+        return viewer.add_surface(data, name=name, **extra, **kwargs)
+    if not isinstance(layer, Surface):
+        raise BCDIError(f"a layer '{name}' of another type exists: rename or delete it")
+    layer.data = data
+    if metadata is not None:
+        layer.metadata = metadata
+    for key, value in kwargs.items():
+        if key not in CREATE_ONLY:
+            setattr(layer, key, value)
+    return layer
+
+
+# ------------------------------------------------------------------------------------------------ camera
+#: camera angles (degrees) of an oblique 3D view on a crystal, like ParaView's default perspective
+OBLIQUE_ANGLES = (-20.0, 35.0, 60.0)
+
+
+def viewer_camera(viewer: Any) -> Any:
+    """The viewer's camera: ``viewer.scene.camera`` (napari ≥ 0.9), else the legacy ``viewer.camera``."""
+    return getattr(getattr(viewer, "scene", None), "camera", None) or viewer.camera
+
+
+def viewer_scale_bar(viewer: Any) -> Any:
+    """The scale bar overlay: ``viewer.canvas.overlays.scale_bar`` (napari ≥ 0.9), else ``viewer.scale_bar``."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    return getattr(overlays, "scale_bar", None) or viewer.scale_bar
+
+
+def canvas_size(viewer: Any) -> tuple[int, int]:
+    """The canvas size in pixels (height, width); (600, 800) when it is not known."""
+    size = getattr(getattr(viewer, "canvas", None), "size", None) or getattr(viewer, "_canvas_size", None)
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        return 600, 800
+    return (h, w) if h > 0 and w > 0 else (600, 800)
+
+
+def look_at(viewer: Any, centre: Sequence[float], extent: Sequence[float], *,
+            angles: Sequence[float] | None = OBLIQUE_ANGLES, fill: float = 0.75) -> None:
+    """Point the view at a crystal: the slicing point and the camera centre at ``centre`` (world (z, y, x)),
+    the zoom so that ``extent`` (its size, world units) fills ``fill`` of the canvas, and in 3D the camera at
+    ``angles`` (None: keep the current angles)."""
+    cam = viewer_camera(viewer)
+    centre = [float(c) for c in centre]
+    ndim = viewer.dims.ndim
+    if ndim >= 3:
+        axes = list(range(ndim - 3, ndim))
+        viewer.dims.set_point(axes, centre)
+    cam.center = tuple(centre)
+    size = max(float(e) for e in extent) or 1.0
+    cam.zoom = fill * min(canvas_size(viewer)) / size
+    if angles is not None and viewer.dims.ndisplay == 3:
+        cam.angles = tuple(float(a) for a in angles)
 
 
 # ------------------------------------------------------------------------------------------------- jobs

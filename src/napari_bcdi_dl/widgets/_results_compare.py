@@ -1,10 +1,20 @@
-"""The *Compare* part of the Results widget: tick reconstructions, register them onto the first, show them.
+"""The *Compare* box of the Results widget: reconstructions side by side, registered to the first.
 
-In the worker each ticked reconstruction is registered onto the first (twin, translation, global phase:
-``_results_jobs.compare_sources``); the panel then adds ``"compare <name> phase"`` layers (same ±π limits,
-linked contrast) and ``"compare <ref> − <name> phase diff"`` layers (phase difference inside the common
-support), shows only those, switches napari to grid mode and fills the metrics table. The intensity of a
-reconstruction is its ``data_layer``, or the one chosen under *Intensity*.
+Tick two or more reconstructions (the first ticked is the reference) and *Compare*. In the worker
+(``_results_jobs.compare_sources``) each is registered onto the reference (twin, translation, global phase:
+``core.metrics.register_to``), measured (LLK, free LLK, χ², PRTF resolution, sharpness, error and phase RMSE
+vs the reference: ``core.metrics.fit_metrics``) and post-processed on the reference's grid, and its modulus
+isosurface is coloured by the Display box's *Colour by* field with colour limits shared by all (symmetric
+about 0). The panel then shows, in napari's grid mode and 3D (one camera for all tiles: the views turn and
+zoom together), only:
+
+* ``"compare <name> surface"`` — the coloured isosurface of each reconstruction;
+* ``"compare <name> phase"`` — its registered phase (±π, linked contrast) as a plane through the reference's
+  centre of mass (``depiction="plane"``; in 2D the usual slice);
+* ``"compare <ref> − <name> phase diff"`` — the phase difference inside the common support, as a plane too;
+
+points the camera at the crystal, and fills the metrics table. The intensity of a reconstruction is its
+``data_layer``, or the one chosen under *Intensity*.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import BCDIError
-from ._layers import MASK_SUFFIX, bcdi_meta, find_layer, set_combo_items, viewer_grid
+from ._layers import MASK_SUFFIX, OBLIQUE_ANGLES, bcdi_meta, find_layer, look_at, set_combo_items, viewer_grid
+from ._results_display import SURFACE_CMAPS, surface_kwargs, surface_title
 from ._results_jobs import Source, compare_sources
 from ._results_view import TABLE_COLUMNS, table_cells
 from ._worker import Job
@@ -37,7 +48,7 @@ log = logging.getLogger(__name__)
 
 AUTO = "(auto)"
 PHASE_CMAP = "twilight"
-DIFF_CMAP = "PiYG"
+DIFF_CMAP = "coolwarm"
 
 
 class ComparePanel(QGroupBox):
@@ -56,15 +67,21 @@ class ComparePanel(QGroupBox):
         ``start(func, *args, desc=..., on_done=...) -> Job | None``: the widget's job slot.
     put : callable
         ``put(name, data, kind, **layer_kwargs) -> layer``: the widget's way to add its own layers.
+    put_surface : callable
+        ``put_surface(name, (vertices, faces, values), kind, **layer_kwargs) -> layer``: the same for surfaces.
+    display : DisplayPanel
+        The Display box: its *Colour by* field and *Iso threshold*, and its colour bar.
     status : QLabel
         Where the summary line goes.
     """
 
     def __init__(self, viewer: Any, *, source: Callable[[str], Source], entry: Callable[[str], str],
-                 start: Callable[..., Job | None], put: Callable[..., Any], status: Any) -> None:
+                 start: Callable[..., Job | None], put: Callable[..., Any], put_surface: Callable[..., Any],
+                 display: Any, status: Any) -> None:
         super().__init__("Compare (the first ticked is the reference)")
         self.viewer = viewer
         self._source, self._entry, self._start, self._put, self._status = source, entry, start, put, status
+        self._put_surface, self._display = put_surface, display
         self.comparison: dict | None = None
         self.compare_list = QListWidget()
         self.compare_list.setSelectionMode(QAbstractItemView.NoSelection)
@@ -130,7 +147,8 @@ class ComparePanel(QGroupBox):
                 mask = None if mask_layer is None else (np.asarray(mask_layer.data) != 0).astype(np.uint8)
                 for s in sources:
                     s.intensity, s.mask = data, mask
-        return self._start(compare_sources, sources, desc=f"compare {len(sources)} reconstructions",
+        return self._start(compare_sources, sources, field=self._display.field(),
+                           threshold=self._display.threshold(), desc=f"compare {len(sources)} reconstructions",
                            on_done=lambda out: self._show(sources, out))
 
     def _show(self, sources: list, out: dict) -> None:
@@ -138,30 +156,53 @@ class ComparePanel(QGroupBox):
         ref = sources[0]
         ref_sup = out["supports"][0] != 0
         centre = np.angle(np.sum(out["aligned"][0][ref_sup])) if ref_sup.any() else 0.0
-        added = []
+        com = tuple(float(c) for c in out["centre"])
+        plane = {"position": com, "normal": (1.0, 0.0, 0.0)}
+        surfaces, planes = [], []
+        for src, surf in zip(sources, out["surfaces"]):
+            surfaces.append(self._put_surface(f"compare {src.name} surface", surf.layer_data(), "compare_surface",
+                                              metadata={"bcdi": {"origin": src.origin, "field": surf.field}},
+                                              **surface_kwargs(surf)))
         for src, obj, sup, diff in zip(sources, out["aligned"], out["supports"], out["differences"]):
             scale = tuple(float(v) for v in (src.voxel_size or ref.voxel_size or (1.0, 1.0, 1.0)))
             ph = np.where(sup != 0, np.angle(obj * np.exp(-1j * centre)), np.nan).astype(np.float32)
-            added.append(self._put(f"compare {src.name} phase", ph, "compare_phase", colormap=PHASE_CMAP,
-                                   contrast_limits=(-np.pi, np.pi), scale=scale,
-                                   metadata={"bcdi": {"origin": src.origin}}))
+            planes.append(self._put(f"compare {src.name} phase", ph, "compare_phase", colormap=PHASE_CMAP,
+                                    contrast_limits=(-np.pi, np.pi), scale=scale, units="nm",
+                                    depiction="plane", plane=plane, metadata={"bcdi": {"origin": src.origin}}))
             if diff is not None:
-                added.append(self._put(f"compare {ref.name} − {src.name} phase diff", diff, "compare_diff",
-                                       colormap=DIFF_CMAP, contrast_limits=(-np.pi / 2, np.pi / 2),
-                                       scale=scale, metadata={"bcdi": {"origin": src.origin}}))
-        phases = [lay for lay in added if bcdi_meta(lay).get("kind") == "compare_phase"]
+                planes.append(self._put(f"compare {ref.name} − {src.name} phase diff", diff, "compare_diff",
+                                        colormap=DIFF_CMAP, contrast_limits=(-np.pi / 2, np.pi / 2), scale=scale,
+                                        units="nm", depiction="plane", plane=plane,
+                                        metadata={"bcdi": {"origin": src.origin}}))
+        for lay in planes:  # an updated layer keeps its plane: move it to this centre of mass
+            try:
+                lay.plane.position = com
+            except Exception:
+                log.debug("could not move the plane of %s", lay.name, exc_info=True)
+        phases = [lay for lay in planes if bcdi_meta(lay).get("kind") == "compare_phase"]
         try:
             from napari.experimental import link_layers
 
             link_layers(phases, ("contrast_limits", "gamma"))
         except Exception:
             log.debug("could not link the comparison layers", exc_info=True)
-        shown = {a.name for a in added}  # by name: a docked plugin widget sees layers through a proxy viewer
+        shown = {a.name for a in surfaces + planes}  # by name: a docked plugin widget sees a proxy viewer
         for lay in self.viewer.layers:
             lay.visible = lay.name in shown
         viewer_grid(self.viewer).enabled = True
+        self.viewer.dims.ndisplay = 3
+        first = out["surfaces"][0]
+        self._display.colour_bar.set_scale(SURFACE_CMAPS.get(first.field, "coolwarm"), first.limits,
+                                           surface_title(first))
+        vs = out["voxel_sizes"][0]
+        try:
+            look_at(self.viewer, [c * v for c, v in zip(com, vs)], [e * v for e, v in zip(out["extent_voxels"], vs)],
+                    angles=OBLIQUE_ANGLES, fill=0.45)
+        except Exception:  # the view is a convenience
+            log.debug("could not point the view at the crystal", exc_info=True)
         self._fill_table(out["rows"])
-        self._status.setText(f"compared {len(sources)} reconstructions to '{ref.name}' (grid mode on)")
+        self._status.setText(f"compared {len(sources)} reconstructions to '{ref.name}' (grid mode, 3D; one "
+                             "camera for all)")
 
     def _fill_table(self, rows: list) -> None:
         self.table.setRowCount(len(rows))

@@ -1,9 +1,11 @@
-"""Display helpers of the Results widget: field parsing, number formatting, the strain histogram."""
+"""Display helpers of the Results widget: field parsing, number formatting, the strain histogram, the colour
+bar of the coloured isosurface."""
 
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtGui import QColor, QPainter
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor, QLinearGradient, QPainter
 from qtpy.QtWidgets import QWidget
 
 from ..core.errors import BCDIError
@@ -53,7 +55,7 @@ def _numbers(text: str, n: int, what: str, kind=float) -> tuple | None:
 
 # -------------------------------------------------------------------------------------------- histogram
 class StrainHistogram(QWidget):
-    """A small bar chart of the strain inside the support, drawn with QPainter."""
+    """A small bar chart of the strain inside the support, drawn with QPainter (colours of coolwarm)."""
 
     def __init__(self, bins: int = 41) -> None:
         super().__init__()
@@ -77,13 +79,65 @@ class StrainHistogram(QWidget):
             bar = w / self.counts.size
             top = float(self.counts.max())
             for i, c in enumerate(self.counts):
-                frac = i / max(self.counts.size - 1, 1)  # magenta (−) → grey (0) → green (+), like PiYG
-                col = QColor(197, 27, 125) if frac < 0.45 else QColor(77, 146, 33) if frac > 0.55 else \
+                frac = i / max(self.counts.size - 1, 1)  # blue (−) → grey (0) → red (+), like coolwarm
+                col = QColor(70, 110, 220) if frac < 0.45 else QColor(210, 75, 60) if frac > 0.55 else \
                     QColor(200, 200, 200)
                 bh = round((h - 4) * c / top)
                 p.fillRect(int(i * bar), h - bh, max(int(bar) - 1, 1), bh, col)
             p.setPen(QColor(230, 230, 230))
             p.drawLine(w // 2, 0, w // 2, h)
+        finally:
+            p.end()
+
+
+# -------------------------------------------------------------------------------------------- colour bar
+def _tick(v: float) -> str:
+    if v == 0:
+        return "0"
+    return f"{v:.2e}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.3g}"
+
+
+class ColourBar(QWidget):
+    """A horizontal colour bar: the colormap between the limits, ticks at both ends and 0, title with units."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.colormap = "coolwarm"
+        self.limits = (-1.0, 1.0)
+        self.title = ""
+        self.setMinimumHeight(44)
+        self.setMaximumHeight(52)
+
+    def set_scale(self, colormap: str, limits: tuple[float, float], title: str) -> None:
+        """Show ``colormap`` (a napari colormap name) over ``limits`` titled ``title`` (field and unit)."""
+        self.colormap, self.limits, self.title = colormap, (float(limits[0]), float(limits[1])), title
+        self.update()
+
+    def text(self) -> str:
+        """What the bar says: ``"<title>: <lo> … <hi>"``."""
+        return f"{self.title}: {_tick(self.limits[0])} … {_tick(self.limits[1])}"
+
+    def paintEvent(self, _event) -> None:
+        from napari.utils.colormaps import ensure_colormap
+
+        p = QPainter(self)
+        try:
+            w, h = self.width(), self.height()
+            p.fillRect(0, 0, w, h, QColor(38, 41, 48))
+            colours = ensure_colormap(self.colormap).map(np.linspace(0, 1, 33))
+            grad = QLinearGradient(6, 0, w - 6, 0)
+            for i, c in enumerate(colours):
+                grad.setColorAt(i / (len(colours) - 1), QColor.fromRgbF(*(float(x) for x in c[:4])))
+            p.fillRect(6, 16, w - 12, 12, grad)
+            p.setPen(QColor(230, 230, 230))
+            p.drawText(6, 12, self.title)
+            lo, hi = self.limits
+            p.drawText(6, h - 3, _tick(lo))
+            p.drawText(0, h - 14, w - 6, 14, int(Qt.AlignRight | Qt.AlignBottom), _tick(hi))
+            if lo < 0 < hi:
+                x = 6 + (w - 12) * (-lo) / (hi - lo)
+                p.drawLine(int(x), 14, int(x), 30)
+                p.drawText(int(x) - 3, h - 3, "0")
         finally:
             p.end()
 

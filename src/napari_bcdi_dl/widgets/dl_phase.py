@@ -8,7 +8,8 @@ never runs in the napari process; the job's worker thread only waits on it) and 
 * the unrefined object: ``"<data> DL unrefined modulus"``, ``"... phase"`` and ``"... support"``.
 
 *Refine* runs ``models.dl_phasing.refine_prediction`` from that prediction (numpy only, in a worker
-thread): the *Refinement* recipe (a named choice — ``hio-er``, the default; ``paper``, the published
+thread, :func:`live_refine_job`; with *Live view every N* > 0 the running object is shown as
+``"<data> DL live modulus"`` / ``"... live phase"`` and its LLK plotted, ``_live.LiveView``): the *Refinement* recipe (a named choice — ``hio-er``, the default; ``paper``, the published
 border-only ER; ``raar-er`` — or any recipe typed in, e.g. ``HIO**200, ER**200``) on each of the best
 *Candidates*, the best by free LLK; it adds ``"<data> DL modulus"``, ``"<data> DL phase"``,
 ``"<data> DL support"`` and shows the recipe run. *Predict + refine* does both in one job, in the model
@@ -58,24 +59,28 @@ from ._layers import (
     put_layer,
     real_space,
 )
-from ._model_jobs import predict_job, predict_refine_job, refine_job
+from ._live import LiveView, LLKPlot, display_phase
+from ._model_jobs import predict_job, predict_refine_job
 from ._worker import Job
 from ._worker_process import in_model_process
 
 log = logging.getLogger(__name__)
 
 PHASE_CMAP = "twilight"
+LIVE_EVERY = 20  # default iterations between two live-view snapshots of the refinement
+
+__all__ = ["DLPhaseWidget", "display_phase", "live_refine_job", "put_object_layers"]
 
 
-def display_phase(obj: np.ndarray, support: np.ndarray) -> np.ndarray:
-    """Phase of ``obj`` inside ``support`` (0 outside), offset so that the crystal's mean phase is 0.
+def live_refine_job(intensity: np.ndarray, mask: np.ndarray | None, pred, refine: str, candidates: int, *,
+                    snapshot=None, snapshot_every: int = LIVE_EVERY, progress=None, cancel=None):
+    """Job of *Refine* (numpy only, in a worker thread): ``models.dl_phasing.refine_prediction`` with the
+    live view's ``snapshot`` passed through its ``refine_kw`` to ``core.phasing.refine``."""
+    from ..models.dl_phasing import refine_prediction
 
-    Shared with the Phasing widget (``widgets/phasing.py`` imports it), so both show phases alike.
-    """
-    s = np.asarray(support) != 0
-    ref = np.sum(obj[s]) if s.any() else np.sum(obj)
-    offset = np.exp(-1j * np.angle(ref)) if ref != 0 else 1.0
-    return np.where(s, np.angle(obj * offset), 0).astype(np.float32)
+    live = {} if snapshot is None else {"snapshot": snapshot, "snapshot_every": int(snapshot_every)}
+    return refine_prediction(intensity, mask, pred, refine=refine, candidates=int(candidates),
+                             progress=progress, cancel=cancel, **live)
 
 
 def put_object_layers(viewer, prefix: str, obj: np.ndarray, support: np.ndarray, meta: dict, geo: dict) -> None:
@@ -102,8 +107,9 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         self._predicted_for: str | None = None
         self._build()
         self.jobs = JobSlot("DL phase", [self.predict_button, self.refine_button, self.both_button],
-                            self.cancel_button)
+                            self.cancel_button, on_finished=self._finished)
         self.picker = IntensityPicker(self.viewer, self.data_combo, self.mask_combo)
+        self.live = LiveView(self.viewer, self.llk_plot)
         self._follower = LayerFollower(self.viewer, self, self._refresh_layers)
         self._refresh_layers()
 
@@ -125,6 +131,13 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         self.candidates_spin.setRange(1, 8)
         self.candidates_spin.setValue(DEFAULT_CANDIDATES)
         self.candidates_spin.setToolTip("predicted candidates (input flips) refined; the best by free LLK is kept")
+        self.live_spin = QSpinBox()
+        self.live_spin.setRange(0, 100_000)
+        self.live_spin.setValue(LIVE_EVERY)
+        self.live_spin.setSpecialValueText("off")
+        self.live_spin.setToolTip("during Refine, show the running object every N iterations (0: off); "
+                                  "Predict + refine runs in the model process and shows the result only")
+        self.llk_plot = LLKPlot()
         self.predict_button = QPushButton("Predict")
         self.predict_button.setToolTip("predict the reciprocal phase and form the unrefined object")
         self.predict_button.clicked.connect(lambda: self.predict())
@@ -145,10 +158,12 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         form.addRow("Gap mask", self.mask_combo)
         form.addRow("Refinement", self.recipe_combo)
         form.addRow("Candidates", self.candidates_spin)
+        form.addRow("Live view every", self.live_spin)
         row = QHBoxLayout()
         for b in (self.predict_button, self.refine_button, self.both_button, self.cancel_button):
             row.addWidget(b)
         form.addRow(row)
+        form.addRow(self.llk_plot)
         form.addRow(self.status)
         layout = QVBoxLayout(self)
         layout.addWidget(box)
@@ -217,8 +232,17 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         recipe = self._recipe()
         k = min(int(self.candidates_spin.value()), len(self.prediction.candidates) or 1)
         self.status.setText(f"{layer.name}: refining {k} candidate(s) with {recipe}…")
-        return self.jobs.start(refine_job, data, mask, self.prediction, recipe, k,
-                               desc="DL phase: refine", on_done=lambda rec: self._refined(layer, rec))
+        every = self.live_spin.value()
+        snapshot = self.live.start(f"{layer.name} DL", real_space(layer)) if every > 0 else None
+        job = self.jobs.start(live_refine_job, data, mask, self.prediction, recipe, k, snapshot=snapshot,
+                              snapshot_every=max(every, 1), desc="DL phase: refine",
+                              on_done=lambda rec: self._refined(layer, rec))
+        if job is None:
+            self.live.finish()
+        return job
+
+    def _finished(self) -> None:
+        self.live.finish()
 
     @guarded("DL phase")
     def predict_and_refine(self) -> Job | None:
@@ -242,6 +266,7 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         info = {"method": rec.method, "llk": rec.llk, "llk_free": rec.llk_free, "reconstruction": rec,
                 "time_s": rec.meta.get("time_s")}
         self._show_object(f"{layer.name} DL", layer, rec.obj, rec.support, info)
+        self.llk_plot.set_history(rec.history)
         llk = "n/a" if rec.llk is None else f"{rec.llk:.4g}"
         free = "n/a" if rec.llk_free is None else f"{rec.llk_free:.4g}"
         n = len(rec.meta.get("candidates") or [None])

@@ -10,6 +10,10 @@ you type), the number of runs and the seed; *Start* runs ``core.phasing.phase`` 
   the support, offset so the crystal's mean phase is 0, 0 outside), ``"<data> conventional support"``
   (Labels). The word *conventional* lets the DL widget's ``"<data> DL modulus"`` ... sit beside them.
 
+*Live view every N iterations* (0: off): while the run goes, ``"<data> conventional live modulus"`` and
+``"... live phase"`` show the running object every N iterations (at most 4 updates a second, prepared in the
+worker: ``_live.LiveView``) and a small plot its LLK; they are removed when the run ends.
+
 Their ``scale`` is the real-space voxel size ``metadata["bcdi"]["voxel_size_nm"]`` of the data layer
 (units nm) when known. Each layer's ``metadata["bcdi"]`` carries ``kind`` (modulus / phase / support),
 ``obj`` (the complex object, for the Results widget), ``support``, ``llk``, ``llk_free``, ``method``,
@@ -50,20 +54,23 @@ from ._layers import (
     notify_error,
     real_space,
 )
+from ._live import LiveView, LLKPlot
 from ._worker import Job
 from .dl_phase import put_object_layers
 
 log = logging.getLogger(__name__)
 
 SUFFIX = " conventional"
+LIVE_EVERY = 50  # default iterations between two live-view snapshots
 
 
 def phase_job(intensity: np.ndarray, mask: np.ndarray | None, recipe: str, runs: int, seed: int, *,
-              progress=None, cancel=None):
-    """Worker job of *Start*: ``core.phasing.phase`` (imported lazily)."""
+              snapshot=None, snapshot_every: int = LIVE_EVERY, progress=None, cancel=None):
+    """Worker job of *Start*: ``core.phasing.phase`` (imported lazily), with the live view's ``snapshot``."""
     from ..core.phasing import phase
 
-    return phase(intensity, mask, recipe=recipe, runs=runs, seed=seed, progress=progress, cancel=cancel)
+    return phase(intensity, mask, recipe=recipe, runs=runs, seed=seed, progress=progress, cancel=cancel,
+                 snapshot=snapshot, snapshot_every=snapshot_every)
 
 
 class PhasingWidget(HasJobSlot, QWidget):
@@ -77,6 +84,7 @@ class PhasingWidget(HasJobSlot, QWidget):
         self.jobs = JobSlot("Phasing", [self.start_button], self.cancel_button, progress_bar=self.progress_bar,
                             on_finished=self._finished)
         self.picker = IntensityPicker(self.viewer, self.data_combo, self.mask_combo)
+        self.live = LiveView(self.viewer, self.llk_plot)
         self._follower = LayerFollower(self.viewer, self, self._refresh_layers)
         self._refresh_layers()
 
@@ -97,6 +105,12 @@ class PhasingWidget(HasJobSlot, QWidget):
         self.runs_spin.setToolTip("independent runs from random starts; the best by free LLK is shown")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
+        self.live_spin = QSpinBox()
+        self.live_spin.setRange(0, 100_000)
+        self.live_spin.setValue(LIVE_EVERY)
+        self.live_spin.setSpecialValueText("off")
+        self.live_spin.setToolTip("show the running reconstruction every N iterations (0: off)")
+        self.llk_plot = LLKPlot()
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(lambda: self.start())
         self.cancel_button = QPushButton("Cancel")
@@ -116,11 +130,13 @@ class PhasingWidget(HasJobSlot, QWidget):
         form.addRow(self.recipe_error)
         form.addRow("Runs", self.runs_spin)
         form.addRow("Seed", self.seed_spin)
+        form.addRow("Live view every", self.live_spin)
         row = QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.cancel_button)
         form.addRow(row)
         form.addRow(self.progress_bar)
+        form.addRow(self.llk_plot)
         form.addRow(self.status)
         layout = QVBoxLayout(self)
         layout.addWidget(box)
@@ -160,8 +176,14 @@ class PhasingWidget(HasJobSlot, QWidget):
             layer, data, mask = self._inputs()
             recipe, runs, seed = self.recipe_edit.text().strip(), self.runs_spin.value(), self.seed_spin.value()
             self.status.setText(f"{layer.name}: phasing ({runs} run{'s' * (runs > 1)}: {recipe})…")
-            return self.jobs.start(phase_job, data, mask, recipe, runs, seed, desc="Phasing",
-                                   on_done=lambda res: self._show(layer, res, recipe))
+            every = self.live_spin.value()
+            snapshot = self.live.start(layer.name + SUFFIX, real_space(layer)) if every > 0 else None
+            job = self.jobs.start(phase_job, data, mask, recipe, runs, seed, desc="Phasing",
+                                  on_done=lambda res: self._show(layer, res, recipe), snapshot=snapshot,
+                                  snapshot_every=max(every, 1))
+            if job is None:
+                self.live.finish()
+            return job
         except BCDIError as err:
             self.status.setText(f"error: {err}")
             notify_error(f"Phasing: {err}")
@@ -173,6 +195,7 @@ class PhasingWidget(HasJobSlot, QWidget):
 
 
     def _finished(self) -> None:
+        self.live.finish()
         self._check_recipe()  # Start stays disabled while the recipe is wrong
         job = self.job
         if job is not None and job.cancelled:
@@ -193,6 +216,7 @@ class PhasingWidget(HasJobSlot, QWidget):
                 "geometry": bcdi_meta(data_layer).get("geometry"), "data_layer": data_layer.name,
                 "reconstruction": rec}
         put_object_layers(self.viewer, data_layer.name + SUFFIX, obj, support, meta, geo)
+        self.llk_plot.set_history(rec.history)
         self.status.setText(self.summary(result))
 
     @staticmethod

@@ -10,25 +10,29 @@ Reconstruction
     Geometry fields (energy keV, distance m, pixel m, rocking step deg, hkl, lattice nm) and the voxel size
     (nm, used when the geometry is incomplete) are pre-filled from ``metadata["bcdi"]``.
 
-Post-process (``core.postprocess.postprocess`` in the worker) adds or replaces, for output name ``<name>``:
-    ``"<name> modulus"`` (gray, ``rendering="iso"`` in 3D, *Iso threshold* slider → ``iso_threshold``),
-    ``"<name> phase"`` (twilight over ±π, the phase wrapped for display) and ``"<name> strain"`` (PiYG,
-    symmetric contrast limits at the 99.5th percentile of |strain|), phase and strain NaN outside the support
-    (napari draws NaN as transparent). All have ``scale`` = voxel size (nm) and units nm. The strain
-    statistics and a histogram are drawn below. The numeric result (0 outside the support) is kept as
-    ``self.result`` and in the modulus layer's ``metadata["bcdi"]["strain_result"]``.
+Post-process (``core.postprocess.postprocess`` in the worker, ``_results_jobs.process_source``) refuses a
+    partial geometry in one line naming the missing fields (``core.geometry_checks``), warns when the
+    detector angles disagree with the 2θ of hkl, energy and lattice, and adds or replaces, for output name
+    ``<name>``: ``"<name> modulus"``, ``"<name> phase"``, ``"<name> strain"`` and ``"<name> surface"``
+    (the isosurface coloured by strain, displacement or phase), with the colour bar, strain statistics,
+    histogram and slices through the centre of mass in the *Display* box (``_results_display.DisplayPanel``),
+    and points the view at the crystal. The numeric result (0 outside the support) is kept as
+    ``self.result`` and in the modulus layer's ``metadata["bcdi"]["strain_result"]``. *Report…* writes the
+    one-page report (``core.report``) of it.
 
 Compare (``_results_compare.ComparePanel``): tick two or more reconstructions; the first ticked is the
     reference. In the worker each is registered onto it (twin, translation, global phase:
-    ``core.metrics.compare``/``register``); the widget adds ``"compare <name> phase"`` layers (same ±π
-    limits, linked contrast) and ``"compare <ref> − <name> phase diff"`` layers (phase difference inside the
-    common support), switches napari to grid mode, and fills the metrics table (LLK, free LLK, χ², PRTF
-    resolution when the intensity is known, sharpness, error and phase RMSE vs the first). The intensity is
-    the ``data_layer`` of the reconstruction's metadata, or the one chosen under *Intensity*.
+    ``core.metrics.register_to``) and its isosurface coloured by the *Colour by* field (shared symmetric
+    limits); the widget shows ``"compare <name> surface"`` layers side by side in grid mode (one camera:
+    the views turn together) with ``"compare <ref> − <name> phase diff"`` layers, and fills the metrics table
+    (LLK, free LLK, χ², PRTF resolution when the intensity is known, sharpness, error and phase RMSE vs the
+    first). The intensity is the ``data_layer`` of the reconstruction's metadata, or the one chosen under
+    *Intensity*.
 
 Export (of the last post-processed result): CXI (the complex object in PyNX's result layout,
-    ``core.io.write_cxi_result``), npz with cdiutils-like keys and VTI for ParaView (``core.export``), all
-    atomic and never over the source file.
+    ``core.io.write_cxi_result``), compressed npz with cdiutils-like keys (phase and strain NaN outside the
+    support, provenance in ``meta_json``) and VTI for ParaView (``core.export``), all atomic and never over
+    the source file.
 
 Input layers and files are never modified. Errors become napari notifications.
 """
@@ -41,22 +45,23 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QSlider,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.errors import BCDIError
+from ..core.geometry_checks import angle_warnings, check_geometry, setup_known
 from ..core.types import Geometry
 from ._layers import (
     MASK_SUFFIX,
@@ -68,20 +73,26 @@ from ._layers import (
     guarded,
     layer_name,
     notify_info,
+    notify_warning,
     put_layer,
+    put_surface,
     set_combo_items,
 )
 from ._results_compare import ComparePanel
-from ._results_jobs import Source, read_source
-from ._results_view import StrainHistogram, _float_or_none, _numbers
+from ._results_display import DisplayPanel
+from ._results_jobs import Source, process_source, read_source, report_job
+from ._results_view import _float_or_none, _numbers
 from ._worker import Job
 
 log = logging.getLogger(__name__)
 
 RESULT_FILTER = "Reconstructions (*.cxi *.h5 *.npz);;All files (*)"
-STRAIN_CMAP = "PiYG"
-PHASE_CMAP = "twilight"
-OWN_KINDS = ("result_modulus", "result_phase", "result_strain", "compare_phase", "compare_diff")
+OWN_KINDS = ("result_modulus", "result_phase", "result_strain", "result_surface", "compare_surface",
+             "compare_phase", "compare_diff")
+#: how the dock names the geometry fields in its messages
+FIELD_LABELS = {"energy_kev": "Energy (keV)", "distance_m": "Distance (m)", "pixel_size_m": "Pixel (m)",
+                "rocking_step_deg": "Rocking step (°)", "hkl": "hkl", "lattice_nm": "Lattice (nm)",
+                "delta": "delta", "nu": "nu"}
 PART_SUFFIXES = (" modulus", " phase", " support")  # the layers of one reconstruction: "<name> modulus"...
 
 
@@ -140,25 +151,18 @@ class ResultsWidget(HasJobSlot, QWidget):
         run_row.addWidget(self.cancel_button)
         form.addRow("", run_row)
 
-        self.iso_slider = QSlider(Qt.Horizontal)
-        self.iso_slider.setRange(1, 99)
-        self.iso_slider.setValue(30)
-        self.iso_slider.setToolTip("isosurface threshold of the modulus (3D), % of its maximum")
-        self.iso_slider.valueChanged.connect(self._on_iso_changed)
-        self.stats = QLabel("no result yet")
-        self.stats.setWordWrap(True)
-        self.histogram = StrainHistogram()
-        view_box = QGroupBox("Display")
-        vform = QFormLayout(view_box)
-        vform.addRow("Iso threshold", self.iso_slider)
-        vform.addRow(self.stats)
-        vform.addRow(self.histogram)
-
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.display = view_box = DisplayPanel(self.viewer, put=self._put, put_surface=self._put_surface,
+                                               status=self.status)
+        self.iso_slider, self.field_combo = view_box.iso_slider, view_box.field_combo
+        self.stats, self.histogram, self.colour_bar = view_box.stats, view_box.histogram, view_box.colour_bar
+        self.report_button = view_box.report_button
+        self.report_button.clicked.connect(self._browse_report)
         self.compare_panel = cmp_box = ComparePanel(
             self.viewer, source=self.source, entry=self._entry, status=self.status,
-            start=lambda *a, **kw: self.jobs.start(*a, **kw), put=self._put)
+            start=lambda *a, **kw: self.jobs.start(*a, **kw), put=self._put, put_surface=self._put_surface,
+            display=view_box)
         self.compare_list, self.intensity_combo = cmp_box.compare_list, cmp_box.intensity_combo
         self.compare_button, self.table = cmp_box.compare_button, cmp_box.table
         self.compare_button.clicked.connect(lambda: self.compare())
@@ -174,12 +178,20 @@ class ResultsWidget(HasJobSlot, QWidget):
         for b in (self.cxi_button, self.npz_button, self.vti_button):
             erow.addWidget(b)
 
-        lay = QVBoxLayout(self)
+        content = QWidget()
+        lay = QVBoxLayout(content)
         for w in (box, view_box, cmp_box, exp_box, self.status):
             lay.addWidget(w)
         lay.addStretch(1)
+        self.scroll = QScrollArea()  # the dock is taller than most screens: it scrolls, nothing is squeezed
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
         self._action_buttons = (self.process_button, self.compare_button, self.file_button, self.cxi_button,
-                                self.npz_button, self.vti_button)
+                                self.npz_button, self.vti_button, self.report_button)
 
     # --- sources ----------------------------------------------------------------------------------
     def _find(self, name: str):
@@ -291,13 +303,19 @@ class ResultsWidget(HasJobSlot, QWidget):
             vs = bcdi_meta(data_layer).get("voxel_size_nm")
         if vs is None and any(abs(s - 1) > 1e-12 for s in layer.scale[-3:]):
             vs = tuple(layer.scale[-3:])
+        history = list(meta.get("history") or getattr(rec, "history", None) or [])
         llk = meta.get("llk", getattr(rec, "llk", None))
         llk_free = meta.get("llk_free", getattr(rec, "llk_free", None))
         method = meta.get("method") or getattr(rec, "method", None) or "unknown"
         src = Source(name=base, obj=obj, support=None if support is None else (np.asarray(support) != 0)
                      .astype(np.uint8), geometry=geometry if isinstance(geometry, Geometry) else None,
                      voxel_size=None if vs is None else tuple(float(v) for v in vs), llk=llk, llk_free=llk_free,
-                     method=str(method), origin=layer.name, path=meta.get("source"))
+                     method=str(method), origin=layer.name, path=meta.get("source"), history=history)
+        rec_meta = getattr(rec, "meta", None) or {}
+        for k in ("recipe", "runs", "seed"):  # provenance of the report and the strain file
+            value = meta.get(k, rec_meta.get(k))
+            if value is not None:
+                src.meta[k] = value
         if data_layer is not None and getattr(data_layer.data, "shape", None) == obj.shape:
             src.intensity = np.array(data_layer.data, np.float32)
             mask_layer = self._find(data_layer.name + MASK_SUFFIX)
@@ -341,6 +359,13 @@ class ResultsWidget(HasJobSlot, QWidget):
             return None
         return replace(base or Geometry(), **fields)
 
+    def _checked_geometry(self, base: Geometry | None, shape) -> tuple[Geometry | None, list]:
+        """The fields' geometry, refused when partial (one line naming what is missing); the warnings."""
+        geometry = self._geometry(base)
+        check_geometry(geometry, labels=FIELD_LABELS)
+        warnings = angle_warnings(geometry, shape) if setup_known(geometry) else []
+        return geometry, warnings
+
     # --- jobs -------------------------------------------------------------------------------------
 
     # --- files --------------------------------------------------------------------------------------
@@ -363,9 +388,7 @@ class ResultsWidget(HasJobSlot, QWidget):
     # --- post-processing ----------------------------------------------------------------------------
     @_guarded
     def process(self, name: str | None = None) -> Job | None:
-        """Post-process the chosen reconstruction in a worker and show modulus, phase and strain."""
-        from ..core.postprocess import postprocess
-
+        """Post-process the chosen reconstruction in a worker; show modulus, phase, strain and its surface."""
         if name is not None:
             self.select_source(name)
         name = self.source_combo.currentText()
@@ -373,25 +396,30 @@ class ResultsWidget(HasJobSlot, QWidget):
             raise BCDIError("no reconstruction: run the phasing, open a result file (File…) or add a complex "
                             "Image layer")
         src = self.source(name)
-        geometry = self._geometry(src.geometry)
+        geometry, warnings = self._checked_geometry(src.geometry, src.obj.shape)
         hkl = geometry.hkl if geometry is not None else None
         lattice = geometry.lattice_nm if geometry is not None else None
         voxel = _numbers(self.voxel_edit.text(), 3, "voxel size (nm)")
         if voxel is not None and any(v <= 0 for v in voxel):
             raise BCDIError(f"voxel size {voxel} nm must be positive")
         out_name = self.name_edit.text().strip() or self._free_name(src.name)
-        for suffix in (" modulus", " phase", " strain"):
+        for suffix in (" modulus", " phase", " strain", " surface"):
             layer = self._find(out_name + suffix)
             if layer is not None and bcdi_meta(layer).get("kind") not in OWN_KINDS:
                 raise BCDIError(f"layer '{out_name}{suffix}' exists and is not a Results layer: choose another "
                                 "output name")
         src.geometry, src.voxel_size = geometry, voxel or src.voxel_size
+        setup = geometry if setup_known(geometry) else None  # hkl/lattice alone: voxel size, |G| from them
+        for w in warnings:
+            notify_warning(f"Results: {w}")
+        self.status.setText("; ".join(warnings))
 
-        def done(result) -> None:
-            self._show_result(out_name, src, result)
+        def done(processed) -> None:
+            self._show_result(out_name, src, processed, warnings)
 
-        return self.jobs.start(postprocess, src.obj, src.support, geometry, hkl=hkl, lattice_nm=lattice,
-                           voxel_size_nm=voxel, desc=f"post-process {src.name}", on_done=done)
+        return self.jobs.start(process_source, src, setup, hkl=hkl, lattice_nm=lattice, voxel_size_nm=voxel,
+                               field=self.display.field(), threshold=self.display.threshold(),
+                               desc=f"post-process {src.name}", on_done=done)
 
     def _put(self, name: str, data: np.ndarray, kind: str, *, metadata: dict | None = None, **kw):
         """Add an Image layer, or replace the data of this widget's existing one of that name."""
@@ -402,41 +430,21 @@ class ResultsWidget(HasJobSlot, QWidget):
         meta["bcdi"] = {**meta.get("bcdi", {}), "kind": kind}
         return put_layer(self.viewer, name, data, metadata=meta, **kw)
 
-    def _show_result(self, name: str, src: Source, result) -> None:
-        self.result, self.result_source = result, src
-        s = result.support != 0
-        scale = tuple(float(v) for v in result.voxel_size)
-        common = {"scale": scale, "units": "nm"}
-        mod = result.modulus
-        top = float(mod.max()) or 1.0
-        iso = self.iso_slider.value() / 100 * top
-        phase = np.where(s, np.angle(np.exp(1j * result.phase)), np.nan).astype(np.float32)
-        strain = np.where(s, result.strain, np.nan).astype(np.float32)
-        vals = result.strain[s]
-        lim = float(np.percentile(np.abs(vals), 99.5)) if vals.size else 0.0
-        lim = lim if lim > 0 else 1e-4
-        meta = {"bcdi": {"strain_result": result, "source": src.path, "origin": src.origin}}
-        self._put(f"{name} modulus", mod, "result_modulus", colormap="gray", contrast_limits=(0.0, top),
-                  rendering="iso", iso_threshold=iso, metadata=meta, **common)
-        self._put(f"{name} phase", phase, "result_phase", colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi),
-                  metadata={"bcdi": {"origin": src.origin}}, **common)
-        self._put(f"{name} strain", strain, "result_strain", colormap=STRAIN_CMAP, contrast_limits=(-lim, lim),
-                  metadata={"bcdi": {"origin": src.origin}}, **common)
-        self.result_name = name
-        self.histogram.set_values(vals, lim)
-        mean, std = (float(vals.mean()), float(vals.std())) if vals.size else (0.0, 0.0)
-        self.stats.setText(
-            f"strain in {vals.size} voxels ({result.frame} frame, voxel {', '.join(f'{v:.3g}' for v in scale)} "
-            f"nm): mean {mean:.3e}, std {std:.3e}, min {float(vals.min()) if vals.size else 0:.3e}, "
-            f"max {float(vals.max()) if vals.size else 0:.3e}; colour limits ±{lim:.2e}")
-        if result.notes:
-            self.status.setText("; ".join(str(n) for n in result.notes))
+    def _put_surface(self, name: str, data: tuple, kind: str, *, metadata: dict | None = None, **kw):
+        """Add a Surface layer, or replace the data of this widget's existing one of that name."""
+        layer = self._find(name)
+        if layer is not None and bcdi_meta(layer).get("kind") not in OWN_KINDS:
+            raise BCDIError(f"layer '{name}' exists and is not a Results layer: choose another output name")
+        meta = dict(metadata or {})
+        meta["bcdi"] = {**meta.get("bcdi", {}), "kind": kind}
+        return put_surface(self.viewer, name, data, metadata=meta, **kw)
 
-    def _on_iso_changed(self, value: int) -> None:
-        layer = self._find(f"{getattr(self, 'result_name', '')} modulus")
-        if layer is not None and bcdi_meta(layer).get("kind") == "result_modulus":
-            top = float(np.max(layer.data)) or 1.0
-            layer.iso_threshold = value / 100 * top
+    def _show_result(self, name: str, src: Source, processed, warnings: list | None = None) -> None:
+        self.result, self.result_source, self.result_name = processed.result, src, name
+        self.display.show_result(name, src, processed)
+        notes = list(warnings or []) + [str(n) for n in processed.result.notes]
+        if notes:
+            self.status.setText("; ".join(notes))
 
     # --- comparison ---------------------------------------------------------------------------------
     @_guarded
@@ -446,9 +454,9 @@ class ResultsWidget(HasJobSlot, QWidget):
         return self.compare_panel.compare(names)
 
     # --- export -------------------------------------------------------------------------------------
-    def _require_result(self):
+    def _require_result(self, what: str = "export"):
         if self.result is None or self.result_source is None:
-            raise BCDIError("nothing to export: post-process a reconstruction first")
+            raise BCDIError(f"nothing to {what}: post-process a reconstruction first")
         return self.result, self.result_source
 
     def _protect(self, src: Source) -> list:
@@ -477,9 +485,31 @@ class ResultsWidget(HasJobSlot, QWidget):
 
         result, src = self._require_result()
         protect = self._protect(src)
-        return self._export(lambda p, progress=None, cancel=None: export_npz_cdiutils(p, result,
-                                                                                       protect=protect),
+        prov = self._provenance(src)
+        return self._export(lambda p, progress=None, cancel=None: export_npz_cdiutils(p, result, protect=protect,
+                                                                                       provenance=prov),
                             path, "npz")
+
+    @staticmethod
+    def _provenance(src: Source) -> dict:
+        from ..core.report import default_provenance
+
+        prov = default_provenance(source=src.path or src.origin, method=src.method, recipe=src.meta.get("recipe"),
+                                  geometry=src.geometry, llk=src.llk, llk_free=src.llk_free, title=src.name)
+        prov["history"] = list(src.history or [])
+        return prov
+
+    # --- report -------------------------------------------------------------------------------------
+    @_guarded
+    def report(self, path) -> Job | None:
+        """Write the one-page report (PNG or PDF by the suffix) of the last post-processed result."""
+        result, src = self._require_result("report")
+        p = Path(path)
+        if p.suffix.lower() not in (".png", ".pdf"):
+            raise BCDIError(f"{p.name}: a report is a .png or .pdf file: choose one of those names")
+        return self.jobs.start(report_job, str(p), result, src, threshold=self.display.threshold(),
+                               field=self.display.field(), desc=f"report {p.name}",
+                               on_done=lambda out: notify_info(f"Results: report written to {out}"))
 
     @_guarded
     def export_vti(self, path) -> Job | None:
@@ -496,6 +526,15 @@ class ResultsWidget(HasJobSlot, QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Open a reconstruction", str(Path.cwd()), RESULT_FILTER)
         if path:
             self.open_file(path)
+
+    def _browse_report(self) -> None:
+        name = getattr(self, "result_name", "result")
+        path, _ = QFileDialog.getSaveFileName(self, "Write a report", str(Path.cwd() / f"{name} report.png"),
+                                              "Report (*.png *.pdf)")
+        if path:
+            if Path(path).suffix.lower() not in (".png", ".pdf"):
+                path += ".png"
+            self.report(path)
 
     def _browse_export(self, kind: str) -> None:
         name = getattr(self, "result_name", "result")

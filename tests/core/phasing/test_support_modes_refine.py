@@ -157,6 +157,7 @@ def test_support_too_small_is_retried_with_a_lower_threshold():
         data,
         recipe="sup=5, HIO**10, ER**10",
         support_threshold=3.0,
+        support_method="rms",
         min_support=0.5 * frac,
         max_retries=8,
         backend="numpy",

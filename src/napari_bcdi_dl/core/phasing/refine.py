@@ -27,7 +27,7 @@ from ..progress import CancelToken, ProgressFn, report
 from ..types import Reconstruction
 from .operators import Engine, PreparedData, prepare_data, to_native
 from .recipe import Step, format_recipe, parse_recipe, total_iterations
-from .runs import _finish, run_recipe
+from .runs import DEFAULT_SNAPSHOT_EVERY, SnapshotFn, _finish, run_recipe
 
 #: Named refinement recipes. ``"paper"``: the published refinement (border-only ER).
 REFINE_RECIPES: dict[str, str] = {
@@ -126,6 +126,8 @@ def refine(
     data: PreparedData | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    snapshot: SnapshotFn | None = None,
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
 ) -> Reconstruction:
     """Refine a centred object against a centred intensity with a recipe (default: border-only ER).
 
@@ -151,6 +153,8 @@ def refine(
     data : the data already prepared by ``operators.prepare_data`` (several refinements of one pattern
         then share it; ``intensity``, ``mask``, ``free_fraction``, ``seed`` and ``backend`` are not used).
     progress, cancel : progress ``(done, total)`` and cancellation, every iteration.
+    snapshot, snapshot_every : live view: ``snapshot(iteration, obj, support, history)`` every
+        ``snapshot_every`` iterations (``runs.run_recipe``); None: no copies are made.
 
     Returns
     -------
@@ -201,6 +205,8 @@ def refine(
         llk_every=llk_every,
         tick=tick,
         stop=stop if early_stop > 0 else None,
+        snapshot=snapshot,
+        snapshot_every=snapshot_every,
     )
     iterations = done["n"]
     if iterations < total:  # stopped early: the bar ends full
