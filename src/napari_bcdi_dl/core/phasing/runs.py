@@ -232,7 +232,7 @@ def phase(
     support: np.ndarray | None = None,
     support_threshold: float = 0.1,
     support_method: str = "max",
-    support_sigma: Any = (2.0, 0.5),
+    support_sigma: Any = (2.0, 0.5, 600),
     support_period: int = 20,
     autocorrelation_threshold: float = 0.1,
     min_support: float = 1e-4,
@@ -266,7 +266,9 @@ def phase(
         5 of 12 unseen high-strain crystals where PyNX's rms 0.25 solved none, and lowered the LLK of the
         measured pattern from 26 to 11 (``benchmarks/dl_phase_quality.py``, docs/models.md): the rms
         threshold rises as the support shrinks and keeps shrinking it through the final ER.
-    support_sigma : shrink-wrap Gaussian σ in voxels, a number or (σ₀, σ₁) decaying over the run.
+    support_sigma : shrink-wrap Gaussian σ in voxels, a number, (σ₀, σ₁) decaying over the run, or
+        (σ₀, σ₁, n) reaching σ₁ at iteration n and staying there (default (2, 0.5, 600), PyNX's
+        ``smooth_width``: a σ still shrinking in the final ER kept shrinking the support and raised the LLK).
     support_period : default support update period (a recipe's ``sup=`` overrides it).
     autocorrelation_threshold : relative threshold of the initial support.
     min_support, max_support : allowed support fraction of the array (else retry).
