@@ -161,8 +161,8 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
 
     viewer = make_napari_viewer(show=True)
     w = open_demo(viewer, sample=False)["widgets"]
-    assert list(w) == ["Data & mask", "Inpainting", "DL phase", "Phasing", "Results"]
-    dm, inp, dl, ph, res = (w[k] for k in w)
+    assert list(w) == ["Data & mask", "Prepare", "Inpainting", "DL phase", "Phasing", "Results"]
+    dm, inp, dl, ph, res = (w[k] for k in ("Data & mask", "Inpainting", "DL phase", "Phasing", "Results"))
     report: dict[str, float] = {}
 
     data = viewer.add_image(pattern.intensity.copy(), name="sim", scale=DATA_SCALE, gamma=0.2,

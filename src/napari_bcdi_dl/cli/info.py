@@ -87,7 +87,8 @@ def describe(args: argparse.Namespace) -> list[str]:
     lines.append(f"total counts: {float(data.sum(dtype=np.float64)):.6g}")
     com = centre_of_mass(data)
     lines.append("centre of mass (z, y, x): (" + ", ".join(f"{c:.2f}" for c in com) + ")")
-    runs = gap_runs(detect_gaps(data))
+    gaps = detect_gaps(data)
+    runs = gap_runs(gaps)
     if runs:
         lines.append(f"detected gap planes: {len(runs)}")
         for axis, start, stop in runs:
@@ -97,6 +98,12 @@ def describe(args: argparse.Namespace) -> list[str]:
     if loaded.mask is not None:
         n = int(np.count_nonzero(loaded.mask))
         lines.append(f"mask in file: {n} masked voxels ({100.0 * n / loaded.mask.size:.2f} %)")
+    from ..core.prepare import dead_pixel_maps
+
+    dead, saturated = dead_pixel_maps(data, loaded.mask)
+    dead &= ~gaps.all(axis=0).astype(bool)  # the gap planes above are not counted twice
+    lines.append(f"dead pixels (zero in every frame, neighbours count): {int(dead.sum())}; "
+                 f"saturated in every frame: {int(saturated.sum())}")
     if meta.get("invalid_pixels"):
         lines.append(
             f"invalid detector values ({meta['invalid_value']}) masked: {meta['invalid_pixels']} voxels"

@@ -8,7 +8,9 @@ A BCDI scan samples reciprocal space on a skewed grid: frame ``n_z`` of the rock
     Aᵀ B = 2π diag(1 / N)        i.e.   A = 2π B⁻ᵀ diag(1 / N).
 
 This module builds ``B`` and ``A`` from the diffractometer angles (no xrayutilities), gives the voxel sizes
-of the detector frame and resamples arrays onto an orthogonal laboratory grid.
+of the detector frame and resamples arrays onto an orthogonal laboratory grid. Two diffractometers are
+described: ESRF ID01 (below) and APS 34-ID-C (:data:`APS_34IDC`, chosen by :func:`diffractometer_of` when
+the rocking motor is ``theta`` or the angles name ``theta``/``gamma``).
 
 Frames and conventions
 ----------------------
@@ -216,6 +218,96 @@ def _circles_matrix(circles, angles_deg: dict, upto: str | None = None) -> np.nd
     return m
 
 
+# ------------------------------------------------------------------------------------------ APS 34-ID-C
+#: APS 34-ID-C (carnisj/bcdi ``Diffractometer34ID`` / ``Beamline34ID``): sample circles theta (outer, about
+#: the vertical y, positive sense: the rocking circle), chi (about z, negative sense, reads 90 deg when it is
+#: the identity) and phi (about y, positive sense); detector circles delta (outer, in plane, about y,
+#: positive: delta > 0 moves the detector outboard) carrying gamma (out of plane, about x, negative sense:
+#: gamma > 0 moves it up). Seen from the sample at zero angles, detector rows run down (-y) and columns
+#: inboard (-x). Symmetric Bragg condition: delta = 2θ, gamma = 0, theta = θ (the rocking axis is vertical).
+APS34IDC_SAMPLE_CIRCLES = (("theta", "y", 1), ("chi", "z", -1), ("phi", "y", 1))
+APS34IDC_DETECTOR_CIRCLES = (("delta", "y", 1), ("gamma", "x", -1))
+APS34IDC_OFFSETS = {"chi": 90.0}
+
+
+@dataclass(frozen=True)
+class Diffractometer:
+    """Circles of a beamline's diffractometer (outer circle first, each ``(name, lab axis, sense)``).
+
+    Attributes
+    ----------
+    name : beamline name.
+    sample_circles, detector_circles : the circles.
+    rows_at_zero, cols_at_zero : lab directions (x, y, z) of increasing detector row / column at zero angles.
+    rocking_motors : sample circles a rocking scan may turn (the first is the default).
+    offsets : motor readings (deg) at which a circle's rotation is the identity.
+    """
+
+    name: str
+    sample_circles: tuple
+    detector_circles: tuple
+    rows_at_zero: np.ndarray
+    cols_at_zero: np.ndarray
+    rocking_motors: tuple
+    offsets: dict = field(default_factory=dict)
+
+    def complete_angles(self, geometry: Geometry, hkl=None, lattice_nm=None) -> tuple[dict, list]:
+        """The angles of ``geometry`` with the missing ones completed: ``(angles, notes)``."""
+        if self.name == "34-ID-C":
+            return aps34idc_angles(geometry, hkl, lattice_nm)
+        return id01_angles(geometry, hkl, lattice_nm)
+
+
+ID01 = Diffractometer("ID01", ID01_SAMPLE_CIRCLES, ID01_DETECTOR_CIRCLES, _ROWS_AT_ZERO, _COLS_AT_ZERO,
+                      ("eta", "phi"))
+APS_34IDC = Diffractometer("34-ID-C", APS34IDC_SAMPLE_CIRCLES, APS34IDC_DETECTOR_CIRCLES, -_UNIT["y"],
+                           -_UNIT["x"], ("theta", "phi"), dict(APS34IDC_OFFSETS))
+
+
+def diffractometer_of(geometry: Geometry) -> Diffractometer:
+    """The diffractometer a geometry was measured with: APS 34-ID-C when its rocking motor is ``theta`` or its
+    angles hold ``theta`` or ``gamma`` (34-ID-C's circles), else ID01 (the project's default)."""
+    names = {str(k).lower() for k in (geometry.angles_deg or {})}
+    motor = (geometry.rocking_motor or "").lower()
+    if motor == "theta" or "theta" in names or "gamma" in names:
+        return APS_34IDC
+    return ID01
+
+
+def aps34idc_angles(
+    geometry: Geometry, hkl: Sequence[int] | None = None, lattice_nm: float | None = None
+) -> tuple[dict, list]:
+    """The 34-ID-C angles (degrees) of a geometry, completing what is missing; returns ``(angles, notes)``.
+
+    With ``delta`` or ``gamma`` known, missing detector angles are 0, ``theta`` defaults to ``delta / 2``,
+    ``chi`` to 90 (identity) and ``phi`` to 0. With neither, the symmetric in-plane Bragg geometry of ``hkl``
+    is assumed (``delta = 2θ``, ``gamma = 0``, ``theta = θ`` unless given) and said so in ``notes``.
+    """
+    given = {k.lower(): float(v) for k, v in (geometry.angles_deg or {}).items() if v is not None}
+    notes: list = []
+    if "delta" in given or "gamma" in given:
+        delta = given.get("delta", 0.0)
+        angles = {"delta": delta, "gamma": given.get("gamma", 0.0), "theta": given.get("theta", delta / 2),
+                  "chi": given.get("chi", APS34IDC_OFFSETS["chi"]), "phi": given.get("phi", 0.0)}
+        if "theta" not in given:
+            notes.append(f"theta unknown: assumed delta/2 = {delta / 2:.4f} deg")
+        return angles, notes
+    hkl = hkl if hkl is not None else geometry.hkl
+    lattice_nm = lattice_nm if lattice_nm is not None else geometry.lattice_nm
+    if hkl is None or lattice_nm is None or geometry.wavelength_nm is None:
+        raise BCDIError(
+            "detector angles (delta, gamma) unknown: give them, or give the energy, --hkl and --lattice so the "
+            "symmetric Bragg geometry can be assumed"
+        )
+    theta = float(np.degrees(bragg_angle(geometry.wavelength_nm, hkl, lattice_nm)))
+    notes.append(
+        f"detector angles unknown: symmetric in-plane Bragg geometry assumed for {tuple(int(h) for h in hkl)} "
+        f"(delta = 2θ = {2 * theta:.4f} deg, gamma = 0, theta = θ unless given)"
+    )
+    return {"delta": 2 * theta, "gamma": 0.0, "theta": given.get("theta", theta),
+            "chi": given.get("chi", APS34IDC_OFFSETS["chi"]), "phi": given.get("phi", 0.0)}, notes
+
+
 def detector_frame(
     geometry: Geometry,
     shape: Sequence[int],
@@ -223,10 +315,11 @@ def detector_frame(
     hkl: Sequence[int] | None = None,
     lattice_nm: float | None = None,
 ) -> DetectorFrame:
-    """Reciprocal and direct bases of a detector-frame array of ``shape`` measured with ``geometry`` (ID01).
+    """Reciprocal and direct bases of a detector-frame array of ``shape`` measured with ``geometry`` (ID01, or
+    APS 34-ID-C when :func:`diffractometer_of` says so).
 
     Needs energy, detector distance, pixel size and rocking step; the angles are completed by
-    :func:`id01_angles` (``hkl``/``lattice_nm`` override the geometry's). When ``geometry.beam_center`` (the
+    :func:`id01_angles` (:func:`aps34idc_angles` at 34-ID-C; ``hkl``/``lattice_nm`` override the geometry's). When ``geometry.beam_center`` (the
     direct-beam pixel at ``delta = nu = 0``) and ``geometry.roi`` are known, the array centre is placed at
     its true detector pixel; otherwise the array centre is taken on the detector arm.
     """
@@ -247,17 +340,21 @@ def detector_frame(
             f"rocking step is {geometry.rocking_step_deg!r}: give the angular step between frames in degrees "
             "(e.g. --rocking-step 0.01)"
         )
-    motor = (geometry.rocking_motor or "eta").lower()
-    angles, notes = id01_angles(geometry, hkl, lattice_nm)
+    setup = diffractometer_of(geometry)
+    motor = (geometry.rocking_motor or setup.rocking_motors[0]).lower()
+    angles, notes = setup.complete_angles(geometry, hkl, lattice_nm)
     if geometry.rocking_motor is None:
-        notes.append("rocking motor unknown: eta assumed")
-    if motor not in ("eta", "phi"):
-        raise BCDIError(f"rocking motor {geometry.rocking_motor!r} is not an ID01 sample circle: use eta or phi")
+        notes.append(f"rocking motor unknown: {setup.rocking_motors[0]} assumed")
+    if motor not in setup.rocking_motors:
+        raise BCDIError(f"rocking motor {geometry.rocking_motor!r} is not an {setup.name} sample circle: use "
+                        + " or ".join(setup.rocking_motors))
+    # motor offsets (34-ID-C: chi reads 90 when its rotation is the identity) are removed before rotating
+    eff = {k: v - setup.offsets.get(k, 0.0) for k, v in angles.items()}
 
     wavelength = float(geometry.wavelength_nm)
     k = 2 * np.pi / wavelength
-    r_det = _circles_matrix(ID01_DETECTOR_CIRCLES, angles)
-    arm, e_row, e_col = r_det @ _UNIT["z"], r_det @ _ROWS_AT_ZERO, r_det @ _COLS_AT_ZERO
+    r_det = _circles_matrix(setup.detector_circles, eff)
+    arm, e_row, e_col = r_det @ _UNIT["z"], r_det @ setup.rows_at_zero, r_det @ setup.cols_at_zero
     d_row = d_col = 0.0
     if geometry.beam_center is not None and geometry.roi is not None:
         d_row = geometry.roi[0] + shape[1] // 2 - float(geometry.beam_center[0])
@@ -275,9 +372,9 @@ def detector_frame(
     b_row, b_col = dkf(e_row, p_row), dkf(e_col, p_col)
     # rocking: the sample turns by R(ω) = Rot(â, s ω); in the frame of the central angle the measured
     # point is q'(ω) = Rot(â, s (ω0 − ω)) Q, so one frame moves it by −s Δω (â × Q).
-    circle = dict((name, (axis, sense)) for name, axis, sense in ID01_SAMPLE_CIRCLES)
+    circle = {name: (axis, sense) for name, axis, sense in setup.sample_circles}
     axis_name, sense = circle[motor]
-    axis = _circles_matrix(ID01_SAMPLE_CIRCLES, angles, upto=motor) @ _UNIT[axis_name]
+    axis = _circles_matrix(setup.sample_circles, eff, upto=motor) @ _UNIT[axis_name]
     b_rock = -sense * np.radians(float(geometry.rocking_step_deg)) * np.cross(axis, q)
     if np.linalg.norm(b_rock) < 1e-6 * np.linalg.norm(q) * abs(np.radians(geometry.rocking_step_deg)):
         raise BCDIError(f"rocking {motor} does not move Q (its axis is parallel to Q): this scan has no 3D sampling")

@@ -385,3 +385,125 @@ def validate_mask(
     if n == 0 and not allow_empty:
         raise BCDIError(f"{where}: no voxel is masked; paint or detect the gaps first")
     return out
+
+
+# ------------------------------------------------------------------------------- pyFAI detector library
+#: project names (and aliases) -> pyFAI detector names, where pyFAI's library knows the module gaps.
+#: The 34-ID-C Timepix quad (2x2 Timepix chips, 516x516, 55 um) has the chip layout of pyFAI's Maxipix2x2.
+#: Not here (kept as the project's presets, see the module docstring): ``eiger2m`` (ID01's 2164x1030, not
+#: in pyFAI) and ``eiger500k`` (pyFAI's Eiger500k has no gap: one module, its chip lines are not masked).
+PYFAI_NAMES = {
+    "maxipix": "Maxipix2x2",
+    "mpx1x4": "Maxipix2x2",
+    "mpx4": "Maxipix2x2",
+    "mpxgaas": "Maxipix2x2",
+    "mpx4inr": "Maxipix2x2",
+    "mpx": "Maxipix2x2",
+    "timepix": "Maxipix2x2",
+    "eiger2_1m": "Eiger2_1M",
+    "eiger2 1m": "Eiger2_1M",
+    "eiger2_4m": "Eiger2_4M",
+    "eiger2 4m": "Eiger2_4M",
+}
+GAP_SOURCES = ("auto", "pyfai", "preset")
+
+
+def pyfai_detector(name: str):
+    """pyFAI's detector object for ``name`` (a project name such as ``mpx1x4`` or any pyFAI name), or None.
+
+    pyFAI is an optional dependency; it is imported here without Qt (pyFAI's import tries ``silx.gui.qt``
+    and does without it), so that ``core`` never loads a GUI toolkit.
+    """
+    import sys
+
+    key = str(name).strip()
+    target = PYFAI_NAMES.get(key.lower(), key)
+    try:
+        blocked = not any(m in sys.modules for m in ("PyQt5", "PyQt6", "PySide2", "PySide6"))
+        if blocked and "silx.gui.qt" not in sys.modules:
+            sys.modules["silx.gui.qt"] = None  # type: ignore[assignment]  # ImportError for pyFAI's GUI models
+        else:
+            blocked = False
+        try:
+            from pyFAI import detectors as pyfai_detectors
+        finally:
+            if blocked and sys.modules.get("silx.gui.qt", 0) is None:
+                del sys.modules["silx.gui.qt"]
+    except ImportError:
+        return None
+    try:
+        return pyfai_detectors.detector_factory(target)
+    except Exception:  # noqa: BLE001 - pyFAI raises RuntimeError/KeyError for unknown names
+        return None
+
+
+def _pyfai_gap_plane(name: str) -> tuple[np.ndarray, str] | None:
+    det = pyfai_detector(name)
+    if det is None:
+        return None
+    m = det.mask if getattr(det, "mask", None) is not None else det.calc_mask()
+    if m is None or not np.any(m):
+        return None
+    return (np.asarray(m) != 0).astype(np.uint8), f"pyFAI {type(det).__name__}"
+
+
+def detector_gap_mask(
+    name: str,
+    frame_shape: Sequence[int],
+    roi_offset: tuple[int, int] = (0, 0),
+    *,
+    source: str = "auto",
+) -> tuple[np.ndarray, str]:
+    """2D gap mask of a detector for data cropped from it, from pyFAI's detector library where it knows
+    the detector's module gaps, else from the project's presets.
+
+    Parameters
+    ----------
+    name : detector name: a preset name or alias (``maxipix``, ``mpx1x4``, ``eiger2m``...), ``timepix``, or
+        any name pyFAI's ``detector_factory`` knows (``Pilatus1M``, ``Eiger2_9M``...).
+    frame_shape : (rows, cols) of the data's frames (a (z, y, x) shape is accepted: its last two axes).
+    roi_offset : detector (row0, col0) of the data's first pixel.
+    source : ``"auto"`` (pyFAI first), ``"pyfai"`` or ``"preset"``.
+
+    Returns
+    -------
+    (mask, origin)
+        uint8 (rows, cols) mask with 1 on the gaps, and where it came from (``"pyFAI Maxipix2x2"``,
+        ``"preset maxipix"``).
+
+    Notes
+    -----
+    pyFAI masks the Maxipix 2x2 gap as the 4 pixels 256-259 of each axis (where no sensor is); the preset
+    ``maxipix`` (bcdi, cdiutils) also masks pixels 255 and 260, the large edge pixels whose counts are
+    shared with the gap. ``source="preset"`` keeps the wider mask.
+
+    Raises
+    ------
+    BCDIError
+        Unknown detector, unknown source, or a ROI that does not fit in the detector.
+    """
+    if source not in GAP_SOURCES:
+        raise BCDIError(f"detector gaps: source {source!r} is unknown; use one of {', '.join(GAP_SOURCES)}")
+    shape = tuple(int(s) for s in frame_shape)[-2:]
+    plane = origin = None
+    if source in ("auto", "pyfai"):
+        found = _pyfai_gap_plane(name)
+        if found is not None:
+            plane, origin = found
+        elif source == "pyfai":
+            raise BCDIError(f"detector {name!r}: pyFAI does not know it or its gaps (is pyFAI installed?); use "
+                            "source 'preset' or one of " + ", ".join(sorted(PRESETS)))
+    if plane is None:
+        try:
+            preset = get_preset(name)
+        except BCDIError:
+            raise BCDIError(f"unknown detector {name!r}: neither pyFAI's detector library nor the presets "
+                            f"({', '.join(sorted(PRESETS))}) know it; give the mask as a file") from None
+        plane, origin = preset.mask2d(), f"preset {preset.name}"
+    r0, c0 = (int(v) for v in roi_offset)
+    ny, nx = shape
+    if r0 < 0 or c0 < 0 or r0 + ny > plane.shape[0] or c0 + nx > plane.shape[1]:
+        raise BCDIError(
+            f"detector gaps ({origin}): ROI rows {r0}-{r0 + ny - 1}, cols {c0}-{c0 + nx - 1} do not fit in "
+            f"the {plane.shape[0]}x{plane.shape[1]} detector; check the ROI offset or the detector")
+    return plane[r0:r0 + ny, c0:c0 + nx].copy(), origin

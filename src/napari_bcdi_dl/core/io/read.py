@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import BCDIError
 from ..types import Geometry, LoadedData, Reconstruction
-from . import bliss, cxi
+from . import bliss, cxi, spec
 from ._common import as_mask, existing_path, open_h5
 from .frames import EDF_SUFFIXES, FRAME_SUFFIXES, frame_files, read_edf_stack, read_frames
 from .npy import npy_header, npz_headers, read_npy, read_npz, read_npz_mask, to_json, write_npz
@@ -31,7 +31,7 @@ def _suffix(p: Path) -> str:
 
 
 def format_of(path) -> str:
-    """``"frames"``, ``"npy"``, ``"npz"``, ``"tiff"``, ``"edf"`` or ``"hdf5"`` (by suffix / folder)."""
+    """``"frames"``, ``"npy"``, ``"npz"``, ``"tiff"``, ``"edf"``, ``"hdf5"`` or ``"spec"`` (suffix, folder, SPEC header)."""
     p = Path(path)
     if p.is_dir():
         return "frames"
@@ -46,6 +46,8 @@ def format_of(path) -> str:
         return "edf"
     if s in HDF5_SUFFIXES:
         return "hdf5"
+    if s in spec.SPEC_SUFFIXES or spec.is_spec_file(p):
+        return "spec"
     raise BCDIError(
         f"{p}: unknown file type '{s or p.name}'; supported: .npy .npz .tif .tiff .edf .cxi .h5 .hdf5 .nxs "
         "or a folder of frames"
@@ -82,6 +84,8 @@ def read(
     """
     p = existing_path(path, "file or folder")
     fmt = format_of(p)
+    if fmt == "spec":  # a SPEC scan (APS 34-ID-C) with its TIFF frames next to it
+        return spec.read_spec_scan(p, scan, roi=roi, detector=detector)
     if fmt != "hdf5" and (scan is not None or detector is not None):
         raise BCDIError(
             f"{p}: --scan/--detector apply to BLISS master files only; leave them out for a {fmt} file"
@@ -121,6 +125,8 @@ def list_scans(path) -> list[str]:
         fmt = format_of(p)
     except BCDIError:
         return []
+    if fmt == "spec":
+        return spec.spec_scans(p)
     if fmt != "hdf5":
         return []
     with open_h5(p) as f:

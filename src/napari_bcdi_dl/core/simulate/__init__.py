@@ -11,6 +11,7 @@ Public API::
 See ``docs/simulation.md`` for every parameter, its range and why.
 """
 
+from .aliens import AlienPattern, inject_aliens
 from .datasets import (
     DATASET_KINDS,
     draw_inpaint_sample,
@@ -38,6 +39,7 @@ __all__ = [
     "DATASET_KINDS",
     "FIELDS",
     "SHAPES",
+    "AlienPattern",
     "GapSpec",
     "Polyhedron",
     "SimulatedPattern",
@@ -46,6 +48,7 @@ __all__ = [
     "far_field",
     "gap_mask",
     "generate_dataset",
+    "inject_aliens",
     "intensity_of",
     "iter_shards",
     "load_dataset",
