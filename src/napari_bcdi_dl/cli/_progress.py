@@ -1,30 +1,32 @@
-"""A tqdm progress bar that speaks the core ``progress(done, total)`` protocol."""
+"""Progress of the CLI commands, in the core ``progress(done, total)`` protocol.
+
+A tqdm bar on a terminal; plain lines at a modest rate when standard error is not a terminal (a log, a
+SLURM job), so that long runs stay readable there (``pipeline.reporting.step_progress``, shared with
+``bcdi-dl run`` and ``batch``).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 
 from ..core.progress import ProgressFn
 
 
+def _silent(done: int, total: int) -> None:
+    """A progress callback that shows nothing."""
+
+
 @contextlib.contextmanager
 def progress_bar(desc: str, unit: str = "it", disable: bool | None = None) -> Iterator[ProgressFn]:
-    """Yield a ``progress(done, total)`` callback drawing a tqdm bar on stderr (hidden when not a TTY)."""
-    from tqdm import tqdm
+    """Yield a ``progress(done, total)`` callback: a bar on a terminal, plain lines in a log.
 
-    if disable is None:
-        disable = not sys.stderr.isatty()
-    bar = tqdm(desc=desc, unit=unit, disable=disable, file=sys.stderr, dynamic_ncols=True)
+    ``disable=True`` shows nothing (``--quiet``); ``unit`` is kept for the callers' readability.
+    """
+    if disable:
+        yield _silent
+        return
+    from ..pipeline.reporting import step_progress
 
-    def update(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        bar.close()
+    with step_progress(desc) as progress:
+        yield progress if progress is not None else _silent

@@ -79,6 +79,14 @@ def run(args: argparse.Namespace) -> int | None:
 
     if args.crop is not None and args.no_crop:
         raise BCDIError("--crop and --no-crop exclude each other: choose one")
+    from pathlib import Path
+
+    from ..core.io.atomic import check_output_path
+
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in (".npz", ".cxi"):  # before any work
+        raise BCDIError(f"{args.out}: a prepared pattern is written as .npz or .cxi (got '{suffix or args.out}')")
+    check_output_path(args.out, [args.input])
     t0 = time.perf_counter()
     loaded = read(args.input, scan=args.scan)
     if loaded.kind != "intensity":

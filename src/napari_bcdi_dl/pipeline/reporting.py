@@ -17,12 +17,13 @@ from ..core.progress import ProgressFn
 
 
 class LineProgress:
-    """A ``progress(done, total)`` callback printing ``desc: 42% (420/1000), 12 s`` every ``interval`` s."""
+    """A ``progress(done, total)`` callback printing ``desc: 42% (420/1000), 12 s`` every ``interval`` s
+    (the first after ``interval`` s) and once at the end."""
 
     def __init__(self, desc: str, stream: TextIO | None = None, interval: float = 15.0) -> None:
         self.desc, self.stream, self.interval = desc, stream or sys.stderr, float(interval)
         self.t0 = time.monotonic()
-        self.last = -float("inf")
+        self.last = self.t0  # the first line after `interval` s: a short job prints only its end
         self.finished = False
 
     def __call__(self, done: int, total: int) -> None:
