@@ -92,6 +92,7 @@ def test_phase_end_to_end_then_replace(setup, qtbot, notes, pattern):
     assert mod.metadata["bcdi"]["kind"] == "modulus" and sup.metadata["bcdi"]["kind"] == "support"
     assert np.allclose(mod.data, np.abs(mod.metadata["bcdi"]["obj"]))
     assert len(w.result.runs) == 2 and "LLK" in w.status.text() and "first mode" in w.status.text()
+    assert "recipe run: " in w.status.text() and w.result.best.meta["recipe"] in w.status.text()
     assert f"{w.result.best.llk:.4g}" in w.status.text()
     assert seen and seen[-1][0] == seen[-1][1] == w.progress_bar.maximum() == w.progress_bar.value()
     assert w.start_button.isEnabled() and not w.cancel_button.isEnabled()

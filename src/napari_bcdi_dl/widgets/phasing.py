@@ -221,7 +221,8 @@ class PhasingWidget(HasJobSlot, QWidget):
 
     @staticmethod
     def summary(result) -> str:
-        """One line: LLK, free LLK, first-mode weight and runs of a PhasingResult."""
+        """LLK, free LLK, first-mode weight and runs of a PhasingResult, then the recipe actually run (with
+        its inserted DETWIN step)."""
         rec = result.best
 
         def fmt(v):
@@ -229,4 +230,4 @@ class PhasingWidget(HasJobSlot, QWidget):
 
         n = len(result.runs)
         return (f"LLK {fmt(rec.llk)}, free LLK {fmt(rec.llk_free)}, first mode {result.first_mode_weight:.1%} "
-                f"(best of {n} run{'s' * (n > 1)}: #{result.best_index + 1})")
+                f"(best of {n} run{'s' * (n > 1)}: #{result.best_index + 1})\nrecipe run: {rec.meta.get('recipe', '')}")
