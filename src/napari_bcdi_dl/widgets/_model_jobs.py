@@ -55,15 +55,6 @@ def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, candidates: i
     return predict_object(intensity, mask, keep=int(candidates), progress=progress, cancel=cancel)
 
 
-def refine_job(intensity: np.ndarray, mask: np.ndarray | None, pred, refine: str, candidates: int, *,
-               progress=None, cancel=None):
-    """Job of *Refine*: ``models.dl_phasing.refine_prediction`` of the last prediction (numpy only)."""
-    from ..models.dl_phasing import refine_prediction
-
-    return refine_prediction(intensity, mask, pred, refine=refine, candidates=int(candidates),
-                             progress=progress, cancel=cancel)
-
-
 def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, refine: str, candidates: int, *,
                        progress=None, cancel=None):
     """Job of *Predict + refine*: the prediction, then its refinement, one progress bar."""
