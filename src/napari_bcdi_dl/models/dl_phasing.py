@@ -389,15 +389,15 @@ def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine: s
     Reconstruction (centred, on the data grid) with ``method="dl"``; in ``meta`` the prediction's timing,
     model grid, crop and zoom, the recipe run and the candidates.
     """
+    unrefined = False
     if refine_iter is not None:
         if refine is not None:
             raise BCDIError("DL phasing: give either a refinement recipe or refine_iter, not both")
-        n_iter = int(refine_iter)
-        if n_iter < 0:
+        if int(refine_iter) < 0:
             raise BCDIError(f"DL phasing: refine iterations must be >= 0, got {refine_iter}")
-        refine = f"border=on, ER**{n_iter}" if n_iter else None
+        unrefined = int(refine_iter) == 0
+        refine = f"border=on, ER**{int(refine_iter)}" if not unrefined else None
     else:
-        n_iter = -1
         from ..core.phasing.refine import refine_steps
 
         refine_steps(DEFAULT_REFINE if refine is None else refine)  # a bad recipe fails before the model
@@ -420,7 +420,7 @@ def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine: s
 
     if "refine_support_threshold" in refine_kw:
         refine_kw["support_threshold"] = refine_kw.pop("refine_support_threshold")
-    if n_iter == 0:
+    if unrefined:
         from ..core.phasing import refine as run_refine
 
         rec = run_refine(intensity, pred.obj, pred.support, mask, n_iter=0, seed=seed, method="dl-unrefined",

@@ -15,7 +15,6 @@ sidecar: the resolved configuration of this scan and its provenance) and ``log.t
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
 import time
 import warnings
@@ -203,14 +202,10 @@ def phase_scan(cfg: PipelineConfig, intensity: np.ndarray, mask: np.ndarray | No
     if c.method == "dl":
         from ..models.dl_phasing import dl_phase
 
-        wanted = {"refine": c.refine, "refine_iter": c.refine_iter, "candidates": c.candidates, "tta": c.tta,
-                  "seed": c.seed, "backend": backend}
-        if c.refine_iter is not None:
-            wanted.pop("refine")  # refine_iter is the published recipe: the two exclude each other
-        params = inspect.signature(dl_phase).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        kw = {k: v for k, v in wanted.items() if k in params or (takes_any and k == "backend")}
-        rec = dl_phase(intensity, mask, progress=progress, cancel=cancel, **kw)
+        # refine_iter is the published recipe: it and refine exclude each other
+        recipe = {"refine_iter": c.refine_iter} if c.refine_iter is not None else {"refine": c.refine}
+        rec = dl_phase(intensity, mask, candidates=c.candidates, tta=c.tta, seed=c.seed, backend=backend,
+                       progress=progress, cancel=cancel, **recipe)
         note(f"phase (dl): refinement {rec.meta.get('recipe') or 'none (unrefined)'}, candidate "
              f"{rec.meta.get('chosen_candidate', 0) + 1}/{max(1, len(rec.meta.get('candidates') or []))}")
         return rec
@@ -313,12 +308,10 @@ def write_outputs(cfg: PipelineConfig, out: Path, rec: Reconstruction, geom: Geo
         from ..core.export import export_npz_cdiutils, export_vti
 
         if cfg.export.strain:
-            kw = {}
-            if "provenance" in inspect.signature(export_npz_cdiutils).parameters:
-                kw["provenance"] = {"source": str(protect[0]), "method": rec.method,
-                                    "recipe": rec.meta.get("recipe", ""), "llk": rec.llk, "llk_free": rec.llk_free,
-                                    "provenance": rec.meta.get("provenance"), "pipeline_yaml": text}
-            files["strain"] = export_npz_cdiutils(out / "strain.npz", strain, protect=protect, **kw)
+            about = {"source": str(protect[0]), "method": rec.method, "recipe": rec.meta.get("recipe", ""),
+                    "llk": rec.llk, "llk_free": rec.llk_free, "provenance": rec.meta.get("provenance"),
+                    "pipeline_yaml": text}
+            files["strain"] = export_npz_cdiutils(out / "strain.npz", strain, protect=protect, provenance=about)
         if cfg.export.vti:
             files["vti"] = export_vti(out / "strain.vti", strain, protect=protect)
     return files

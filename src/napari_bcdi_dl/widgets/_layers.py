@@ -379,6 +379,11 @@ def put_layer(viewer: Any, name: str, data: np.ndarray, *, labels: bool = False,
         return add(data, name=name, **extra, **kwargs)
     if isinstance(layer, Labels) != labels:
         raise BCDIError(f"a layer '{name}' of another type exists: rename or delete it")
+    return _update_layer(layer, data, metadata, kwargs)
+
+
+def _update_layer(layer: Any, data: Any, metadata: dict | None, kwargs: dict) -> Any:
+    """New data (and metadata) for an existing layer; ``kwargs`` set except the :data:`CREATE_ONLY` ones."""
     layer.data = data
     if metadata is not None:
         layer.metadata = metadata
@@ -405,13 +410,7 @@ def put_surface(viewer: Any, name: str, data: tuple, *, metadata: dict | None = 
         return viewer.add_surface(data, name=name, **extra, **kwargs)
     if not isinstance(layer, Surface):
         raise BCDIError(f"a layer '{name}' of another type exists: rename or delete it")
-    layer.data = data
-    if metadata is not None:
-        layer.metadata = metadata
-    for key, value in kwargs.items():
-        if key not in CREATE_ONLY:
-            setattr(layer, key, value)
-    return layer
+    return _update_layer(layer, data, metadata, kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ camera
