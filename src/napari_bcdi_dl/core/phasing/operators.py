@@ -473,18 +473,25 @@ class Engine:
         The integer roll puts the support's periodic centre of mass at the array centre (exact, no
         interpolation), and the global phase is set so that the modulus-weighted mean phase is 0.
         """
-        obj = self.be.to_numpy(self.obj).astype(np.complex64, copy=False)
-        sup = self.be.to_numpy(self.support)
-        c = circular_centre(sup if sup.any() else np.abs(obj))
-        shift = tuple(int(n // 2 - round(ci) % n) for n, ci in zip(obj.shape, c))
-        obj = np.roll(obj, shift, axis=(0, 1, 2))
-        sup = np.roll(sup, shift, axis=(0, 1, 2)).astype(np.uint8)
+        obj, sup, shift = centred_copy(self.be, self.obj, self.support)
         # the roll relative to plain fftshift: a centred input support comes back rolled by this
         self.centring_shift = tuple(int(sh % n - n // 2) for sh, n in zip(shift, obj.shape))
-        z = obj[sup.astype(bool)].sum(dtype=np.complex128) if sup.any() else obj.sum(dtype=np.complex128)
-        if abs(z) > 0:
-            obj *= np.complex64(np.conj(z) / abs(z))
         return obj, sup
+
+
+def centred_copy(be: Backend, obj: Any, support: Any) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Host copies of an FFT-native object and support, centred as :meth:`Engine.centred` returns them
+    (crystal rolled to the middle, modulus-weighted mean phase 0), and the roll applied."""
+    o = np.array(be.to_numpy(obj), dtype=np.complex64)
+    sup = np.asarray(be.to_numpy(support))
+    c = circular_centre(sup if sup.any() else np.abs(o))
+    shift = tuple(int(n // 2 - round(ci) % n) for n, ci in zip(o.shape, c))
+    o = np.roll(o, shift, axis=(0, 1, 2))
+    sup = np.roll(sup, shift, axis=(0, 1, 2)).astype(np.uint8)
+    z = o[sup.astype(bool)].sum(dtype=np.complex128) if sup.any() else o.sum(dtype=np.complex128)
+    if abs(z) > 0:
+        o *= np.complex64(np.conj(z) / abs(z))
+    return o, sup, shift
 
 
 def to_native(be: Backend, a: np.ndarray, dtype: Any) -> Any:

@@ -168,17 +168,9 @@ def run_recipe(
 def snapshot_arrays(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
     """Centred copies (complex64 object, uint8 support) of a running engine, as :meth:`Engine.centred` makes
     them (crystal rolled to the middle, mean phase 0), without touching the engine."""
-    from .operators import circular_centre
+    from .operators import centred_copy
 
-    obj = np.array(engine.be.to_numpy(engine.obj), dtype=np.complex64)
-    sup = np.asarray(engine.be.to_numpy(engine.support))
-    c = circular_centre(sup if sup.any() else np.abs(obj))
-    shift = tuple(int(n // 2 - round(ci) % n) for n, ci in zip(obj.shape, c))
-    obj = np.roll(obj, shift, axis=(0, 1, 2))
-    sup = np.roll(sup, shift, axis=(0, 1, 2)).astype(np.uint8)
-    z = obj[sup.astype(bool)].sum(dtype=np.complex128) if sup.any() else obj.sum(dtype=np.complex128)
-    if abs(z) > 0:
-        obj *= np.complex64(np.conj(z) / abs(z))
+    obj, sup, _ = centred_copy(engine.be, engine.obj, engine.support)
     return obj, sup
 
 
