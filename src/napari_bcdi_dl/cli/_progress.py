@@ -18,10 +18,10 @@ def _silent(done: int, total: int) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(desc: str, unit: str = "it", disable: bool | None = None) -> Iterator[ProgressFn]:
+def progress_bar(desc: str, disable: bool | None = None) -> Iterator[ProgressFn]:
     """Yield a ``progress(done, total)`` callback: a bar on a terminal, plain lines in a log.
 
-    ``disable=True`` shows nothing (``--quiet``); ``unit`` is kept for the callers' readability.
+    ``disable=True`` shows nothing (``--quiet``).
     """
     if disable:
         yield _silent

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int | None:
     if args.mask:
         extra = read_mask(args.mask, loaded.data.shape)
         mask = extra if mask is None else ((mask != 0) | (extra != 0)).astype(np.uint8)
-    with progress_bar("aliens", unit="level") as bar:
+    with progress_bar("aliens") as bar:
         res = find_aliens(loaded.data, mask, eps=args.eps, min_samples=args.min_samples,
                           log_threshold=args.log_threshold, asymmetry_threshold=args.asymmetry,
                           prominence_threshold=args.prominence, progress=bar)

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int | None:
     from ._progress import progress_bar
 
     t0 = time.perf_counter()
-    with progress_bar(f"{args.kind} dataset", unit="sample", disable=True if args.quiet else None) as bar:
+    with progress_bar(f"{args.kind} dataset", disable=True if args.quiet else None) as bar:
         manifest = generate_dataset(
             args.kind,
             args.outdir,

@@ -64,14 +64,14 @@ def run(args: argparse.Namespace) -> int | None:
     if args.finetune:
         from ..models.finetune import finetune
 
-        with progress_bar("fine-tune", unit="step", disable=disable) as bar:
+        with progress_bar("fine-tune", disable=disable) as bar:
             res = finetune(data, mask, steps=args.finetune_steps, progress=bar)
         model = res.model
         print(f"fine-tuned {res.steps} steps: loss on the pattern's crops {res.loss_before:.4g} -> "
               f"{res.loss_after:.4g}", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with progress_bar(f"inpaint ({args.method})", unit="window", disable=disable) as bar:
+        with progress_bar(f"inpaint ({args.method})", disable=disable) as bar:
             filled = inpaint(data, mask, method=args.method, step=args.step, batch=args.batch, model=model,
                              progress=bar)
     for w in caught:

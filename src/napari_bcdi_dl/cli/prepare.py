@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int | None:
     if args.mask:
         extra = read_mask(args.mask, loaded.data.shape)
         loaded.mask = extra if loaded.mask is None else ((loaded.mask != 0) | (extra != 0)).astype(np.uint8)
-    with progress_bar("prepare", unit="step") as bar:
+    with progress_bar("prepare") as bar:
         out = prepare(loaded, crop_size=args.crop, auto_crop=not args.no_crop, centre=args.centre,
                       bin_factors=args.bin, hot_pixels=args.hot_pixels, dead_pixels=not args.no_dead_pixels,
                       flat=args.flat, background=args.background, threshold=args.threshold,

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         for w in warnings:
             print(f"bcdi-dl report: warning: {w}", file=sys.stderr)
         rec = reconstruction_from(loaded)
-        with progress_bar("strain", unit="step") as bar:
+        with progress_bar("strain") as bar:
             result = postprocess(loaded.data, loaded.support, geom if setup_known(geom) else None, hkl=geom.hkl,
                                  lattice_nm=geom.lattice_nm, voxel_size_nm=voxel, progress=bar)
         prov = provenance(rec, geom, str(args.result))
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             vs = loaded.meta.get("voxel_size_nm") or voxel
             prtf = _prtf(args.data, loaded.data, vs)
     prov.setdefault("title", Path(args.result).name)
-    with progress_bar("report", unit="step") as bar:
+    with progress_bar("report") as bar:
         path = write_report(out, result, history=history, prtf=prtf, provenance=prov, threshold=args.threshold,
                             field=args.field, protect=protect, progress=bar)
     for note in notes + list(result.notes):

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     geom, voxel, notes, warnings = resolve_geometry(loaded.geometry, args, loaded.data.shape)
     for w in warnings:
         print(f"bcdi-dl strain: warning: {w}", file=sys.stderr)
-    with progress_bar("strain", unit="step") as bar:
+    with progress_bar("strain") as bar:
         result = postprocess(
             loaded.data,
             loaded.support,

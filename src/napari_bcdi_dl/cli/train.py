@@ -138,7 +138,7 @@ def run_inpaint(args: argparse.Namespace) -> int | None:
     if args.norm:
         arch["norm"] = None if args.norm == "none" else args.norm
     command = "bcdi-dl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    with _StopOnSignal() as stop, progress_bar("train inpaint", unit="step",
+    with _StopOnSignal() as stop, progress_bar("train inpaint",
                                                disable=True if args.quiet else None) as bar:
         result = train_inpaint(
             args.data, args.val, args.out, steps=steps, batch=args.batch,
