@@ -20,7 +20,8 @@ Layers:
 Scale: objects get their voxel size in nm when the file gives it; diffraction data get their reciprocal step
 (1/nm) when the geometry is complete (energy, distance, pixel, rocking step), else scale 1 (one
 voxel per detector pixel and frame). Every layer carries ``metadata["bcdi"]`` (kind, source, geometry, the
-reader's meta) for the widgets and the writer.
+reader's meta) for the widgets and the writer; an object's layers also carry ``result``, one
+:class:`~napari_bcdi_dl.core.types.ReconstructionResult` (``widgets._layers.result_of`` reads it).
 """
 
 from __future__ import annotations
@@ -173,9 +174,19 @@ def _reciprocal_scale(loaded, metadata: dict) -> dict:
 
 
 def _object_layers(loaded, name: str, p: Path) -> list:
+    from .core import io
+    from .core.types import ReconstructionResult
+
     obj = loaded.data
     scale = loaded.meta.get("voxel_size_nm")
     extra = {"scale": tuple(float(s) for s in scale), "units": "nm"} if scale else {}
+    result = ReconstructionResult(io.reconstruction_from(loaded), geometry=loaded.geometry,
+                                  voxel_size_nm=tuple(float(s) for s in scale) if scale else None, source=str(p))
+
+    def meta(kind):  # every layer carries the one result (widgets._layers.result_of reads it back)
+        m = _meta(kind, p, loaded)
+        m["bcdi"]["result"] = result
+        return m
     modulus = np.abs(obj)
     phase = np.angle(obj).astype(np.float32)
     top = float(modulus.max()) if modulus.size else 1.0
@@ -186,7 +197,7 @@ def _object_layers(loaded, name: str, p: Path) -> list:
                 "name": f"{name} modulus",
                 "colormap": "gray",
                 "contrast_limits": (0.0, top if top > 0 else 1.0),
-                "metadata": _meta("modulus", p, loaded),
+                "metadata": meta("modulus"),
                 **extra,
             },
             "image",
@@ -197,7 +208,7 @@ def _object_layers(loaded, name: str, p: Path) -> list:
                 "name": f"{name} phase",
                 "colormap": "twilight",
                 "contrast_limits": (-np.pi, np.pi),
-                "metadata": _meta("phase", p, loaded),
+                "metadata": meta("phase"),
                 **extra,
             },
             "image",
@@ -207,7 +218,7 @@ def _object_layers(loaded, name: str, p: Path) -> list:
         layers.append(
             (
                 loaded.support,
-                {"name": f"{name} support", "opacity": 0.4, "metadata": _meta("support", p, loaded), **extra},
+                {"name": f"{name} support", "opacity": 0.4, "metadata": meta("support"), **extra},
                 "labels",
             )
         )

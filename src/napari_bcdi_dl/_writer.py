@@ -3,8 +3,11 @@
 - complex image data -> a reconstruction (PyNX result layout in ``.cxi``; ``obj``/``support`` in ``.npz``);
   its support comes from the layer metadata when the reader put one there, else ``|obj| > 0.2·max``.
 - real image data -> a diffraction intensity (PyNX CXI data file; ``data`` in ``.npz``), with the geometry
-  the reader stored in ``metadata["bcdi"]``. Modulus and phase layers of a reconstruction are refused:
-  alone, neither is a reconstruction (save the result from the Results widget).
+  the reader stored in ``metadata["bcdi"]``.
+- a modulus or phase layer of a reconstruction that carries its
+  :class:`~napari_bcdi_dl.core.types.ReconstructionResult` (the Phasing and DL phase docks, the reader) ->
+  that whole reconstruction (object, support, LLK, geometry); without one it is refused: alone, neither is a
+  reconstruction.
 - labels -> a mask (1 = invalid) alone: ``/entry_1/instrument_1/detector_1/mask`` or ``.npz`` key ``mask``
   (``support`` for a support layer).
 
@@ -34,12 +37,17 @@ def write_image(path: str, data: Any, attributes: dict) -> list[str]:
     """Write one Image layer to ``.cxi`` or ``.npz``; return ``[path]``."""
     from .core.errors import BCDIError
     from .core.io import write_intensity, write_reconstruction
-    from .core.types import Geometry, Reconstruction
+    from .core.types import Geometry, Reconstruction, ReconstructionResult
 
     info = _bcdi(attributes)
     geometry = info.get("geometry") if isinstance(info.get("geometry"), Geometry) else None
     kind = info.get("kind")
     name = (attributes or {}).get("name", "layer")
+    result = info.get("result")
+    if kind in ("modulus", "phase") and isinstance(result, ReconstructionResult):
+        protect = [p for p in (result.source, info.get("source")) if p]
+        write_reconstruction(Path(path), result.reconstruction, result.geometry, protect=protect)
+        return [str(path)]
     if kind in ("modulus", "phase"):
         raise BCDIError(
             f"layer '{name}' is the {kind} of a reconstruction; alone it is not a reconstruction: save the "

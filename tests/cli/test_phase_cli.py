@@ -89,15 +89,6 @@ def test_phase_errors_are_one_line(data_file, tmp_path, capsys):
     assert main(["phase", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "r.npz")]) == 2
 
 
-def test_method_dl_is_a_choice(data_file, tmp_path, capsys):
-    if importlib.util.find_spec("napari_bcdi_dl.models.dl_phasing") is not None:
-        pytest.skip("models.dl_phasing exists: the DL route is tested with the models")
-    rc = main(["phase", str(data_file), "--out", str(tmp_path / "r.npz"), "--method", "dl"])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "DL phasing is not available in this build" in err and err.count("\n") == 1
-
-
 def test_method_dl_with_a_refinement_recipe_prints_the_recipe_run(data_file, tmp_path, capsys):
     out = tmp_path / "dl.npz"
     rc = main(["phase", str(data_file), "--out", str(out), "--method", "dl", "--refine", "HIO**10, ER**10",

@@ -98,7 +98,7 @@ def test_demo_first_impression(make_napari_viewer, qtbot):
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QTabBar
 
-    from napari_bcdi_dl.widgets._layers import OBLIQUE_ANGLES, viewer_camera
+    from napari_bcdi_dl.widgets._camera import OBLIQUE_ANGLES, viewer_camera
 
     start = len(notification_manager.records)
     viewer = make_napari_viewer(show=True)

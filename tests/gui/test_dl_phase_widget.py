@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_bcdi_dl.widgets._layers import result_of
+
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 240_000
@@ -61,8 +63,9 @@ def test_predict_then_refine_then_both(viewer_widget, qtbot, notes, real_pattern
     assert not [m for s, m in notes() if s == "error"], notes()
     mod = _layer(viewer, "cdinn DL modulus")
     info = mod.metadata["bcdi"]
-    assert info["method"] == "dl" and np.isfinite(info["llk"]) and info["obj"].dtype == np.complex64
-    assert info["kind"] == "modulus" and info["reconstruction"].method == "dl"
+    res = result_of(mod)
+    assert res is info["result"] and res.method == "dl" and np.isfinite(res.llk) and res.obj.dtype == np.complex64
+    assert info["kind"] == "modulus" and res.data_name == "cdinn" and "HIO**10, ER**10" in res.recipe
     phase = _layer(viewer, "cdinn DL phase")
     assert phase.colormap.name == "twilight" and tuple(phase.contrast_limits) == pytest.approx((-np.pi, np.pi))
     assert "free LLK" in w.status.text()

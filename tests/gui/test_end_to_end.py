@@ -315,12 +315,14 @@ def test_inpainted_layer_keeps_voxel_size(make_napari_viewer, qtbot, pattern):
 def test_compare_in_the_demo_shows_its_layers(make_napari_viewer, qtbot, pattern):
     viewer = make_napari_viewer()
     _dock, res = viewer.window.add_plugin_dock_widget("napari-bcdi-dl", "Results")
+    from napari_bcdi_dl.core.types import Reconstruction, ReconstructionResult
+    from napari_bcdi_dl.widgets._layers import result_metadata
+
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
         obj = (pattern.obj * np.exp(1j * rng.uniform(-0.1, 0.1, pattern.obj.shape))).astype(np.complex64)
-        viewer.add_image(np.abs(obj), name=f"{name} modulus", scale=VOXEL,
-                         metadata={"bcdi": {"kind": "modulus", "obj": obj, "support": pattern.support,
-                                            "voxel_size_nm": VOXEL}})
+        res = ReconstructionResult(Reconstruction(obj, pattern.support), voxel_size_nm=tuple(VOXEL))
+        viewer.add_image(np.abs(obj), name=f"{name} modulus", scale=VOXEL, metadata=result_metadata(res, "modulus"))
     _wait(qtbot, res.compare(["a modulus", "b modulus"]))
     shown = {layer.name for layer in viewer.layers if layer.visible}
     assert {"compare a phase", "compare b phase"} <= shown, shown
@@ -392,7 +394,7 @@ def test_event_loop_free_during_dl_prediction(make_napari_viewer, qtbot, pattern
         proc.close()
     print(f"\nDL predict+refine (widget, fresh model process): max loop gap {mon.max_gap * 1000:.0f} ms, "
           f"showing layers {mon.on_done_max * 1000:.0f} ms; gaps > 50 ms (start+length): {mon.long_gaps()}")
-    _pred, rec = job.result
-    assert rec.obj.shape == pattern.intensity.shape and rec.method == "dl"
+    rec = job.result.reconstruction
+    assert job.result.prediction is not None and rec.obj.shape == pattern.intensity.shape and rec.method == "dl"
     assert had_tf or "tensorflow" not in sys.modules, "TensorFlow stays out of the napari process"
     assert mon.max_gap < MAX_GAP_S

@@ -178,6 +178,17 @@ def test_writers_direct(tmp_path, counts):
         write_image(
             str(tmp_path / "m.npz"), np.abs(obj), {"name": "m", "metadata": {"bcdi": {"kind": "modulus"}}}
         )
+    # a modulus layer that carries its ReconstructionResult saves the whole reconstruction
+    from napari_bcdi_dl.core.types import Geometry, Reconstruction, ReconstructionResult
+    from napari_bcdi_dl.widgets._layers import result_metadata
+
+    res = ReconstructionResult(Reconstruction(obj, sup, llk=1.5, llk_free=1.7, method="dl"),
+                               geometry=Geometry(energy_kev=9.0), voxel_size_nm=(10.0, 10.0, 10.0))
+    write_image(str(tmp_path / "r.npz"), np.abs(obj), {"name": "r modulus", "metadata": result_metadata(res, "modulus")})
+    back = io.read(tmp_path / "r.npz")
+    np.testing.assert_array_equal(back.data, obj)
+    np.testing.assert_array_equal(back.support, sup)
+    assert io.reconstruction_from(back).llk_free == pytest.approx(1.7)
     src = tmp_path / "in.npz"
     np.savez(src, data=counts)
     with pytest.raises(BCDIError, match="is the input file"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_bcdi_dl.widgets._layers import result_of
+
 pytestmark = pytest.mark.gui
 
 TIMEOUT_MS = 60_000
@@ -86,11 +88,13 @@ def test_phase_end_to_end_then_replace(setup, qtbot, notes, pattern):
     for layer in (mod, ph, sup):
         assert tuple(layer.scale) == tuple(VOXEL) and str(layer.units[0]) == "nanometer"
         meta = layer.metadata["bcdi"]
-        assert meta["kind"] in ("modulus", "phase", "support") and meta["method"] == "conventional"
-        assert meta["obj"].dtype == np.complex64 and meta["obj"].shape == pattern.intensity.shape
-        assert np.isfinite(meta["llk"]) and np.isfinite(meta["llk_free"]) and "HIO" in meta["recipe"]
+        res = result_of(layer)
+        assert meta["kind"] in ("modulus", "phase", "support") and res is mod.metadata["bcdi"]["result"]
+        assert res.method == "conventional" and res.data_name == "sim" and res.config["phase"]["runs"] == 2
+        assert res.obj.dtype == np.complex64 and res.obj.shape == pattern.intensity.shape
+        assert np.isfinite(res.llk) and np.isfinite(res.llk_free) and "HIO" in res.recipe
     assert mod.metadata["bcdi"]["kind"] == "modulus" and sup.metadata["bcdi"]["kind"] == "support"
-    assert np.allclose(mod.data, np.abs(mod.metadata["bcdi"]["obj"]))
+    assert np.allclose(mod.data, np.abs(result_of(mod).obj))
     assert len(w.result.runs) == 2 and "LLK" in w.status.text() and "first mode" in w.status.text()
     assert "recipe run: " in w.status.text() and w.result.best.meta["recipe"] in w.status.text()
     assert f"{w.result.best.llk:.4g}" in w.status.text()
@@ -106,14 +110,14 @@ def test_phase_end_to_end_then_replace(setup, qtbot, notes, pattern):
     np.testing.assert_array_equal(mask.data, mask_before)
 
     # a second run (other seed, no mask) replaces the layers' data instead of stacking new layers
-    n_layers, old_obj = len(viewer.layers), mod.metadata["bcdi"]["obj"]
+    n_layers, old_obj = len(viewer.layers), result_of(mod).obj
     w.select_layers(data, None)
     w.runs_spin.setValue(1)
     w.seed_spin.setValue(7)
     _wait(qtbot, w.start())
     assert len(viewer.layers) == n_layers
     assert _layer(viewer, "sim conventional modulus") is mod
-    assert mod.metadata["bcdi"]["obj"] is not old_obj and np.allclose(mod.data, np.abs(mod.metadata["bcdi"]["obj"]))
+    assert result_of(mod).obj is not old_obj and np.allclose(mod.data, np.abs(result_of(mod).obj))
     assert _names(viewer).count("sim conventional phase") == 1
     assert "best of 1 run" in w.status.text()
     np.testing.assert_array_equal(data.data, data_before)

@@ -12,7 +12,8 @@ import pytest
 from scipy import ndimage
 
 from napari_bcdi_dl.core.surface import filled, result_surface
-from napari_bcdi_dl.widgets._layers import OBLIQUE_ANGLES, viewer_camera, viewer_grid
+from napari_bcdi_dl.widgets._camera import OBLIQUE_ANGLES, viewer_camera
+from napari_bcdi_dl.widgets._layers import viewer_grid
 
 pytestmark = pytest.mark.gui
 
@@ -61,16 +62,19 @@ def _layer(viewer, name):
 
 
 def _results(make_napari_viewer, planted, *, names=("rec",), show=False):
+    from napari_bcdi_dl.core.types import Reconstruction, ReconstructionResult
+    from napari_bcdi_dl.widgets._layers import result_metadata
     from napari_bcdi_dl.widgets.results import ResultsWidget
 
     viewer = make_napari_viewer(show=show)
     obj, support = planted
     for k, name in enumerate(names):
         o = (obj * np.exp(1j * 0.4 * k)).astype(np.complex64)
-        viewer.add_image(np.abs(o), name=f"{name} modulus", scale=VOXEL, units="nm", metadata={"bcdi": {
-            "kind": "modulus", "obj": o, "support": support, "method": "sim", "voxel_size_nm": VOXEL,
-            "llk": 0.5, "history": [{"iteration": i, "llk": 1 / i + 0.5, "llk_free": 1.1 / i + 0.5}
-                                    for i in range(1, 100, 10)]}})
+        history = [{"iteration": i, "llk": 1 / i + 0.5, "llk_free": 1.1 / i + 0.5} for i in range(1, 100, 10)]
+        res = ReconstructionResult(Reconstruction(o, support, llk=0.5, method="sim", history=history),
+                                   voxel_size_nm=tuple(VOXEL))
+        viewer.add_image(np.abs(o), name=f"{name} modulus", scale=VOXEL, units="nm",
+                         metadata=result_metadata(res, "modulus"))
     w = ResultsWidget(viewer)
     viewer.window.add_dock_widget(w, name="Results")
     w.select_source(f"{names[0]}")  # fills the fields from the source: the reflection is typed after
@@ -139,7 +143,7 @@ def test_view_goes_to_the_crystal_and_slices_pass_through_its_centre_of_mass(mak
     assert cam.zoom * max(np.asarray(res.modulus.shape) * np.asarray(res.voxel_size)) > canvas
     pix = w.display.slices.pixmap()
     assert pix is not None and not pix.isNull() and pix.width() > 200
-    from napari_bcdi_dl.widgets._layers import viewer_scale_bar
+    from napari_bcdi_dl.widgets._camera import viewer_scale_bar
 
     assert viewer_scale_bar(viewer).visible
 
@@ -177,7 +181,8 @@ def test_dock_refuses_a_partial_geometry_and_warns_on_angles(make_napari_viewer,
     # a complete geometry whose detector angle is not the reflection's: a warning with both 2θ
     from napari_bcdi_dl.core.types import Geometry
 
-    _layer(viewer, "rec modulus").metadata["bcdi"]["geometry"] = Geometry(angles_deg={"delta": 39.0, "eta": 19.5})
+    _layer(viewer, "rec modulus").metadata["bcdi"]["result"].geometry = Geometry(angles_deg={"delta": 39.0,
+                                                                                             "eta": 19.5})
     w.select_source("rec")  # the source's geometry (its angles) is read again; the setup is typed in
     for edit, text in ((w.energy_edit, "9"), (w.distance_edit, "0.5"), (w.pixel_edit, "55e-6"),
                        (w.step_edit, "0.01"), (w.hkl_edit, "1 1 1"), (w.lattice_edit, "0.4078")):

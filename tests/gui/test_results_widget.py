@@ -51,11 +51,15 @@ def wait(qtbot, job):
     return job
 
 
-def _add_reconstruction(viewer, name, obj, support, **meta):
-    """A modulus layer as the phasing widgets make it: the complex object in metadata["bcdi"]."""
-    info = {"kind": "modulus", "obj": obj, "support": support, "llk": 0.5, "llk_free": 0.6, "method": "sim",
-            "voxel_size_nm": VOXEL, **meta}
-    return viewer.add_image(np.abs(obj), name=f"{name} modulus", metadata={"bcdi": info}, scale=VOXEL)
+def _add_reconstruction(viewer, name, obj, support, *, geometry=None, data_layer=None, method="sim"):
+    """A modulus layer as the phasing widgets make it: its ReconstructionResult in metadata["bcdi"]."""
+    from napari_bcdi_dl.core.types import Reconstruction, ReconstructionResult
+    from napari_bcdi_dl.widgets._layers import result_metadata
+
+    res = ReconstructionResult(Reconstruction(obj, support, llk=0.5, llk_free=0.6, method=method),
+                               geometry=geometry, voxel_size_nm=VOXEL, data_name=data_layer)
+    return viewer.add_image(np.abs(obj), name=f"{name} modulus", metadata=result_metadata(res, "modulus"),
+                            scale=VOXEL)
 
 
 def test_postprocess_adds_scaled_masked_layers(viewer_widget, qtbot, sim, notes):
@@ -92,8 +96,8 @@ def test_postprocess_adds_scaled_masked_layers(viewer_widget, qtbot, sim, notes)
     w.iso_slider.setValue(50)
     assert mod.iso_threshold == pytest.approx(0.5 * float(mod.data.max()))
     # input unchanged
-    np.testing.assert_array_equal(layer.metadata["bcdi"]["obj"], obj0)
-    np.testing.assert_array_equal(layer.metadata["bcdi"]["support"], sup0)
+    np.testing.assert_array_equal(layer.metadata["bcdi"]["result"].obj, obj0)
+    np.testing.assert_array_equal(layer.metadata["bcdi"]["result"].support, sup0)
     np.testing.assert_array_equal(layer.data, np.abs(obj0))
     # a second run replaces the layers, it does not add new ones
     wait(qtbot, w.process())
@@ -109,7 +113,7 @@ def test_compare_truth_with_its_shifted_phase_offset_twin(viewer_widget, qtbot, 
     a = _add_reconstruction(viewer, "truth", sim.obj, sim.support, data_layer="sim data")
     b = _add_reconstruction(viewer, "twin copy", other.astype(np.complex64), other_sup, data_layer="sim data",
                             method="copy")
-    before = [np.array(x) for x in (a.data, b.data, a.metadata["bcdi"]["obj"], b.metadata["bcdi"]["obj"],
+    before = [np.array(x) for x in (a.data, b.data, a.metadata["bcdi"]["result"].obj, b.metadata["bcdi"]["result"].obj,
                                     data.data)]
     wait(qtbot, w.compare(["truth modulus", "twin copy modulus"]))
     assert not _errors(notes)
@@ -131,7 +135,7 @@ def test_compare_truth_with_its_shifted_phase_offset_twin(viewer_widget, qtbot, 
     d = viewer.layers["compare truth − twin copy phase diff"].data
     assert np.nanmax(np.abs(d)) < 1e-2
     assert not a.visible and pa.visible
-    after = [np.array(x) for x in (a.data, b.data, a.metadata["bcdi"]["obj"], b.metadata["bcdi"]["obj"],
+    after = [np.array(x) for x in (a.data, b.data, a.metadata["bcdi"]["result"].obj, b.metadata["bcdi"]["result"].obj,
                                    data.data)]
     for x, y in zip(before, after):
         np.testing.assert_array_equal(x, y)
@@ -181,14 +185,16 @@ def test_errors_are_notifications(viewer_widget, qtbot, notes):
 
 def test_each_reconstruction_is_listed_once(viewer_widget, qtbot, sim, notes):
     """The phasing widgets put the object on the modulus and the phase layers: one entry, by base name."""
+    from napari_bcdi_dl.core.types import Reconstruction, ReconstructionResult
+    from napari_bcdi_dl.widgets._layers import result_metadata
+
     viewer, w = viewer_widget
+    res = ReconstructionResult(Reconstruction(sim.obj, sim.support, method="conventional"), voxel_size_nm=VOXEL)
     for kind in ("modulus", "phase"):
         data = np.abs(sim.obj) if kind == "modulus" else np.angle(sim.obj).astype(np.float32)
-        viewer.add_image(data, name=f"sim conventional {kind}", scale=VOXEL, metadata={"bcdi": {
-            "kind": kind, "obj": sim.obj, "support": sim.support, "method": "conventional",
-            "voxel_size_nm": VOXEL}})
+        viewer.add_image(data, name=f"sim conventional {kind}", scale=VOXEL, metadata=result_metadata(res, kind))
     viewer.add_labels(sim.support.astype(np.uint8), name="sim conventional support", scale=VOXEL,
-                      metadata={"bcdi": {"kind": "support", "obj": sim.obj, "support": sim.support}})
+                      metadata=result_metadata(res, "support"))
     other = (sim.obj * np.exp(0.3j)).astype(np.complex64)
     _add_reconstruction(viewer, "sim DL", other, sim.support, method="dl")
     assert w.source_names() == ["sim conventional", "sim DL"]

@@ -40,7 +40,7 @@ def test_defaults_come_from_the_functions_that_do_the_work():
     for key in ("runs", "seed", "support_threshold", "support_method", "select", "backend"):
         assert getattr(cfg.phase, key) == sig[key].default, key
     assert cfg.phase.candidates == dl_phasing.DEFAULT_CANDIDATES
-    assert cfg.phase.tta == inspect.signature(dl_phasing.dl_phase).parameters["tta"].default
+    assert cfg.phase.tta == inspect.signature(dl_phasing.predict_and_refine).parameters["tta"].default
     assert config_from_dict({}).resolved()["phase"]["refine"] == dl_phasing.DEFAULT_REFINE
 
 

@@ -138,7 +138,7 @@ def tidy_docks(viewer, widgets: dict) -> None:
 def oblique_3d(viewer, angles=None) -> None:
     """Whenever the view goes 3D with the camera straight along an axis (napari's default), turn it to an
     oblique angle (``widgets._layers.OBLIQUE_ANGLES``)."""
-    from ..widgets._layers import OBLIQUE_ANGLES, viewer_camera
+    from ..widgets._camera import OBLIQUE_ANGLES, viewer_camera
 
     angles = tuple(OBLIQUE_ANGLES if angles is None else angles)
 

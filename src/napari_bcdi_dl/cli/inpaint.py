@@ -9,9 +9,9 @@ copy of the model on the pattern's own crops with artificial gaps (``--finetune-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-import warnings
 
 from ..core.errors import BCDIError
 
@@ -19,6 +19,9 @@ METHODS = ("dl", "linear", "cubic", "nearest", "idw")
 
 
 def register(subparsers) -> None:
+    from ..pipeline.config import InpaintConfig
+
+    dflt = InpaintConfig()  # the pipeline's defaults, one place
     p = subparsers.add_parser(
         "inpaint",
         help="fill detector gaps (DL U-Net or linear/cubic/nearest/idw baselines)",
@@ -29,14 +32,19 @@ def register(subparsers) -> None:
                    help="gap mask file (1 = gap; npy, npz, tiff, CXI); default: the mask stored with IN")
     p.add_argument("--out", required=True, help="output .npz (keys data, mask)")
     p.add_argument("--method", choices=METHODS, default="dl", help="inpainting method (default dl)")
-    p.add_argument("--step", type=int, default=4, help="dl: window stride along the gap (default 4)")
-    p.add_argument("--batch", type=int, default=32, help="dl: windows per model call (default 32)")
+    p.add_argument("--step", type=int, default=None, help=f"dl: window stride along the gap (default {dflt.step})")
+    p.add_argument("--batch", type=int, default=None, help=f"dl: windows per model call (default {dflt.batch})")
     p.add_argument("--finetune", action="store_true",
                    help="dl: fine-tune the model on the pattern's own crops first")
-    p.add_argument("--finetune-steps", type=int, default=200, help="fine-tuning steps (default 200)")
+    p.add_argument("--finetune-steps", type=int, default=None,
+                   help=f"fine-tuning steps (default {dflt.finetune_steps})")
     p.add_argument("--scan", default=None, help="BLISS scan number")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _nothing():
+    return contextlib.nullcontext(None)
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -56,26 +64,21 @@ def run(args: argparse.Namespace) -> int | None:
     else:
         raise BCDIError(f"{args.input} stores no mask: give the gap mask with --mask")
 
-    from ..models.inpaint import inpaint
+    from ..pipeline.steps import inpaint_step, step_config
 
+    cfg = step_config("bcdi-dl inpaint", inpaint={"method": args.method, "step": args.step, "batch": args.batch,
+                                                  "finetune": args.finetune, "finetune_steps": args.finetune_steps})
     disable = True if args.quiet else None
     t0 = time.perf_counter()
-    model = None
-    if args.finetune:
-        from ..models.finetune import finetune
-
-        with progress_bar("fine-tune", disable=disable) as bar:
-            res = finetune(data, mask, steps=args.finetune_steps, progress=bar)
-        model = res.model
-        print(f"fine-tuned {res.steps} steps: loss on the pattern's crops {res.loss_before:.4g} -> "
-              f"{res.loss_after:.4g}", file=sys.stderr)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with progress_bar(f"inpaint ({args.method})", disable=disable) as bar:
-            filled = inpaint(data, mask, method=args.method, step=args.step, batch=args.batch, model=model,
-                             progress=bar)
-    for w in caught:
-        print(f"bcdi-dl inpaint: warning: {w.message}", file=sys.stderr)
+    with progress_bar("fine-tune", disable=disable) if args.finetune else _nothing() as tune_bar, \
+            progress_bar(f"inpaint ({args.method})", disable=disable) as bar:
+        res = inpaint_step(cfg, data, mask, progress=bar, finetune_progress=tune_bar)
+    if res.finetune is not None:
+        print(f"fine-tuned {res.finetune.steps} steps: loss on the pattern's crops {res.finetune.loss_before:.4g} -> "
+              f"{res.finetune.loss_after:.4g}", file=sys.stderr)
+    for w in res.warnings:
+        print(f"bcdi-dl inpaint: warning: {w}", file=sys.stderr)
+    filled = data if res.filled is None else res.filled
     protect = [args.input] + ([args.mask] if args.mask else [])
     out = write_npz(args.out, protect=protect, data=filled.astype("float32", copy=False),
                     mask=(mask != 0).astype("uint8"))

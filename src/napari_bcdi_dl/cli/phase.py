@@ -28,8 +28,9 @@ OUT_SUFFIXES = (".npz", ".cxi")
 
 def register(subparsers) -> None:
     """Add the ``phase`` subcommand."""
-    from ..core.phasing.recipe import DEFAULT_RECIPE
+    from ..pipeline.config import PhaseConfig
 
+    dflt = {k: f.default for k, f in PhaseConfig.model_fields.items()}  # the pipeline's defaults, one place
     p = subparsers.add_parser(
         "phase",
         help="phase retrieval: diffraction pattern -> complex object (.npz or .cxi)",
@@ -54,38 +55,41 @@ def register(subparsers) -> None:
     c = p.add_argument_group("conventional")
     c.add_argument(
         "--recipe",
-        default=DEFAULT_RECIPE,
+        default=None,
         metavar="STR",
-        help=f'algorithm recipe (default "{DEFAULT_RECIPE}"; e.g. "sup=50, HIO(0.7)**400, ER**100")',
+        help=f'algorithm recipe (default "{dflt["recipe"]}"; e.g. "sup=50, HIO(0.7)**400, ER**100")',
     )
     c.add_argument(
-        "--runs", type=int, default=1, metavar="N", help="independent runs from random starts (default 1)"
+        "--runs", type=int, default=None, metavar="N",
+        help=f"independent runs from random starts (default {dflt['runs']})"
     )
-    c.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    c.add_argument("--seed", type=int, default=None, metavar="S", help=f"random seed (default {dflt['seed']})")
     c.add_argument(
         "--support-threshold",
         type=float,
-        default=0.1,
+        default=None,
         metavar="T",
-        help="shrink-wrap threshold, relative to the --support-method of the smoothed modulus (default 0.1)",
+        help="shrink-wrap threshold, relative to the --support-method of the smoothed modulus "
+        f"(default {dflt['support_threshold']})",
     )
     c.add_argument(
         "--support-method",
         choices=("max", "rms", "average"),
-        default="max",
-        help="what the threshold is relative to, inside the support (default max; PyNX's default is rms 0.25)",
+        default=None,
+        help=f"what the threshold is relative to, inside the support (default {dflt['support_method']}; "
+        "PyNX's default is rms 0.25)",
     )
     c.add_argument(
         "--select",
         choices=("llk_free", "llk", "sharpness"),
-        default="llk_free",
-        help="criterion of the best run (default llk_free)",
+        default=None,
+        help=f"criterion of the best run (default {dflt['select']})",
     )
     c.add_argument(
         "--backend",
         choices=("auto", "numpy", "cupy"),
-        default="auto",
-        help="array backend (default auto: CuPy with a GPU, else numpy)",
+        default=None,
+        help=f"array backend (default {dflt['backend']}; auto: CuPy with a GPU, else numpy)",
     )
     d = p.add_argument_group("dl")
     d.add_argument(
@@ -139,18 +143,6 @@ def _load(args: argparse.Namespace):
     return loaded, intensity, (None if mask is None else mask.astype(np.uint8))
 
 
-def _dl_phase(intensity, mask, args, progress, cancel=None):
-    """The DL route, imported lazily (TensorFlow is never imported otherwise)."""
-    try:
-        from ..models.dl_phasing import dl_phase
-    except ModuleNotFoundError as err:
-        if err.name and err.name.endswith("dl_phasing"):
-            raise BCDIError("DL phasing is not available in this build: use --method conventional") from None
-        raise
-    return dl_phase(intensity, mask, refine=args.refine, refine_iter=args.refine_iter,
-                    candidates=args.candidates, seed=args.seed, progress=progress, cancel=cancel)
-
-
 def _check_dl_args(args: argparse.Namespace) -> None:
     """One-line errors for the DL options, before any file is read."""
     if args.refine_iter is not None and args.refine_iter < 0:
@@ -165,55 +157,42 @@ def _check_dl_args(args: argparse.Namespace) -> None:
         refine_steps(args.refine)
 
 
+def config_of(args: argparse.Namespace):
+    """The pipeline configuration of the options (``pipeline.steps.step_config``: unset options take the
+    configuration's defaults, the same as ``bcdi-dl run`` and the napari docks)."""
+    from ..pipeline.steps import step_config
+
+    dl = args.method == "dl"
+    return step_config("bcdi-dl phase", phase={
+        "method": args.method, "recipe": args.recipe, "runs": args.runs, "seed": args.seed,
+        "support_threshold": args.support_threshold, "support_method": args.support_method,
+        "select": args.select, "backend": args.backend, "refine": args.refine if dl else None,
+        "refine_iter": args.refine_iter if dl else None, "candidates": args.candidates if dl else None})
+
+
 def run(args: argparse.Namespace) -> int:
-    """Read, phase, write; print a one-line summary."""
+    """Read, phase (``pipeline.steps.phase_step``), write; print a one-line summary."""
     protect = [args.input] + ([args.mask] if args.mask else [])
     out = _check_out(args.out, protect)
-    if args.runs < 1:
+    if args.runs is not None and args.runs < 1:
         raise BCDIError(f"--runs must be at least 1, got {args.runs}")
     if args.method == "dl":
         _check_dl_args(args)
     else:
         from ..core.phasing import parse_recipe
 
-        parse_recipe(args.recipe)  # a bad recipe fails before the data are read
+        if args.recipe is not None:
+            parse_recipe(args.recipe)  # a bad recipe fails before the data are read
+    cfg = config_of(args)
     loaded, intensity, mask = _load(args)
-    if args.method == "dl":
-        with progress_bar("dl phasing") as progress:
-            rec = _dl_phase(intensity, mask, args, progress)
-        ran = rec.meta.get("recipe") or "none (unrefined)"
-        print(f"bcdi-dl phase: refinement run: {ran}")
-        cands = rec.meta.get("candidates") or []
-        summary = f"method dl, candidate {rec.meta.get('chosen_candidate', 0) + 1}/{max(1, len(cands))}, " \
-                  f"{rec.meta.get('iterations', 0)} iterations"
-    else:
-        from ..core.phasing import phase
+    from ..pipeline.steps import phase_step
 
-        with progress_bar("phasing") as progress:
-            result = phase(
-                intensity,
-                mask,
-                recipe=args.recipe,
-                runs=args.runs,
-                seed=args.seed,
-                support_threshold=args.support_threshold,
-                support_method=args.support_method,
-                select=args.select,
-                backend=args.backend,
-                progress=progress,
-            )
-        rec = result.best
-        print(f"bcdi-dl phase: recipe run: {rec.meta.get('recipe', args.recipe)}")
-        summary = f"best run {result.best_index + 1}/{len(result.runs)}"
-        if len(result.runs) > 1:
-            summary += f", first-mode weight {result.first_mode_weight:.3f}"
+    with progress_bar("dl phasing" if args.method == "dl" else "phasing") as progress:
+        outcome = phase_step(cfg, intensity, mask, progress=progress)
+    rec = outcome.reconstruction
+    print(f"bcdi-dl phase: {'refinement' if args.method == 'dl' else 'recipe'} run: {outcome.recipe_run()}")
     from ..core.io import write_reconstruction
 
     path = write_reconstruction(out, rec, loaded.geometry, protect=protect)
-    llk = "n/a" if rec.llk is None else f"{rec.llk:.4g}"
-    llk_free = "n/a" if rec.llk_free is None else f"{rec.llk_free:.4g}"
-    print(
-        f"bcdi-dl phase: {summary}, LLK {llk}, free LLK {llk_free}, "
-        f"support {int(np.count_nonzero(rec.support))} voxels -> {path}"
-    )
+    print(f"bcdi-dl phase: {outcome.summary()} -> {path}")
     return 0

@@ -53,13 +53,14 @@ def register(subparsers) -> None:
         help="output grid when the geometry is known (default: lab, orthogonalised)",
     )
     o.add_argument("--lab-voxel", type=float, metavar="nm", help="voxel of the lab grid (default: finest detector voxel)")
-    o.add_argument("--offset", choices=("mean", "com", "none"), default="mean", help="phase offset removal")
+    o.add_argument("--offset", choices=("mean", "com", "none"), default=None,
+                   help="phase offset removal (default mean)")
     o.add_argument("--no-unwrap", action="store_true", help="do not unwrap the phase")
     o.add_argument("--keep-ramp", action="store_true", help="do not remove the linear phase ramp")
     o.add_argument("--flip", action="store_true", help="take the twin of the reconstruction")
     o.add_argument("--isosurface", type=float, metavar="F", help="keep support voxels with |rho| >= F max (e.g. 0.3)")
     o.add_argument("--crop", type=int, metavar="N", help="crop to the support plus N voxels")
-    o.add_argument("--phase-sign", type=int, choices=(1, -1), default=1, help="-1 when the phase is -G.u")
+    o.add_argument("--phase-sign", type=int, choices=(1, -1), default=None, help="-1 when the phase is -G.u")
     p.set_defaults(func=run)
 
 
@@ -141,12 +142,23 @@ def provenance(rec, geometry: Geometry | None, source: str) -> dict:
     return prov
 
 
+def config_of(args: argparse.Namespace):
+    """The pipeline configuration of the processing options (unset ones take the configuration's defaults,
+    as ``bcdi-dl run`` and the Results dock)."""
+    from ..pipeline.steps import step_config
+
+    return step_config("bcdi-dl strain", strain={
+        "frame": args.frame, "lab_voxel_nm": args.lab_voxel, "offset": args.offset,
+        "unwrap": False if args.no_unwrap else None, "remove_ramp": False if args.keep_ramp else None,
+        "flip": True if args.flip else None, "isosurface": args.isosurface, "crop": args.crop,
+        "phase_sign": args.phase_sign})
+
+
 def run(args: argparse.Namespace) -> int:
     """Read RESULT, post-process, write OUT.npz."""
     from ..core.export import export_npz_cdiutils
-    from ..core.geometry_checks import setup_known
     from ..core.io import read, reconstruction_from
-    from ..core.postprocess import postprocess
+    from ..pipeline.steps import strain_step
     from ._progress import progress_bar
 
     if not str(args.out).lower().endswith(".npz"):
@@ -159,25 +171,9 @@ def run(args: argparse.Namespace) -> int:
     geom, voxel, notes, warnings = resolve_geometry(loaded.geometry, args, loaded.data.shape)
     for w in warnings:
         print(f"bcdi-dl strain: warning: {w}", file=sys.stderr)
+    cfg = config_of(args)
     with progress_bar("strain") as bar:
-        result = postprocess(
-            loaded.data,
-            loaded.support,
-            geom if setup_known(geom) else None,
-            hkl=geom.hkl,
-            lattice_nm=geom.lattice_nm,
-            voxel_size_nm=voxel,
-            unwrap=not args.no_unwrap,
-            remove_ramp=not args.keep_ramp,
-            offset=None if args.offset == "none" else args.offset,
-            flip=args.flip,
-            isosurface=args.isosurface,
-            orthogonalise=None if args.frame is None else args.frame == "lab",
-            lab_voxel_nm=args.lab_voxel,
-            crop_margin=args.crop,
-            phase_sign=args.phase_sign,
-            progress=bar,
-        )
+        result = strain_step(cfg, loaded.data, loaded.support, geom, voxel_size_nm=voxel, progress=bar)
     rec = reconstruction_from(loaded)
     out = export_npz_cdiutils(args.out, result, protect=[args.result],
                               provenance=provenance(rec, geom, str(args.result)))

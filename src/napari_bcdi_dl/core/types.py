@@ -101,3 +101,54 @@ class Reconstruction:
     method: str = "conventional"
     history: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class ReconstructionResult:
+    """A reconstruction with what is known around it: the one result type the docks attach to their layers
+    (``metadata["bcdi"]["result"]``) and read back (``widgets._layers.result_of``), and the pipeline writes.
+
+    Attributes
+    ----------
+    reconstruction : the phasing result (object, support, LLK, free LLK, method, history, meta).
+    geometry : the experiment geometry of the data it was phased from, or None.
+    voxel_size_nm : real-space voxel size (z, y, x) in nm, or None (voxel units).
+    data_name : the data it was phased from (a layer name or a file).
+    source : the file it was read from, when it was read (never written over), else None.
+    strain : its post-processing (``core.postprocess.StrainResult``), when done.
+    config : the resolved pipeline configuration that made it (``pipeline.steps``), when known.
+    provenance : the provenance block (inputs, versions, timings), when known.
+    """
+
+    reconstruction: Reconstruction
+    geometry: Geometry | None = None
+    voxel_size_nm: tuple | None = None
+    data_name: str | None = None
+    source: str | None = None
+    strain: object | None = None
+    config: dict | None = None
+    provenance: dict | None = None
+
+    @property
+    def obj(self) -> np.ndarray:
+        return self.reconstruction.obj
+
+    @property
+    def support(self) -> np.ndarray:
+        return self.reconstruction.support
+
+    @property
+    def llk(self) -> float | None:
+        return self.reconstruction.llk
+
+    @property
+    def llk_free(self) -> float | None:
+        return self.reconstruction.llk_free
+
+    @property
+    def method(self) -> str:
+        return self.reconstruction.method
+
+    @property
+    def recipe(self) -> str | None:
+        return self.reconstruction.meta.get("recipe")

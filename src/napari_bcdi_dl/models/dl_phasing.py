@@ -356,12 +356,17 @@ def refine_prediction(intensity: np.ndarray, mask: np.ndarray | None, pred: Phas
     return best
 
 
-def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine: str | None = None,
-             candidates: int | None = None, refine_iter: int | None = None,
-             model: Any = None, card: dict | None = None, support_threshold: float = 0.2,
-             tta: int = 8, grid_refine: int = 50, seed: int = 0, early_stop: int = DEFAULT_EARLY_STOP,
-             progress: ProgressFn | None = None, cancel: CancelToken | None = None,
-             **refine_kw: Any) -> Reconstruction:
+def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, **kw: Any) -> Reconstruction:
+    """DL phasing of a pattern: the refined reconstruction of :func:`predict_and_refine` (same parameters)."""
+    return predict_and_refine(intensity, mask, **kw)[1]
+
+
+def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine: str | None = None,
+                       candidates: int | None = None, refine_iter: int | None = None,
+                       model: Any = None, card: dict | None = None, support_threshold: float = 0.2,
+                       tta: int = 8, grid_refine: int = 50, seed: int = 0, early_stop: int = DEFAULT_EARLY_STOP,
+                       progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+                       **refine_kw: Any) -> tuple[PhasePrediction, Reconstruction]:
     """DL phasing of a pattern: prediction (:func:`predict_object`), then :func:`refine_prediction`.
 
     Parameters
@@ -386,8 +391,9 @@ def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine: s
 
     Returns
     -------
-    Reconstruction (centred, on the data grid) with ``method="dl"``; in ``meta`` the prediction's timing,
-    model grid, crop and zoom, the recipe run and the candidates.
+    (prediction, reconstruction): the :class:`PhasePrediction` and the refined Reconstruction (centred, on
+    the data grid) with ``method="dl"``; in its ``meta`` the prediction's timing, model grid, crop and zoom,
+    the recipe run and the candidates.
     """
     unrefined = False
     if refine_iter is not None:
@@ -432,4 +438,4 @@ def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, *, refine: s
                      "total_s": time.perf_counter() - t0, "refine_iter": rec.meta.get("iterations", 0),
                      "refine": rec.meta.get("recipe", "")})
     report(progress, cancel, total, total)
-    return rec
+    return pred, rec

@@ -145,7 +145,7 @@ class PhaseConfig(_Section):
                                                               "iterations instead of refine (0: unrefined)")
     candidates: Int = Field(default_factory=_models_default("dl_phasing", "DEFAULT_CANDIDATES"), ge=1, le=8,
                             description="dl: predicted candidates refined, best by free LLK")
-    tta: Int = Field(default_factory=_models_default("dl_phasing", "dl_phase", "tta"), ge=1, le=8,
+    tta: Int = Field(default_factory=_models_default("dl_phasing", "predict_and_refine", "tta"), ge=1, le=8,
                      description="dl: input flips tried by the network")
 
     @field_validator("recipe")

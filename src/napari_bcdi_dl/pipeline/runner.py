@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from ..core.types import Geometry, LoadedData, Reconstruction
 from . import provenance as prov
 from .config import PipelineConfig
 from .scans import ScanItem, default_name
+from .steps import inpaint_step, phase_step, strain_step
 
 #: relative cost of each step, for one progress count over the whole scan
 WEIGHTS = {"read": 20, "mask": 10, "inpaint": 120, "phase": 730, "strain": 80, "export": 40}
@@ -169,59 +169,27 @@ def build_mask(cfg: PipelineConfig, item: ScanItem, loaded: LoadedData, note) ->
 
 def fill_gaps(cfg: PipelineConfig, data: np.ndarray, mask: np.ndarray | None, note, progress, cancel
               ) -> np.ndarray | None:
-    """Step ``inpaint`` (``models.inpaint.inpaint``); None when there is nothing to fill."""
+    """Step ``inpaint`` (:func:`.steps.inpaint_step`); None when there is nothing to fill."""
     c = cfg.inpaint
-    if mask is None or not np.any(mask):
+    out = inpaint_step(cfg, data, mask, progress=progress, cancel=cancel, empty_ok=True)
+    if out.filled is None:
         note(f"inpaint ({c.method}): no masked voxel, nothing to fill")
         return None
-    from ..models.inpaint import inpaint
-
-    model = None
-    if c.finetune:
-        if c.method != "dl":
-            raise BCDIError("inpaint.finetune applies to inpaint.method dl only")
-        from ..models.finetune import finetune
-
-        res = finetune(data, mask, steps=c.finetune_steps, cancel=cancel)
-        model = res.model
+    if out.finetune is not None:
+        res = out.finetune
         note(f"inpaint: fine-tuned {res.steps} steps, loss {res.loss_before:.4g} -> {res.loss_after:.4g}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        filled = inpaint(data, mask, method=c.method, step=c.step, batch=c.batch, model=model,
-                         progress=progress, cancel=cancel)
-    for w in caught:
-        note(f"inpaint: warning: {w.message}")
+    for w in out.warnings:
+        note(f"inpaint: warning: {w}")
     note(f"inpaint ({c.method}): {int(np.count_nonzero(mask))} gap voxels filled")
-    return filled.astype(np.float32, copy=False)
+    return out.filled
 
 
 def phase_scan(cfg: PipelineConfig, intensity: np.ndarray, mask: np.ndarray | None, backend: str, note,
                progress, cancel) -> Reconstruction:
-    """Step ``phase``: ``core.phasing.phase`` (best run) or ``models.dl_phasing.dl_phase``."""
-    c = cfg.phase
-    if c.method == "dl":
-        from ..models.dl_phasing import dl_phase
-
-        # refine_iter is the published recipe: it and refine exclude each other
-        recipe = {"refine_iter": c.refine_iter} if c.refine_iter is not None else {"refine": c.refine}
-        rec = dl_phase(intensity, mask, candidates=c.candidates, tta=c.tta, seed=c.seed, backend=backend,
-                       progress=progress, cancel=cancel, **recipe)
-        note(f"phase (dl): refinement {rec.meta.get('recipe') or 'none (unrefined)'}, candidate "
-             f"{rec.meta.get('chosen_candidate', 0) + 1}/{max(1, len(rec.meta.get('candidates') or []))}")
-        return rec
-    from ..core.phasing import phase
-
-    result = phase(intensity, mask, recipe=c.recipe, runs=c.runs, seed=c.seed,
-                   support_threshold=c.support_threshold, support_method=c.support_method, select=c.select,
-                   backend=backend,
-                   progress=progress, cancel=cancel)
-    rec = result.best
-    extra = f", first-mode weight {result.first_mode_weight:.3f}" if len(result.runs) > 1 else ""
-    note(f"phase (conventional): recipe {rec.meta.get('recipe', c.recipe)}, best run "
-         f"{result.best_index + 1}/{len(result.runs)}{extra}")
-    rec.meta.setdefault("best_run", result.best_index)
-    if len(result.runs) > 1:
-        rec.meta.setdefault("first_mode_weight", result.first_mode_weight)
+    """Step ``phase`` (:func:`.steps.phase_step`), its choice noted in the log."""
+    out = phase_step(cfg, intensity, mask, backend=backend, progress=progress, cancel=cancel)
+    rec = out.reconstruction
+    note(f"phase ({cfg.phase.method}): recipe run {out.recipe_run()}, {out.choice()}")
     return rec
 
 
@@ -275,17 +243,8 @@ def strain_geometry(cfg: PipelineConfig, base: Geometry, shape, note) -> tuple[G
 
 
 def strain_of(cfg: PipelineConfig, rec: Reconstruction, geom: Geometry, voxel, progress, cancel):
-    """Step ``strain``: ``core.postprocess.postprocess`` with the arguments ``bcdi-dl strain`` passes."""
-    from ..core.geometry_checks import setup_known
-    from ..core.postprocess import postprocess
-
-    s = cfg.strain
-    return postprocess(
-        rec.obj, rec.support, geom if setup_known(geom) else None, hkl=geom.hkl, lattice_nm=geom.lattice_nm,
-        voxel_size_nm=voxel, unwrap=s.unwrap, remove_ramp=s.remove_ramp,
-        offset=None if s.offset == "none" else s.offset, flip=s.flip, isosurface=s.isosurface,
-        orthogonalise=None if s.frame is None else s.frame == "lab", lab_voxel_nm=s.lab_voxel_nm,
-        crop_margin=s.crop, phase_sign=s.phase_sign, progress=progress, cancel=cancel)
+    """Step ``strain`` (:func:`.steps.strain_step`) with the scan's geometry."""
+    return strain_step(cfg, rec.obj, rec.support, geom, voxel_size_nm=voxel, progress=progress, cancel=cancel)
 
 
 def write_outputs(cfg: PipelineConfig, out: Path, rec: Reconstruction, geom: Geometry, strain, text: str,

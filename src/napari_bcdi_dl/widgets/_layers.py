@@ -11,8 +11,10 @@ Nothing here does science; the widgets stay thin by calling these helpers.
 * :func:`data_grid`, :func:`real_space`, :func:`derived_bcdi` give a result layer the physical ``scale`` /
   ``translate`` / ``units`` and the ``metadata["bcdi"]`` of its source; :func:`put_layer` (Image, Labels)
   and :func:`put_surface` add it or replace the data of the existing layer of that name.
-* :func:`viewer_camera`, :func:`canvas_size` and :func:`look_at` point the view at a crystal (slicing
-  point and camera centre on it, zoom to its size, an oblique 3D angle :data:`OBLIQUE_ANGLES`).
+* :func:`result_metadata` and :func:`result_of`: the one way a reconstruction travels with its layers
+  (a :class:`~napari_bcdi_dl.core.types.ReconstructionResult` in ``metadata["bcdi"]["result"]``) and is read
+  back, also from layers the reader made or plain complex images.
+* (the camera helpers are in :mod:`._camera`.)
 * :class:`IntensityPicker` holds the *Intensity* / *Gap mask* choices of the phasing widgets and reads
   private copies of the chosen arrays.
 * :class:`JobSlot` runs one job at a time for a widget (a second is refused with a notification), disables
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import BCDIError
+from ..core.types import Geometry, Reconstruction, ReconstructionResult
 from ._worker import Job, run_job, warm_activity_dock
 
 log = logging.getLogger(__name__)
@@ -413,48 +416,58 @@ def put_surface(viewer: Any, name: str, data: tuple, *, metadata: dict | None = 
     return _update_layer(layer, data, metadata, kwargs)
 
 
-# ------------------------------------------------------------------------------------------------ camera
-#: camera angles (degrees) of an oblique 3D view on a crystal, like ParaView's default perspective
-OBLIQUE_ANGLES = (-20.0, 35.0, 60.0)
+# ---------------------------------------------------------------------------------------- reconstructions
+#: endings of the layers that show one reconstruction: "<name> modulus", "<name> phase", "<name> support"
+PART_SUFFIXES = (" modulus", " phase", " support")
 
 
-def viewer_camera(viewer: Any) -> Any:
-    """The viewer's camera: ``viewer.scene.camera`` (napari ≥ 0.9), else the legacy ``viewer.camera``."""
-    return getattr(getattr(viewer, "scene", None), "camera", None) or viewer.camera
+def result_metadata(result: ReconstructionResult, kind: str) -> dict:
+    """``metadata`` of a layer showing ``result`` (``kind``: modulus, phase, support...): the result itself
+    (one object shared by the layers of a reconstruction) and, for the layers derived from it, its voxel size,
+    geometry and data."""
+    return {"bcdi": {"kind": kind, "result": result, "geometry": result.geometry, "data_layer": result.data_name,
+                     "voxel_size_nm": None if result.voxel_size_nm is None else list(result.voxel_size_nm),
+                     "source": result.source}}
 
 
-def viewer_scale_bar(viewer: Any) -> Any:
-    """The scale bar overlay: ``viewer.canvas.overlays.scale_bar`` (napari ≥ 0.9), else ``viewer.scale_bar``."""
-    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
-    return getattr(overlays, "scale_bar", None) or viewer.scale_bar
+def result_of(layer: Any, viewer: Any = None) -> ReconstructionResult | None:
+    """The reconstruction a layer shows, or None.
 
-
-def canvas_size(viewer: Any) -> tuple[int, int]:
-    """The canvas size in pixels (height, width); (600, 800) when it is not known."""
-    size = getattr(getattr(viewer, "canvas", None), "size", None) or getattr(viewer, "_canvas_size", None)
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        return 600, 800
-    return (h, w) if h > 0 and w > 0 else (600, 800)
-
-
-def look_at(viewer: Any, centre: Sequence[float], extent: Sequence[float], *,
-            angles: Sequence[float] | None = OBLIQUE_ANGLES, fill: float = 0.75) -> None:
-    """Point the view at a crystal: the slicing point and the camera centre at ``centre`` (world (z, y, x)),
-    the zoom so that ``extent`` (its size, world units) fills ``fill`` of the canvas, and in 3D the camera at
-    ``angles`` (None: keep the current angles)."""
-    cam = viewer_camera(viewer)
-    centre = [float(c) for c in centre]
-    ndim = viewer.dims.ndim
-    if ndim >= 3:
-        axes = list(range(ndim - 3, ndim))
-        viewer.dims.set_point(axes, centre)
-    cam.center = tuple(centre)
-    size = max(float(e) for e in extent) or 1.0
-    cam.zoom = fill * min(canvas_size(viewer)) / size
-    if angles is not None and viewer.dims.ndisplay == 3:
-        cam.angles = tuple(float(a) for a in angles)
+    The :class:`~napari_bcdi_dl.core.types.ReconstructionResult` attached by the docks and the reader
+    (``metadata["bcdi"]["result"]``); else, for a 3D complex image, a result made from its data; else, with
+    ``viewer``, from a reader-style pair ``"<name> modulus"`` + ``"<name> phase"`` (and ``"<name> support"``)
+    of another program. Arrays are the layers' own: copy them before changing or sending them to a worker.
+    """
+    meta = bcdi_meta(layer)
+    res = meta.get("result")
+    if isinstance(res, ReconstructionResult):
+        return res
+    data = getattr(layer, "data", None)
+    if np.iscomplexobj(data) and getattr(data, "ndim", 0) == 3:
+        obj = np.asarray(data, np.complex64)
+    elif viewer is not None and getattr(layer, "name", "").endswith(" modulus"):
+        base = layer.name[: -len(" modulus")]
+        phase_layer = find_layer(viewer, base + " phase")
+        if phase_layer is None or np.shape(phase_layer.data) != np.shape(data):
+            return None
+        obj = (np.asarray(data, np.float32) * np.exp(1j * np.asarray(phase_layer.data, np.float32))).astype(np.complex64)
+    else:
+        return None
+    support = None
+    if viewer is not None:
+        base = next((layer.name[: -len(s)] for s in PART_SUFFIXES if layer.name.endswith(s)), layer.name)
+        sup_layer = find_layer(viewer, base + " support")
+        if sup_layer is not None and np.shape(sup_layer.data) == obj.shape:
+            support = (np.asarray(sup_layer.data) != 0).astype(np.uint8)
+    if support is None:
+        support = np.ones(obj.shape, np.uint8)
+    scale = tuple(float(v) for v in getattr(layer, "scale", (1.0,) * 3)[-3:])
+    voxel = meta.get("voxel_size_nm") or (scale if any(abs(v - 1) > 1e-12 for v in scale) else None)
+    geometry = meta.get("geometry")
+    return ReconstructionResult(Reconstruction(obj, support, method="unknown"),
+                                geometry=geometry if isinstance(geometry, Geometry) else None,
+                                voxel_size_nm=None if voxel is None else tuple(float(v) for v in voxel),
+                                data_name=meta.get("data_layer"), source=meta.get("source"))
 
 
 # ------------------------------------------------------------------------------------------------- jobs

@@ -55,31 +55,26 @@ def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, candidates: i
     return predict_object(intensity, mask, keep=int(candidates), progress=progress, cancel=cancel)
 
 
-def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, refine: str, candidates: int, *,
-                       progress=None, cancel=None):
-    """Job of *Predict + refine*: the prediction, then its refinement, one progress bar."""
-    from ..core.phasing.refine import refine_steps
-    from ..core.progress import report
-    from ..models.dl_phasing import predict_object, refine_prediction
+def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, cfg, *, progress=None, cancel=None):
+    """Job of *Predict + refine*: ``pipeline.steps.phase_step`` of the dock's DL configuration (the step
+    ``bcdi-dl phase --method dl`` and ``bcdi-dl run`` run), returning its ``PhaseOutcome`` (prediction and
+    refined reconstruction)."""
+    from ..pipeline.steps import phase_step
 
-    refine_steps(refine)  # a bad recipe fails before the model loads
-    total = 1000
-    pred = predict_object(intensity, mask, keep=int(candidates),
-                          progress=lambda d, t: report(progress, cancel, int(100 * d / max(t, 1)), total),
-                          cancel=cancel)
-    rec = refine_prediction(intensity, mask, pred, refine=refine, candidates=int(candidates),
-                            progress=lambda d, t: report(progress, cancel, 100 + int(900 * d / max(t, 1)), total),
-                            cancel=cancel)
-    return pred, rec
+    return phase_step(cfg, intensity, mask, progress=progress, cancel=cancel)
 
 
 # ---------------------------------------------------------------------------------------- Inpainting
 def inpaint_job(data: np.ndarray, mask: np.ndarray, *, method: str, step: int, model: ChildModel | None = None,
                 progress=None, cancel=None) -> np.ndarray:
-    """``models.inpaint.inpaint`` with the shipped model, or the fine-tuned one ``model`` refers to."""
-    from ..models.inpaint import inpaint
+    """``pipeline.steps.inpaint_step`` of the dock's settings (as ``bcdi-dl inpaint`` and ``bcdi-dl run``), with
+    the shipped model or the fine-tuned one ``model`` refers to; the filled pattern (the data when nothing is
+    masked)."""
+    from ..pipeline.steps import inpaint_step, step_config
 
-    return inpaint(data, mask, method=method, step=step, model=_resolve(model), progress=progress, cancel=cancel)
+    cfg = step_config("Inpainting dock", inpaint={"method": method, "step": step})
+    out = inpaint_step(cfg, data, mask, model=_resolve(model), progress=progress, cancel=cancel)
+    return np.array(data, np.float32) if out.filled is None else out.filled
 
 
 def finetune_job(data: np.ndarray, mask: np.ndarray, *, model: ChildModel | None = None, steps: int,

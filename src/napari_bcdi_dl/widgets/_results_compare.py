@@ -38,7 +38,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import BCDIError
-from ._layers import MASK_SUFFIX, OBLIQUE_ANGLES, bcdi_meta, find_layer, look_at, set_combo_items, viewer_grid
+from ._camera import OBLIQUE_ANGLES, look_at
+from ._layers import MASK_SUFFIX, bcdi_meta, find_layer, set_combo_items, viewer_grid
 from ._results_display import SURFACE_CMAPS, surface_kwargs, surface_title
 from ._results_jobs import Source, compare_sources
 from ._results_view import TABLE_COLUMNS, table_cells

@@ -32,7 +32,8 @@ from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSlider
 
 from ..core.surface import FIELDS
-from ._layers import OBLIQUE_ANGLES, bcdi_meta, find_layer, look_at, viewer_scale_bar
+from ._camera import OBLIQUE_ANGLES, look_at, viewer_scale_bar
+from ._layers import bcdi_meta, find_layer
 from ._results_jobs import Processed, surface_job
 from ._results_view import ColourBar, StrainHistogram
 from ._worker import Job, run_job

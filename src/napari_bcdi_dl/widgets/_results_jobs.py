@@ -115,14 +115,15 @@ def view_of(result, *, field: str = "strain", threshold: float = 0.3, slices: bo
 
 def process_source(src: Source, geometry: Geometry | None, *, hkl=None, lattice_nm=None, voxel_size_nm=None,
                    field: str = "strain", threshold: float = 0.3, progress=None, cancel=None) -> Processed:
-    """Job of *Post-process*: ``core.postprocess.postprocess``, then :func:`view_of` (one progress bar)."""
-    from ..core.postprocess import postprocess
+    """Job of *Post-process*: ``pipeline.steps.strain_step`` with the pipeline's strain settings (as
+    ``bcdi-dl strain`` and ``bcdi-dl run``), then :func:`view_of` (one progress bar)."""
+    from ..pipeline.steps import step_config, strain_step
 
     def first(done, total):
         report(progress, cancel, int(80 * done / max(total, 1)), 100)
 
-    result = postprocess(src.obj, src.support, geometry, hkl=hkl, lattice_nm=lattice_nm,
-                         voxel_size_nm=voxel_size_nm, progress=first, cancel=cancel)
+    result = strain_step(step_config("Results dock"), src.obj, src.support, geometry, hkl=hkl,
+                         lattice_nm=lattice_nm, voxel_size_nm=voxel_size_nm, progress=first, cancel=cancel)
     return view_of(result, field=field, threshold=threshold, cancel=cancel,
                    progress=lambda d, t: report(progress, cancel, 80 + int(20 * d / max(t, 1)), 100))
 

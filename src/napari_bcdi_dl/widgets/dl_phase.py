@@ -17,11 +17,11 @@ process. The job functions
 are in ``_model_jobs.py`` (no Qt there: the model process imports them). Names follow the phasing
 widget's ``"<name> modulus / phase / support"`` so that conventional and DL results sit side by side.
 Object phases are shown inside the support (0 outside), offset so that the crystal's mean phase is 0, on
-a twilight map over ±π. The
-layers' ``metadata["bcdi"]`` carry ``kind`` (modulus / phase / support), ``obj`` (the complex object, for
-the Results widget), ``support``, ``llk``, ``llk_free``, ``method``, ``data_layer``, ``voxel_size_nm`` and
-``reconstruction`` (the :class:`~napari_bcdi_dl.core.types.Reconstruction`), as the Phasing widget's do;
-their ``scale`` is the data layer's real-space voxel size (nm) when known.
+a twilight map over ±π. *Predict + refine* builds a pipeline configuration (:meth:`DLPhaseWidget.config`)
+and runs ``pipeline.steps.phase_step``, the step ``bcdi-dl phase --method dl`` and ``bcdi-dl run`` run. The
+layers' ``metadata["bcdi"]`` carry ``kind`` (modulus / phase / support) and ``result``, one
+:class:`~napari_bcdi_dl.core.types.ReconstructionResult` (read back by ``_layers.result_of``), as the
+Phasing widget's do; their ``scale`` is the data layer's real-space voxel size (nm) when known.
 
 Layers are replaced (``layer.data = ...``) when they exist, never the input layers. Errors become napari
 notifications; long work shows progress and can be cancelled.
@@ -47,6 +47,7 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import BCDIError
 from ..core.phasing.refine import REFINE_RECIPES, refine_steps
+from ..core.types import Reconstruction, ReconstructionResult
 from ._layers import (
     HasJobSlot,
     IntensityPicker,
@@ -58,6 +59,7 @@ from ._layers import (
     guarded,
     put_layer,
     real_space,
+    result_metadata,
 )
 from ._live import LiveView, LLKPlot, display_phase
 from ._model_jobs import predict_job, predict_refine_job
@@ -83,16 +85,18 @@ def live_refine_job(intensity: np.ndarray, mask: np.ndarray | None, pred, refine
                              progress=progress, cancel=cancel, **live)
 
 
-def put_object_layers(viewer, prefix: str, obj: np.ndarray, support: np.ndarray, meta: dict, geo: dict) -> None:
+def put_object_layers(viewer, prefix: str, result: ReconstructionResult, geo: dict) -> None:
     """Add or replace ``"<prefix> modulus"`` (gray), ``"<prefix> phase"`` (:func:`display_phase`, twilight
-    over ±π) and ``"<prefix> support"`` (Labels): each with ``metadata["bcdi"] = {**meta, "kind": ...}`` and
-    the real-space grid ``geo`` (``scale``/``units``). Shared with the Phasing widget."""
+    over ±π) and ``"<prefix> support"`` (Labels) of ``result``: each with ``_layers.result_metadata`` (the
+    result itself, read back by ``_layers.result_of``) and the real-space grid ``geo`` (``scale``/``units``).
+    Shared with the Phasing widget."""
+    obj, support = result.obj, np.asarray(result.support, dtype=np.uint8)
     mod = np.abs(obj).astype(np.float32)
-    put_layer(viewer, f"{prefix} modulus", mod, metadata={"bcdi": {**meta, "kind": "modulus"}},
+    put_layer(viewer, f"{prefix} modulus", mod, metadata=result_metadata(result, "modulus"),
               colormap="gray", contrast_limits=(0.0, float(mod.max()) or 1.0), **geo)
-    put_layer(viewer, f"{prefix} phase", display_phase(obj, support), metadata={"bcdi": {**meta, "kind": "phase"}},
+    put_layer(viewer, f"{prefix} phase", display_phase(obj, support), metadata=result_metadata(result, "phase"),
               colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi), **geo)
-    put_layer(viewer, f"{prefix} support", support, labels=True, metadata={"bcdi": {**meta, "kind": "support"}},
+    put_layer(viewer, f"{prefix} support", support, labels=True, metadata=result_metadata(result, "support"),
               opacity=0.4, **geo)
 
 
@@ -180,13 +184,12 @@ class DLPhaseWidget(HasJobSlot, QWidget):
     def _inputs(self) -> tuple[Any, np.ndarray, np.ndarray | None]:
         return self.picker.inputs()
 
-    def _show_object(self, prefix: str, data_layer, obj: np.ndarray, support: np.ndarray, info: dict) -> None:
+    def _show_object(self, prefix: str, data_layer, rec: Reconstruction, config: dict | None = None) -> None:
         geo = real_space(data_layer)
-        support = np.asarray(support, dtype=np.uint8)
-        meta = {**info, "obj": obj, "support": support, "data_layer": data_layer.name,
-                "voxel_size_nm": list(geo["scale"]) if geo else None,
-                "geometry": bcdi_meta(data_layer).get("geometry")}
-        put_object_layers(self.viewer, prefix, obj, support, meta, geo)
+        res = ReconstructionResult(rec, geometry=bcdi_meta(data_layer).get("geometry"),
+                                   voxel_size_nm=tuple(geo["scale"]) if geo else None, data_name=data_layer.name,
+                                   config=config)
+        put_object_layers(self.viewer, prefix, res, geo)
 
     # --- jobs -------------------------------------------------------------------------------------
 
@@ -214,8 +217,9 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         meta = derived_bcdi(layer, **pred.meta, kind="reciprocal_phase", data_layer=layer.name)
         put_layer(self.viewer, f"{layer.name} predicted phase", pred.phase, metadata={"bcdi": meta},
                   **data_grid(layer), colormap=PHASE_CMAP, contrast_limits=(-np.pi, np.pi), opacity=0.7)
-        self._show_object(f"{layer.name} DL unrefined", layer, pred.obj, pred.support,
-                          {"method": "dl-unrefined", **pred.meta})
+        unrefined = Reconstruction(pred.obj, np.asarray(pred.support, np.uint8), method="dl-unrefined",
+                                   meta=dict(pred.meta))
+        self._show_object(f"{layer.name} DL unrefined", layer, unrefined)
         z = pred.meta.get("zoom", [1, 1, 1])
         self.status.setText(f"{layer.name}: predicted on {pred.meta['model_grid']}³ (crop "
                             f"{'×'.join(map(str, pred.meta['crop_shape']))}, zoom "
@@ -249,23 +253,29 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         """Prediction and refinement in one job (returns the Job)."""
         layer, data, mask = self._inputs()
         recipe = self._recipe()
-        k = int(self.candidates_spin.value())
+        cfg = self.config()
+        k = cfg.phase.candidates
         self.status.setText(f"{layer.name}: predicting and refining {k} candidate(s) with {recipe}…")
 
-        def done(result):
-            pred, rec = result
-            self._predicted(layer, pred)
-            self._refined(layer, rec)
+        def done(outcome):
+            self._predicted(layer, outcome.prediction)
+            self._refined(layer, outcome.reconstruction, cfg.resolved())
 
-        return self.jobs.start(in_model_process, predict_refine_job, data, mask, recipe, k,
+        return self.jobs.start(in_model_process, predict_refine_job, data, mask, cfg,
                                desc="DL phase: predict + refine",
                                on_done=done)
 
-    def _refined(self, layer, rec) -> None:
+    def config(self):
+        """The pipeline configuration of the dock's settings (``pipeline.steps.step_config``): what *Predict +
+        refine* runs, as ``bcdi-dl phase --method dl`` and ``bcdi-dl run`` do."""
+        from ..pipeline.steps import step_config
+
+        return step_config("DL phase dock", phase={"method": "dl", "refine": self._recipe(),
+                                                   "candidates": int(self.candidates_spin.value())})
+
+    def _refined(self, layer, rec, config: dict | None = None) -> None:
         self.reconstruction = rec
-        info = {"method": rec.method, "llk": rec.llk, "llk_free": rec.llk_free, "reconstruction": rec,
-                "time_s": rec.meta.get("time_s")}
-        self._show_object(f"{layer.name} DL", layer, rec.obj, rec.support, info)
+        self._show_object(f"{layer.name} DL", layer, rec, config)
         self.llk_plot.set_history(rec.history)
         llk = "n/a" if rec.llk is None else f"{rec.llk:.4g}"
         free = "n/a" if rec.llk_free is None else f"{rec.llk_free:.4g}"

@@ -14,11 +14,13 @@ you type), the number of runs and the seed; *Start* runs ``core.phasing.phase`` 
 ``"... live phase"`` show the running object every N iterations (at most 4 updates a second, prepared in the
 worker: ``_live.LiveView``) and a small plot its LLK; they are removed when the run ends.
 
-Their ``scale`` is the real-space voxel size ``metadata["bcdi"]["voxel_size_nm"]`` of the data layer
-(units nm) when known. Each layer's ``metadata["bcdi"]`` carries ``kind`` (modulus / phase / support),
-``obj`` (the complex object, for the Results widget), ``support``, ``llk``, ``llk_free``, ``method``,
-``recipe``, ``runs``, ``seed``, ``first_mode_weight``, ``geometry`` (the data layer's), ``data_layer`` and
-``reconstruction``. Running again
+The dock builds a pipeline configuration (:meth:`PhasingWidget.config`) and runs
+``pipeline.steps.phase_step``, the step ``bcdi-dl phase`` and ``bcdi-dl run`` run: the same settings give the
+same arrays. Their ``scale`` is the real-space voxel size ``metadata["bcdi"]["voxel_size_nm"]`` of the data
+layer (units nm) when known. Each layer's ``metadata["bcdi"]`` carries ``kind`` (modulus / phase / support)
+and ``result``: one :class:`~napari_bcdi_dl.core.types.ReconstructionResult` (object, support, LLK, free
+LLK, method, recipe run, geometry, voxel size, data layer, configuration), read back by
+``_layers.result_of``. Running again
 replaces these layers' data (``layer.data = new``); input layers are never modified, and a cancelled or
 failed run adds nothing. Errors become napari notifications and the status line; napari never crashes.
 """
@@ -45,6 +47,7 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import BCDIError
 from ..core.phasing import DEFAULT_RECIPE, parse_recipe
+from ..core.types import ReconstructionResult
 from ._layers import (
     HasJobSlot,
     IntensityPicker,
@@ -64,13 +67,14 @@ SUFFIX = " conventional"
 LIVE_EVERY = 0  # live view off by default: creating its layers still blocks the event loop (up to ~1 s measured)
 
 
-def phase_job(intensity: np.ndarray, mask: np.ndarray | None, recipe: str, runs: int, seed: int, *,
-              snapshot=None, snapshot_every: int = LIVE_EVERY, progress=None, cancel=None):
-    """Worker job of *Start*: ``core.phasing.phase`` (imported lazily), with the live view's ``snapshot``."""
-    from ..core.phasing import phase
+def phase_job(intensity: np.ndarray, mask: np.ndarray | None, cfg, *, snapshot=None,
+              snapshot_every: int = LIVE_EVERY, progress=None, cancel=None):
+    """Worker job of *Start*: ``pipeline.steps.phase_step`` of the dock's configuration (as ``bcdi-dl phase``
+    and ``bcdi-dl run``), with the live view's ``snapshot``."""
+    from ..pipeline.steps import phase_step
 
-    return phase(intensity, mask, recipe=recipe, runs=runs, seed=seed, progress=progress, cancel=cancel,
-                 snapshot=snapshot, snapshot_every=snapshot_every)
+    live = {} if snapshot is None else {"snapshot": snapshot, "snapshot_every": snapshot_every}
+    return phase_step(cfg, intensity, mask, progress=progress, cancel=cancel, **live)
 
 
 class PhasingWidget(HasJobSlot, QWidget):
@@ -174,12 +178,13 @@ class PhasingWidget(HasJobSlot, QWidget):
             if not self._check_recipe():
                 raise BCDIError(f"bad recipe: {self.recipe_error.text()}")
             layer, data, mask = self._inputs()
-            recipe, runs, seed = self.recipe_edit.text().strip(), self.runs_spin.value(), self.seed_spin.value()
+            cfg = self.config()
+            recipe, runs = cfg.phase.recipe, cfg.phase.runs
             self.status.setText(f"{layer.name}: phasing ({runs} run{'s' * (runs > 1)}: {recipe})…")
             every = self.live_spin.value()
             snapshot = self.live.start(layer.name + SUFFIX, real_space(layer)) if every > 0 else None
-            job = self.jobs.start(phase_job, data, mask, recipe, runs, seed, desc="Phasing",
-                                  on_done=lambda res: self._show(layer, res, recipe), snapshot=snapshot,
+            job = self.jobs.start(phase_job, data, mask, cfg, desc="Phasing",
+                                  on_done=lambda res: self._show(layer, res, cfg), snapshot=snapshot,
                                   snapshot_every=max(every, 1))
             if job is None:
                 self.live.finish()
@@ -194,6 +199,13 @@ class PhasingWidget(HasJobSlot, QWidget):
         return None
 
 
+    def config(self):
+        """The pipeline configuration of the dock's settings (``pipeline.steps.step_config``)."""
+        from ..pipeline.steps import step_config
+
+        return step_config("Phasing dock", phase={"method": "conventional", "recipe": self.recipe_edit.text().strip(),
+                                                  "runs": self.runs_spin.value(), "seed": self.seed_spin.value()})
+
     def _finished(self) -> None:
         self.live.finish()
         self._check_recipe()  # Start stays disabled while the recipe is wrong
@@ -203,21 +215,18 @@ class PhasingWidget(HasJobSlot, QWidget):
         elif job is not None and job.error is not None:
             self.status.setText(f"error: {job.error}")
 
-    # --- results ----------------------------------------------------------------------------------
-    def _show(self, data_layer, result, recipe: str) -> None:
+    # --- results ---------------------------------------------------------------------------------------
+    def _show(self, data_layer, outcome, cfg) -> None:
         """Put the best run in the ``"<data> conventional ..."`` layers (main thread)."""
-        self.result = result
-        rec = result.best
+        self.result = outcome.phasing
+        rec = outcome.reconstruction
         geo = real_space(data_layer)
-        obj, support = rec.obj, np.asarray(rec.support, dtype=np.uint8)
-        meta = {"obj": obj, "support": support, "llk": rec.llk, "llk_free": rec.llk_free, "method": rec.method,
-                "recipe": rec.meta.get("recipe", recipe), "runs": len(result.runs), "seed": rec.meta.get("seed"),
-                "first_mode_weight": result.first_mode_weight, "voxel_size_nm": list(geo.get("scale", ())) or None,
-                "geometry": bcdi_meta(data_layer).get("geometry"), "data_layer": data_layer.name,
-                "reconstruction": rec}
-        put_object_layers(self.viewer, data_layer.name + SUFFIX, obj, support, meta, geo)
+        res = ReconstructionResult(rec, geometry=bcdi_meta(data_layer).get("geometry"),
+                                   voxel_size_nm=tuple(geo["scale"]) if geo else None, data_name=data_layer.name,
+                                   config=cfg.resolved())
+        put_object_layers(self.viewer, data_layer.name + SUFFIX, res, geo)
         self.llk_plot.set_history(rec.history)
-        self.status.setText(self.summary(result))
+        self.status.setText(self.summary(outcome.phasing))
 
     @staticmethod
     def summary(result) -> str:

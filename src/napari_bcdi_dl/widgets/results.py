@@ -2,9 +2,10 @@
 
 Reconstruction
     *Source* lists the viewer's reconstructions, each once under its base name ``"<name>"``: the layers
-    ``"<name> modulus"`` / ``"<name> phase"`` whose ``metadata["bcdi"]`` holds the complex object (``"obj"``,
-    ``"object"`` or a ``"reconstruction"``: phasing and DL phase widgets; the modulus layer carries it),
-    complex Image layers, and ``"<name> modulus"`` + ``"<name> phase"`` pairs opened by the reader. The
+    ``"<name> modulus"`` / ``"<name> phase"`` that show one reconstruction, read through
+    ``_layers.result_of``: the :class:`~napari_bcdi_dl.core.types.ReconstructionResult` the Phasing and DL
+    phase docks and the reader attach (``metadata["bcdi"]["result"]``), complex Image layers, and
+    ``"<name> modulus"`` + ``"<name> phase"`` pairs of other programs. The
     methods taking a reconstruction accept its base name or the name of any of its layers. *File…* reads a
     CXI/npz result (PyNX, cdiutils, this project) in a worker and adds it to the list (no layer added).
     Geometry fields (energy keV, distance m, pixel m, rocking step deg, hkl, lattice nm) and the voxel size
@@ -62,8 +63,10 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import BCDIError
 from ..core.geometry_checks import angle_warnings, check_geometry, setup_known
-from ..core.types import Geometry
+from ..core.types import Geometry, ReconstructionResult
 from ._layers import (
+    PART_SUFFIXES,
+    result_of,
     MASK_SUFFIX,
     HasJobSlot,
     JobSlot,
@@ -93,7 +96,6 @@ OWN_KINDS = ("result_modulus", "result_phase", "result_strain", "result_surface"
 FIELD_LABELS = {"energy_kev": "Energy (keV)", "distance_m": "Distance (m)", "pixel_size_m": "Pixel (m)",
                 "rocking_step_deg": "Rocking step (°)", "hkl": "hkl", "lattice_nm": "Lattice (nm)",
                 "delta": "delta", "nu": "nu"}
-PART_SUFFIXES = (" modulus", " phase", " support")  # the layers of one reconstruction: "<name> modulus"...
 
 
 _guarded = guarded("Results")
@@ -205,16 +207,13 @@ class ResultsWidget(HasJobSlot, QWidget):
     def _is_source_layer(self, layer) -> bool:
         from napari.layers import Image
 
-        if not isinstance(layer, Image):
+        if not isinstance(layer, Image) or bcdi_meta(layer).get("kind") in OWN_KINDS:
             return False
-        meta = bcdi_meta(layer)
-        if meta.get("kind") in OWN_KINDS:
-            return False
-        if any(meta.get(k) is not None for k in ("obj", "object", "reconstruction")):
+        if isinstance(bcdi_meta(layer).get("result"), ReconstructionResult):
             return True
         if np.iscomplexobj(layer.data) and getattr(layer.data, "ndim", 0) == 3:
             return True
-        return (meta.get("kind") == "modulus" and layer.name.endswith(" modulus")
+        return (layer.name.endswith(" modulus")
                 and isinstance(self._find(self._base(layer.name) + " phase"), Image))
 
     def _source_layers(self) -> dict:
@@ -276,46 +275,18 @@ class ResultsWidget(HasJobSlot, QWidget):
             s = self._files[base]
             return replace(s, obj=s.obj.copy(), support=None if s.support is None else s.support.copy())
         layer = self._source_layers()[base]
-        meta = bcdi_meta(layer)
-        rec = meta.get("reconstruction")
-        obj = next((meta[k] for k in ("obj", "object") if meta.get(k) is not None), None)
-        if obj is None and rec is not None:
-            obj = rec.obj
-        if obj is None and np.iscomplexobj(layer.data):
-            obj = layer.data
-        if obj is None:  # reader pair "<base> modulus" + "<base> phase"
-            phase = np.asarray(self._find(base + " phase").data, np.float32)
-            obj = np.asarray(layer.data, np.float32) * np.exp(1j * phase)
-        obj = np.array(obj, dtype=np.complex64)  # a copy: the worker never sees layer data
-        support = meta.get("support")
-        if support is None and rec is not None:
-            support = rec.support
-        if support is None:
-            sup_layer = self._find(base + " support")
-            if sup_layer is not None and np.shape(sup_layer.data) == obj.shape:
-                support = sup_layer.data
-        geometry = meta.get("geometry")
-        data_layer = self._find(meta.get("data_layer") or "")
-        if geometry is None and data_layer is not None:
-            geometry = bcdi_meta(data_layer).get("geometry")
-        vs = meta.get("voxel_size_nm")
-        if vs is None and data_layer is not None:
-            vs = bcdi_meta(data_layer).get("voxel_size_nm")
-        if vs is None and any(abs(s - 1) > 1e-12 for s in layer.scale[-3:]):
-            vs = tuple(layer.scale[-3:])
-        history = list(meta.get("history") or getattr(rec, "history", None) or [])
-        llk = meta.get("llk", getattr(rec, "llk", None))
-        llk_free = meta.get("llk_free", getattr(rec, "llk_free", None))
-        method = meta.get("method") or getattr(rec, "method", None) or "unknown"
-        src = Source(name=base, obj=obj, support=None if support is None else (np.asarray(support) != 0)
-                     .astype(np.uint8), geometry=geometry if isinstance(geometry, Geometry) else None,
-                     voxel_size=None if vs is None else tuple(float(v) for v in vs), llk=llk, llk_free=llk_free,
-                     method=str(method), origin=layer.name, path=meta.get("source"), history=history)
-        rec_meta = getattr(rec, "meta", None) or {}
+        res = result_of(layer, self.viewer)
+        if res is None:
+            raise BCDIError(f"'{layer.name}' no longer shows a reconstruction: choose another")
+        rec = res.reconstruction
+        obj = np.array(rec.obj, dtype=np.complex64)  # copies: the worker never sees layer data
+        src = Source(name=base, obj=obj, support=(np.asarray(rec.support) != 0).astype(np.uint8),
+                     geometry=res.geometry, voxel_size=res.voxel_size_nm, llk=rec.llk, llk_free=rec.llk_free,
+                     method=str(rec.method), origin=layer.name, path=res.source, history=list(rec.history or []))
         for k in ("recipe", "runs", "seed"):  # provenance of the report and the strain file
-            value = meta.get(k, rec_meta.get(k))
-            if value is not None:
-                src.meta[k] = value
+            if rec.meta.get(k) is not None:
+                src.meta[k] = rec.meta[k]
+        data_layer = self._find(res.data_name or "")
         if data_layer is not None and getattr(data_layer.data, "shape", None) == obj.shape:
             src.intensity = np.array(data_layer.data, np.float32)
             mask_layer = self._find(data_layer.name + MASK_SUFFIX)
