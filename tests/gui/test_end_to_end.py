@@ -161,7 +161,8 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
 
     viewer = make_napari_viewer(show=True)
     w = open_demo(viewer, sample=False)["widgets"]
-    assert list(w) == ["Data & mask", "Prepare", "Inpainting", "DL phase", "Phasing", "Results"]
+    assert list(w) == ["Data & mask", "Prepare", "Inpainting", "DL phase", "Phasing", "Results",
+                       "Defects", "Batch"]
     dm, inp, dl, ph, res = (w[k] for k in ("Data & mask", "Inpainting", "DL phase", "Phasing", "Results"))
     report: dict[str, float] = {}
 
@@ -321,8 +322,9 @@ def test_compare_in_the_demo_shows_its_layers(make_napari_viewer, qtbot, pattern
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
         obj = (pattern.obj * np.exp(1j * rng.uniform(-0.1, 0.1, pattern.obj.shape))).astype(np.complex64)
-        res = ReconstructionResult(Reconstruction(obj, pattern.support), voxel_size_nm=tuple(VOXEL))
-        viewer.add_image(np.abs(obj), name=f"{name} modulus", scale=VOXEL, metadata=result_metadata(res, "modulus"))
+        result = ReconstructionResult(Reconstruction(obj, pattern.support), voxel_size_nm=tuple(VOXEL))
+        viewer.add_image(np.abs(obj), name=f"{name} modulus", scale=VOXEL,
+                         metadata=result_metadata(result, "modulus"))
     _wait(qtbot, res.compare(["a modulus", "b modulus"]))
     shown = {layer.name for layer in viewer.layers if layer.visible}
     assert {"compare a phase", "compare b phase"} <= shown, shown

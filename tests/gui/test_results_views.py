@@ -253,14 +253,13 @@ def test_live_view_updates_are_throttled(make_napari_viewer, qtbot, notes):
     assert 2 <= live.updates <= duration / MIN_INTERVAL_S + 2, (live.updates, duration)
     gaps = np.diff(live.update_times)
     assert gaps.min() >= MIN_INTERVAL_S * 0.9, gaps
-    assert {"sim conventional live modulus", "sim conventional live phase"} <= set(seen_live)
+    assert seen_live == ["sim conventional modulus", "sim conventional phase", "sim conventional support"], \
+        "no layer comes and goes during the run: only the result layers, at the end"
+    assert w.live_preview.rgba is not None and w.live_preview.rgba.shape[2] == 4
     names = [lay.name for lay in viewer.layers]
-    assert not [n for n in names if " live " in n], "the live layers go when the run ends"
     assert "sim conventional modulus" in names and len(w.llk_plot.history) > 10
     max_gap = _max_gap(ticks)
     print(f"\nlive view: {live.snapshots} snapshots, {live.updates} updates in {duration:.1f} s, "
           f"max event-loop gap {max_gap * 1000:.0f} ms, updates took "
-          f"{', '.join(f'{t * 1000:.0f}' for t in live.show_seconds)} ms")
-    # The 100 ms bound is NOT met yet (an unloaded run: max gap ~1 s, the first update 110-160 ms):
-    # creating the live layers blocks the loop, so the live view is off by default (docs/user-guide.md).
-    # The gap is printed above for the record; the throttle is what this test checks.
+          f"{', '.join(f'{t * 1000:.1f}' for t in live.show_seconds)} ms")
+    assert max(live.show_seconds) < 0.05, "a live update is a picture in the dock: milliseconds"

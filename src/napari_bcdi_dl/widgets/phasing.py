@@ -10,9 +10,10 @@ you type), the number of runs and the seed; *Start* runs ``core.phasing.phase`` 
   the support, offset so the crystal's mean phase is 0, 0 outside), ``"<data> conventional support"``
   (Labels). The word *conventional* lets the DL widget's ``"<data> DL modulus"`` ... sit beside them.
 
-*Live view every N iterations* (0: off): while the run goes, ``"<data> conventional live modulus"`` and
-``"... live phase"`` show the running object every N iterations (at most 4 updates a second, prepared in the
-worker: ``_live.LiveView``) and a small plot its LLK; they are removed when the run ends.
+*Live view every N iterations* (default 20; 0: off): while the run goes, the dock shows three slices
+through the running object (modulus above phase) every N iterations, at most 4 updates a second, prepared in
+the worker (``_live.LiveView``), and a small plot its LLK. No layer is added during the run (adding one
+blocks napari 0.2-0.3 s): the result layers appear when it ends.
 
 The dock builds a pipeline configuration (:meth:`PhasingWidget.config`) and runs
 ``pipeline.steps.phase_step``, the step ``bcdi-dl phase`` and ``bcdi-dl run`` run: the same settings give the
@@ -57,14 +58,14 @@ from ._layers import (
     notify_error,
     real_space,
 )
-from ._live import LiveView, LLKPlot
+from ._live import LivePreview, LiveView, LLKPlot
 from ._worker import Job
 from .dl_phase import put_object_layers
 
 log = logging.getLogger(__name__)
 
 SUFFIX = " conventional"
-LIVE_EVERY = 0  # live view off by default: creating its layers still blocks the event loop (up to ~1 s measured)
+LIVE_EVERY = 20  # live view every 20 iterations: slices drawn in the dock (~1 ms per update, _live)
 
 
 def phase_job(intensity: np.ndarray, mask: np.ndarray | None, cfg, *, snapshot=None,
@@ -88,7 +89,7 @@ class PhasingWidget(HasJobSlot, QWidget):
         self.jobs = JobSlot("Phasing", [self.start_button], self.cancel_button, progress_bar=self.progress_bar,
                             on_finished=self._finished)
         self.picker = IntensityPicker(self.viewer, self.data_combo, self.mask_combo)
-        self.live = LiveView(self.viewer, self.llk_plot)
+        self.live = LiveView(self.viewer, self.llk_plot, self.live_preview)
         self._follower = LayerFollower(self.viewer, self, self._refresh_layers)
         self._refresh_layers()
 
@@ -115,6 +116,7 @@ class PhasingWidget(HasJobSlot, QWidget):
         self.live_spin.setSpecialValueText("off")
         self.live_spin.setToolTip("show the running reconstruction every N iterations (0: off)")
         self.llk_plot = LLKPlot()
+        self.live_preview = LivePreview()
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(lambda: self.start())
         self.cancel_button = QPushButton("Cancel")
@@ -141,6 +143,7 @@ class PhasingWidget(HasJobSlot, QWidget):
         form.addRow(row)
         form.addRow(self.progress_bar)
         form.addRow(self.llk_plot)
+        form.addRow(self.live_preview)
         form.addRow(self.status)
         layout = QVBoxLayout(self)
         layout.addWidget(box)
