@@ -22,8 +22,9 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "kind",
-        choices=["inpaint", "phase"],
-        help="inpaint: 32³ patches + gap masks; phase: patterns + reciprocal phase",
+        choices=["inpaint", "phase", "defects"],
+        help="inpaint: 32³ patches + gap masks; phase: patterns + reciprocal phase; defects: patterns "
+        "labelled none/edge/screw/mixed dislocations (docs/defects.md)",
     )
     p.add_argument("outdir", help="output folder (created; an interrupted dataset there is resumed)")
     p.add_argument("--n", type=int, required=True, help="number of samples")
@@ -69,6 +70,9 @@ def register(subparsers) -> None:
         help="width range (voxels) of the crystals' smoothed edge (default 0.3 1.0; sharper edges, e.g. "
         "0 0.3, keep the slow fall-off of the intensity of measured patterns)",
     )
+    p.add_argument("--g-axis", choices=("random", "z", "y", "x"), default="random",
+                   help="defects: direction of the Bragg vector G in the array (default random, the shipped "
+                   "set; z/y/x: G along that axis, as in a measured scan)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -78,6 +82,8 @@ def run(args: argparse.Namespace) -> int | None:
     from ._progress import progress_bar
 
     t0 = time.perf_counter()
+    if args.kind == "defects":
+        return _run_defects(args, t0)
     with progress_bar(f"{args.kind} dataset", disable=True if args.quiet else None) as bar:
         manifest = generate_dataset(
             args.kind,
@@ -97,6 +103,24 @@ def run(args: argparse.Namespace) -> int | None:
         f"{manifest['n_shards']} shards, complete ({dt:.1f} s this run)",
         file=sys.stdout,
     )
+    return 0
+
+
+def _run_defects(args: argparse.Namespace, t0: float) -> int:
+    """``bcdi-dl dataset defects``: labelled dislocation patterns (the range overrides do not apply)."""
+    from ..core.errors import BCDIError
+    from ..core.simulate.defects_dataset import generate_defects_dataset
+    from ._progress import progress_bar
+
+    if _overrides(args) or args.patches_per_pattern is not None:
+        raise BCDIError("dataset defects takes no --shapes/--low-strain-fraction/--gap-through-peak/"
+                        "--edge-sigma/--patches-per-pattern: its ranges are fixed (docs/defects.md)")
+    with progress_bar("defects dataset", disable=True if args.quiet else None) as bar:
+        manifest = generate_defects_dataset(args.outdir, n=args.n, size=args.size, seed=args.seed,
+                                            workers=args.workers, shard_size=args.shard_size,
+                                            progress=bar, g_direction=args.g_axis)
+    print(f"{args.outdir}: {manifest['n']} defects samples of size {manifest['size']} in "
+          f"{manifest['n_shards']} shards, complete ({time.perf_counter() - t0:.1f} s this run)")
     return 0
 
 

@@ -30,7 +30,7 @@ from ..core.errors import BCDIError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a model on simulated shards (inpaint | phase), resumable from checkpoints",
+        help="train a model on simulated shards (inpaint | phase | defects), resumable from checkpoints",
         description="Train a model on simulated shards ('bcdi-dl dataset'). Checkpoints often; --resume "
                     "continues the run in --out.",
     )
@@ -38,6 +38,7 @@ def register(subparsers) -> None:
     sub.required = True
     _register_inpaint(sub)
     _register_phase(sub)
+    _register_defects(sub)
 
 
 def _common(q: argparse.ArgumentParser) -> None:
@@ -90,6 +91,40 @@ def _register_phase(sub) -> None:
     if setup is not None:  # the phase module may add its own options
         setup(q)
     q.set_defaults(func=run_phase)
+
+
+def _register_defects(sub) -> None:
+    q = sub.add_parser("defects", help="the dislocation classifier (64³ patterns -> none/edge/screw/mixed)",
+                       description="Train the defect classifier (napari_bcdi_dl.models.defects) on "
+                                   "'bcdi-dl dataset defects' shards; see docs/defects.md.")
+    _common(q)
+    q.add_argument("--train-limit", type=int, default=None, help="use at most that many training samples")
+    q.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="channels of the 4 strided levels (default 8 16 32 64)")
+    q.add_argument("--max-seconds", type=float, default=None,
+                   help="stop after that much training time (a last validation and export first)")
+    q.set_defaults(func=run_defects)
+
+
+def run_defects(args: argparse.Namespace) -> int | None:
+    from ..models.defects_training import train_defects
+    from ._progress import progress_bar
+
+    steps = _steps(args) if (args.epochs is not None or args.steps is not None) else 3000
+    if args.widths is not None and len(args.widths) != 4:
+        raise BCDIError("--widths needs 4 numbers (channels of the strided levels)")
+    command = "bcdi-dl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with _StopOnSignal() as stop, progress_bar("train defects", disable=True if args.quiet else None) as bar:
+        result = train_defects(
+            args.data, args.val, args.out, steps=steps, batch=args.batch, steps_per_epoch=args.steps_per_epoch,
+            lr=args.lr, patience=args.patience or None, checkpoint_every=args.checkpoint_every,
+            resume=args.resume, seed=args.seed, train_limit=args.train_limit, val_limit=args.val_limit,
+            widths=tuple(args.widths or (8, 16, 32, 64)), export=args.export, max_seconds=args.max_seconds,
+            command=command, progress=bar, cancel=stop,
+        )
+    print(f"{args.out}: {result.stopped} at step {result.step}; best held-out loss {result.best_val:.5g} "
+          f"at step {result.best_step}")
+    return 0
 
 
 def _phase_module_attr(name: str):

@@ -22,12 +22,17 @@ streaks, substrate or neighbour-grain spots) has no partner at ``p − q``. The 
    *prominence*, the decades by which its brightest voxel rises above the level where it separates from the
    rest. The centre is the brightest voxel (or ``peak=`` given, sub-voxel allowed); the tolerance covers
    the voxel or two by which it may miss the centre of the crystal's pattern;
-5. propose the clusters with asymmetry ≥ ``asymmetry_threshold``, prominence ≥ ``prominence_threshold``
-   and at least ``min_size`` voxels. Strained crystals have genuinely asymmetric fringes and lobes, but
-   these rise little above their surroundings (the pattern is smooth at the voxel scale); aliens are
-   compact peaks of their own. A proposed cluster grows by up to ``grow`` voxels into the neighbours that
-   belong to the same alien: at least ``grow_fraction`` of the cluster's maximum and brighter than their
-   mirror by ``1 + asymmetry_threshold`` (the rim of the alien below the level it was found at).
+5. score every cluster by its *Friedel contrast* (:func:`friedel_contrast`): parasitic scattering is
+   *added* to the crystal's pattern, so the log Friedel ratio ``E(q) = log10(1 + I(q)) − log10(1 + I(−q))``
+   jumps at an alien's edge (to ``log10(1 + A/B)`` over the crystal's signal B); a crystal's asymmetry is
+   smooth: the satellite of a strained layer has no partner at −q, but neither has its flank;
+6. propose the clusters with asymmetry ≥ ``asymmetry_threshold``, prominence ≥ ``prominence_threshold``,
+   Friedel contrast ≥ ``contrast_threshold`` (where measurable) and at least ``min_size`` voxels.
+   Strained crystals have genuinely asymmetric fringes and lobes, but these rise little above their
+   surroundings (the pattern is smooth at the voxel scale); aliens are compact peaks of their own. A
+   proposed cluster grows by up to ``grow`` voxels into the neighbours that belong to the same alien: at
+   least ``grow_fraction`` of the cluster's maximum and brighter than their mirror by
+   ``1 + asymmetry_threshold`` (the rim of the alien below the level it was found at).
 
 :func:`find_aliens` returns every cluster (a labels array, one label per cluster, and a table), so that a
 user can accept or reject clusters one by one (:func:`clusters_mask`); ``mask`` holds the proposal.
@@ -52,6 +57,8 @@ DEFAULTS = {
     "min_samples": 3,
     "asymmetry_threshold": 1.2,
     "prominence_threshold": 0.7,
+    "contrast_threshold": 1.1,
+    "contrast_shell": 2,
     "protect_decades": 2.0,
     "mirror_tolerance": 2,
     "level_step": 0.25,
@@ -82,6 +89,9 @@ class AlienCluster:
     centre : intensity-weighted centre (z, y, x) in voxels.
     distance : distance of the centre from the Bragg peak (voxels).
     proposed : True when the cluster is proposed as an alien.
+    contrast : Friedel contrast (decades): median of ``log10(1 + I(q)) − log10(1 + I(−q))`` over the core
+        (voxels above ``grow_fraction`` of the maximum) minus its median over the voxels around the core;
+        NaN when no core voxel has a valid mirror (the test is then not applied).
     """
 
     label: int
@@ -95,12 +105,14 @@ class AlienCluster:
     centre: tuple[float, float, float]
     distance: float
     proposed: bool
+    contrast: float = float("nan")
 
     def describe(self) -> str:
         """One line for the CLI and the widget's tooltips."""
         c = ", ".join(f"{v:.1f}" for v in self.centre)
         return (f"cluster {self.label}: {self.size} voxels at ({c}), asymmetry {self.asymmetry:.2f}, "
-                f"prominence {self.prominence:.2f} decades, max {self.max_intensity:.4g}, "
+                f"prominence {self.prominence:.2f} decades, Friedel contrast {self.contrast:.2f} decades, "
+                f"max {self.max_intensity:.4g}, "
                 f"total {self.total_intensity:.4g}" + (" -> alien" if self.proposed else ""))
 
 
@@ -227,6 +239,43 @@ def asymmetry(i_q: np.ndarray, i_mq: np.ndarray) -> np.ndarray:
         return np.where(s > 0, 2 * np.abs(a - b) / np.where(s > 0, s, 1), 0.0)
 
 
+def friedel_contrast(intensity: np.ndarray, core: np.ndarray, centre: Sequence[float],
+                     mask: np.ndarray | None = None, shell: int = DEFAULTS["contrast_shell"]) -> float:
+    """Friedel contrast of a cluster's core (voxel coordinates ``core``, (n, 3)), in decades.
+
+    With ``E(q) = log10(1 + I(q)) − log10(1 + I(2c − q))`` (``c`` the centre; masked or outside mirrors
+    left out): the median of ``E`` over the core (in ``find_aliens`` the cluster's voxels above
+    ``grow_fraction`` of its maximum: what would be masked) minus its median over the valid voxels within
+    ``shell`` voxels of the core (0 when there are none). An additive, localised source (an alien) makes
+    ``E`` jump at its edge; a crystal's asymmetry extends beyond its bright part. NaN when no core voxel
+    has a valid mirror.
+    """
+    a = np.asarray(intensity)
+    core = np.asarray(core, dtype=np.int64)
+    m = None if mask is None else np.asarray(mask) != 0
+
+    def e(coords: np.ndarray) -> np.ndarray:
+        v = a[tuple(coords.T)].astype(np.float64)
+        if m is not None:
+            v[m[tuple(coords.T)]] = np.nan
+        mir = mirror_intensity(a, coords, centre, m)
+        return np.log10(1.0 + np.maximum(v, 0)) - np.log10(1.0 + np.maximum(mir, 0))
+
+    e_core = e(core)
+    if not np.isfinite(e_core).any():
+        return float("nan")
+    e_ring = np.zeros(0)
+    if int(shell) > 0:
+        lo = np.maximum(core.min(axis=0) - int(shell), 0)
+        hi = np.minimum(core.max(axis=0) + int(shell) + 1, np.asarray(a.shape))
+        box = np.zeros(tuple(hi - lo), bool)
+        box[tuple((core - lo).T)] = True
+        ring = ndimage.binary_dilation(box, structure=np.ones((3, 3, 3), bool), iterations=int(shell)) & ~box
+        e_ring = e(np.argwhere(ring) + lo)
+    outside = float(np.nanmedian(e_ring)) if np.isfinite(e_ring).any() else 0.0
+    return float(np.nanmedian(e_core)) - outside
+
+
 def _offsets(eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Integer voxel offsets within ``eps`` (origin excluded) and their lengths."""
     r = int(np.floor(eps))
@@ -322,6 +371,7 @@ def find_aliens(
     min_samples: int = DEFAULTS["min_samples"],
     asymmetry_threshold: float = DEFAULTS["asymmetry_threshold"],
     prominence_threshold: float = DEFAULTS["prominence_threshold"],
+    contrast_threshold: float = DEFAULTS["contrast_threshold"],
     level_step: float = DEFAULTS["level_step"],
     protect_decades: float = DEFAULTS["protect_decades"],
     mirror_tolerance: int = DEFAULTS["mirror_tolerance"],
@@ -347,7 +397,9 @@ def find_aliens(
         lines).
     asymmetry_threshold : a proposed cluster has a mean centro-asymmetry at or above it (0–2) ...
     prominence_threshold : ... and rises at least this many decades above the level where it separates
-        from the rest of the pattern.
+        from the rest of the pattern ...
+    contrast_threshold : ... and its core's log Friedel ratio exceeds that of its surroundings by at least
+        this many decades (:func:`friedel_contrast`; 0: off; not applied where it cannot be measured).
     level_step : step (decades) of the brightness levels at which the Bragg peak's cluster is split.
     protect_decades : a cluster that separates from the Bragg peak less than this many decades below its
         maximum (2: above 1 % of it) is a lobe of a split peak, never proposed.
@@ -381,6 +433,9 @@ def find_aliens(
     if not prominence_threshold >= 0 or not level_step > 0:
         raise BCDIError(f"alien search: prominence threshold {prominence_threshold} must be >= 0 and level "
                         f"step {level_step} > 0 (decades)")
+    if not contrast_threshold >= 0:
+        raise BCDIError(f"alien search: contrast threshold {contrast_threshold} must be >= 0 decades "
+                        f"(default {DEFAULTS['contrast_threshold']})")
     if int(grow) < 0 or not 0 <= grow_fraction <= 1:
         raise BCDIError(f"alien search: grow {grow} must be >= 0 and grow fraction {grow_fraction} in 0-1")
     if m is None or not m.any():
@@ -450,16 +505,22 @@ def find_aliens(
         where = tuple(float(x) for x in (w @ c))
         labels[tuple(c.T)] = new
         prominence = float(np.log10(1.0 + max(top_v, 0.0))) - level
+        # the core is what clusters_mask keeps of an accepted cluster (before its rim grows)
+        core = c[v >= grow_fraction * top_v]
+        contrast = friedel_contrast(a, core, centre, m, int(DEFAULTS["contrast_shell"]))
         proposed = bool(len(c) >= int(min_size) and np.isfinite(score) and score >= asymmetry_threshold
-                        and prominence >= prominence_threshold and level < protect_level)
+                        and prominence >= prominence_threshold and level < protect_level
+                        and not contrast < contrast_threshold)  # NaN (not measurable): no veto
         clusters.append(AlienCluster(
             label=new, size=len(c), asymmetry=score, voxel_asymmetry=vox_asym, prominence=prominence,
             level=float(level), max_intensity=top_v, total_intensity=float(v.sum()), centre=where,
-            distance=float(np.linalg.norm(np.asarray(where) - np.asarray(centre))), proposed=proposed))
+            distance=float(np.linalg.norm(np.asarray(where) - np.asarray(centre))), proposed=proposed,
+            contrast=contrast))
     result = AlienResult(labels=labels, clusters=clusters, peak=p, centre=centre, params={
         "log_threshold": float(log_threshold), "eps": float(eps), "min_samples": int(min_samples),
         "asymmetry_threshold": float(asymmetry_threshold), "prominence_threshold": float(prominence_threshold),
-        "level_step": float(level_step), "protect_decades": float(protect_decades),
+        "contrast_threshold": float(contrast_threshold), "level_step": float(level_step),
+        "protect_decades": float(protect_decades),
         "mirror_tolerance": int(mirror_tolerance), "min_size": int(min_size), "grow": int(grow),
         "grow_fraction": float(grow_fraction)})
     result.mask = clusters_mask(result, result.proposed, intensity=a, mask=m)

@@ -13,6 +13,10 @@ Names
     a 64³ phase U-Net, ``weights/phase_unet64.keras``, trained on a GPU (``docs/gpu-training.md``); optional:
     a version without the file says so. The DL pipeline takes the grid from the model's input shape.
 
+``"defects"``
+    the dislocation classifier (64³ patterns -> none/edge/screw/mixed), ``weights/defects_cnn.keras``
+    (``models/defects.py``, docs/defects.md).
+
 A name may also be a file stem in ``weights/`` (``"inpaint_unet32"``, ``"phase_unet64"``) or a path to a
 ``.keras`` file. :func:`available_models` lists the names whose files are there.
 """
@@ -34,6 +38,7 @@ MODELS: dict[str, str] = {
     "inpaint": "inpaint_unet32.keras",
     "phase": "phase_unet32.keras",
     "phase64": "phase_unet64.keras",
+    "defects": "defects_cnn.keras",
 }
 #: Names whose file may be absent from a version (trained when a GPU machine was there).
 OPTIONAL: frozenset[str] = frozenset({"phase64"})

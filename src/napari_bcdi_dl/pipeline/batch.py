@@ -12,7 +12,8 @@ one (a hidden temporary folder) is removed and redone. A scan that fails is reco
 error and the others go on. A task whose worker dies is rerun on another worker by the scheduler; one that
 raises an unexpected error is retried ``retries`` times. With ``watch=True`` the configuration's entries
 are polled for new scans (:class:`~.watch.Watcher`) until ``watch_timeout`` seconds pass without one, or
-``max_scans`` were seen.
+``max_scans`` were seen. A ``cancel`` token (the napari Batch dock's *Cancel*) stops the loop at its next
+turn: the tasks are cancelled and the embedded cluster is shut down, as on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import BCDIError
+from ..core.progress import CancelToken, check_cancel
 from .config import PipelineConfig
-from .folder import clean_stale, finished_row, process_scan, scan_digest
+from .folder import _TMP, clean_stale, finished_row, process_scan, scan_digest
 from .scans import ScanItem, expand_scans
 from .summary import write_csv, write_html
 
@@ -93,6 +95,7 @@ class _Batch:
         self.rows: dict[str, dict] = {}  # scan name -> row, in the order the scans were added
         self.running: dict = {}  # future -> (item, digest)
         self.names: dict[str, tuple] = {}
+        self.started: set[str] = set()  # scans whose ``running`` event was emitted
         self.wake = threading.Event()  # set by each task's done-callback (our own client's, not the default)
 
     def finished_rows(self) -> list[dict]:
@@ -129,6 +132,23 @@ class _Batch:
         fut.add_done_callback(lambda _f: self.wake.set())
         self.emit("submitted", {"scan": item.name, "input": item.label()})
 
+    def mark_started(self) -> None:
+        """Emit ``running`` for each submitted scan that a worker has begun: its hidden temporary folder
+        (``.NAME.tmp-…``, the first thing :func:`~.folder.process_scan` makes) is in the batch folder."""
+        waiting = {item.name for item, _ in self.running.values()} - self.started
+        if not waiting:
+            return
+        try:
+            hidden = [e.name for e in os.scandir(self.out) if e.name.startswith(".") and _TMP in e.name]
+        except OSError:
+            return
+        for entry in hidden:
+            name = entry[1:entry.rindex(_TMP)]
+            if name in waiting:
+                waiting.discard(name)
+                self.started.add(name)
+                self.emit("running", {"scan": name})
+
     def collect(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for a task; record every finished one. Returns how many finished."""
         if not self.running:
@@ -159,7 +179,8 @@ class _Batch:
 def run_batch(config: PipelineConfig, out_dir: str | Path, *, workers: int | None = None,
               scheduler: str | None = None, watch: bool = False, poll_s: float = 2.0,
               watch_timeout: float | None = None, max_scans: int | None = None, retries: int = 2,
-              heartbeat_s: float = 60.0, on_event: EventFn | None = None) -> BatchResult:
+              heartbeat_s: float = 60.0, on_event: EventFn | None = None,
+              cancel: CancelToken | None = None) -> BatchResult:
     """Run every scan of ``config`` into ``out_dir/<scan name>/`` on Dask; see the module docstring.
 
     Parameters
@@ -172,9 +193,12 @@ def run_batch(config: PipelineConfig, out_dir: str | Path, *, workers: int | Non
     watch_timeout : stop watching after that many seconds without a new scan (None: until interrupted).
     max_scans : stop watching once that many scans were seen.
     retries : automatic retries of a task that raised an unexpected error.
-    heartbeat_s : emit a ``heartbeat`` event at least that often while scans run.
-    on_event : ``on_event(kind, info)`` with kind ``start``, ``skipped``, ``submitted``, ``finished``,
-        ``heartbeat``, ``end``.
+    heartbeat_s : emit a ``heartbeat`` event at least that often while scans run (and look for started
+        scans and ``cancel`` at least that often).
+    on_event : ``on_event(kind, info)`` with kind ``start``, ``skipped``, ``submitted``, ``running`` (a worker
+        began the scan), ``finished``, ``heartbeat``, ``end``.
+    cancel : a token (``is_set()``); once set, the batch stops within ``heartbeat_s`` (``poll_s`` while
+        watching): running tasks are cancelled, an embedded cluster shut down, ``Cancelled`` raised.
 
     Returns
     -------
@@ -184,6 +208,8 @@ def run_batch(config: PipelineConfig, out_dir: str | Path, *, workers: int | Non
     ------
     BCDIError
         No scan to run (without ``watch``), clashing result folder names, unreachable scheduler.
+    Cancelled
+        ``cancel`` was set; the finished scans stay finished (a rerun skips them).
     """
     cfg = config
     out = Path(out_dir).resolve()
@@ -202,14 +228,14 @@ def run_batch(config: PipelineConfig, out_dir: str | Path, *, workers: int | Non
         for item in items:
             batch.add(item)
         batch.write(running=True)
-        _loop(batch, cfg, out, watch, poll_s, watch_timeout, max_scans, heartbeat_s)
+        _loop(batch, cfg, out, watch, poll_s, watch_timeout, max_scans, heartbeat_s, cancel)
     finally:
         for fut in list(batch.running):
             fut.cancel()
         client.close()
         if cluster is not None:
-            cluster.close()
-        if not batch.running:
+            cluster.close()  # its worker processes are gone: nothing writes in `out` any more
+        if not batch.running or cluster is not None:
             clean_stale(out)
         batch.write(running=False)
     batch.emit("end", batch.counts())
@@ -217,13 +243,14 @@ def run_batch(config: PipelineConfig, out_dir: str | Path, *, workers: int | Non
 
 
 def _loop(batch: _Batch, cfg, out: Path, watch: bool, poll_s: float, watch_timeout: float | None,
-          max_scans: int | None, heartbeat_s: float) -> None:
+          max_scans: int | None, heartbeat_s: float, cancel: CancelToken | None = None) -> None:
     from .watch import Watcher
 
     watcher = Watcher(cfg, exclude=[out]) if watch else None
     seen = 0
     last_new = last_beat = time.monotonic()
     while True:
+        check_cancel(cancel)
         if watcher is not None:
             for item in watcher.poll():
                 batch.add(item)
@@ -238,6 +265,7 @@ def _loop(batch: _Batch, cfg, out: Path, watch: bool, poll_s: float, watch_timeo
             return
         if batch.running:
             batch.collect(poll_s if watcher is not None else min(heartbeat_s, 5.0))
+            batch.mark_started()
         else:
             time.sleep(poll_s)
         if time.monotonic() - last_beat >= heartbeat_s:

@@ -8,6 +8,7 @@ mid-scan leaves only its hidden temporary folder, which the next batch removes (
 
 A finished scan is one whose folder holds ``done.json`` with the same configuration digest
 (:func:`finished_row`); a batch rerun skips it.
+:func:`read_result` reads a finished folder back (the napari Batch dock opens it as layers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import time
 import traceback
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import BCDIError, Cancelled
@@ -186,3 +188,68 @@ def _failed(tmp: Path, base: dict, lines: list, error: str, t0: float, tb: str =
     write_text(tmp / "log.txt", "\n".join([*lines, f"FAILED: {error}", tb]).rstrip() + "\n")
     _write_json(tmp / FAILED, row)
     return row
+
+
+
+@dataclass
+class FolderResult:
+    """A finished scan folder read back (:func:`read_result`).
+
+    Attributes
+    ----------
+    folder : the result folder.
+    row : its ``done.json`` (the summary row: LLK, free LLK, method, recipe, timings...).
+    result : a ``core.types.ReconstructionResult``: ``reconstruction.npz`` (else ``.cxi``), its geometry and
+        voxel size, ``strain.npz`` as its ``strain`` (None when the config switched it off), the sidecar's
+        resolved configuration and provenance.
+    """
+
+    folder: Path
+    row: dict
+    result: object
+
+
+def read_result(final: str | Path, *, progress=None, cancel=None) -> FolderResult:
+    """Read the outputs of a finished scan folder (one that holds ``done.json``).
+
+    Raises
+    ------
+    BCDIError
+        The folder is not a finished scan (absent, failed, still running) or its files are unreadable.
+    """
+    import yaml
+
+    from ..core.export import read_npz_cdiutils
+    from ..core.io import read, reconstruction_from
+    from ..core.progress import report
+    from ..core.types import ReconstructionResult
+    from .provenance import SIDECAR
+
+    final = Path(final)
+    report(progress, cancel, 0, 2)
+    row = finished_row(final)
+    if row is None:
+        state = "failed" if (final / FAILED).is_file() else "not finished" if final.is_dir() else "absent"
+        raise BCDIError(f"{final}: no finished scan there ({state}, no {DONE}): open a scan whose status is done")
+    rec_file = next((final / f"reconstruction.{ext}" for ext in ("npz", "cxi")
+                     if (final / f"reconstruction.{ext}").is_file()), None)
+    if rec_file is None:
+        raise BCDIError(f"{final}: no reconstruction.npz or .cxi: rerun the batch with export.reconstruction set")
+    loaded = read(rec_file)
+    rec = reconstruction_from(loaded)
+    report(progress, cancel, 1, 2)
+    strain = read_npz_cdiutils(final / "strain.npz")[0] if (final / "strain.npz").is_file() else None
+    try:
+        sidecar = yaml.safe_load((final / SIDECAR).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        sidecar = {}
+    sidecar = sidecar if isinstance(sidecar, dict) else {}
+    config = {k: v for k, v in sidecar.items() if k != "provenance"}
+    vs = rec.meta.get("voxel_size_nm")
+    result = ReconstructionResult(rec, geometry=loaded.geometry,
+                                  voxel_size_nm=tuple(float(v) for v in vs) if vs is not None and len(vs) == 3
+                                  else None, data_name=str(row.get("input") or ""), source=str(rec_file),
+                                  strain=strain, config=config or None,
+                                  provenance=rec.meta.get("provenance") or sidecar.get("provenance"))
+    report(progress, cancel, 2, 2)
+    return FolderResult(folder=final, row=row, result=result)
