@@ -94,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--load-threads", type=int, default=None, help="threads centring the phases (default: all cores)")
     a("--seed", type=int, default=0, help="training seed (initial weights, batches)")
     a("--init", default=None, metavar="MODEL.keras", help="start from these weights (same widths)")
+    a("--norm", choices=("batch", "group", "none"), default="batch",
+      help="normalisation after each convolution (group: independent of the batch; see docs/models.md)")
     a("--reference-n", type=int, default=2, help="held-out samples in reference.npz")
     a("--require-gpu", action=argparse.BooleanOptionalAction, default=None,
       help="stop unless the backend sees a GPU (default: on, off with --dry-run)")
@@ -220,7 +222,8 @@ def arch_of(args: argparse.Namespace) -> dict:
 
     return {"size": args.grid, "base": int(args.widths[0]), "depth": len(args.widths) - 1, "stem": "none",
             "widths": [int(w) for w in args.widths], "dilations": DEFAULT_ARCH["dilations"],
-            "n_dilated": DEFAULT_ARCH["n_dilated"]}
+            "n_dilated": DEFAULT_ARCH["n_dilated"], **({} if args.norm == "batch" else
+                                                        {"norm": None if args.norm == "none" else args.norm})}
 
 
 def preflight(args: argparse.Namespace, work: Path) -> dict:
@@ -278,7 +281,7 @@ def train(args: argparse.Namespace, work: Path, out: Path, card_extra: dict):
             "--precision", args.precision, "--time-budget", str(args.train_seconds),
             "--stop-by", f"{stop_by:.1f}", "--data-threads", str(args.data_threads),
             "--load-threads", str(args.load_threads), "--checkpoint-every", "500", "--patience", "0",
-            "--seed", str(args.seed)] + (["--init", args.init] if args.init else [])
+            "--seed", str(args.seed), "--norm", args.norm] + (["--init", args.init] if args.init else [])
     targs = add_phase_arguments(argparse.ArgumentParser(prog="bcdi-dl train phase")).parse_args(argv)
     targs.card_extra = card_extra
     return run_training(targs)

@@ -88,7 +88,7 @@ def resolve_geometry(base: Geometry | None, args: argparse.Namespace, shape) -> 
     (geometry, voxel size or None, notes, warnings): post-process with the geometry when its setup is known
     (``core.geometry_checks.setup_known``), else with the voxel size (or voxel units) and its hkl/lattice.
     """
-    from ..core.geometry_checks import angle_warnings, check_geometry, is_complete, setup_known
+    from ..core.geometry_checks import geometry_for_strain
 
     geom = _geometry(base or Geometry(), args)
     voxel = None
@@ -96,13 +96,9 @@ def resolve_geometry(base: Geometry | None, args: argparse.Namespace, shape) -> 
         if len(args.voxel_size) not in (1, 3):
             raise BCDIError(f"--voxel-size takes one or three values (z y x) in nm, got {len(args.voxel_size)}")
         voxel = tuple(args.voxel_size) * (3 if len(args.voxel_size) == 1 else 1)
-    notes: list = []
     given = any(getattr(args, a) is not None for a in ("energy", "distance", "pixel", "rocking_step"))
-    if not given and voxel is not None and setup_known(geom) and not is_complete(geom):
-        notes.append(f"{args.result}'s partial geometry ({', '.join(setup_known(geom))}) not used: --voxel-size given")
-        geom = dataclasses.replace(geom, energy_kev=None, distance_m=None, pixel_size_m=None, rocking_step_deg=None)
-    check_geometry(geom, labels=CLI_LABELS)
-    warnings = angle_warnings(geom, shape) if is_complete(geom) else []
+    geom, notes, warnings = geometry_for_strain(geom, voxel, shape, setup_given=given, labels=CLI_LABELS,
+                                                voxel_label="--voxel-size", source=str(args.result))
     return geom, voxel, notes, warnings
 
 

@@ -112,3 +112,30 @@ def angle_warnings(geometry: Geometry | None, shape: Sequence[int], *, hkl: Sequ
             f"{geometry.energy_kev:g} keV gives 2θ = {from_hkl:.3f}°: check hkl, the lattice parameter, the energy "
             "and the angles (the strain scale depends on them)")
     return [text]
+
+
+def geometry_for_strain(geometry: Geometry, voxel_size_nm, shape: Sequence[int], *, setup_given: bool,
+                        labels: dict | None = None, voxel_label: str = "a voxel size",
+                        source: str = "the file") -> tuple[Geometry, list[str], list[str]]:
+    """The geometry to post-process with, as ``bcdi-dl strain``, ``bcdi-dl run`` and the Results dock use it.
+
+    A partial setup in the file (``source``) is dropped when the user gave a voxel size (``voxel_label``)
+    and no setup value of their own (``setup_given`` False); then a partial geometry is refused in one line
+    (:func:`check_geometry` with ``labels``); detector angles that disagree with hkl/energy/lattice give a
+    warning (:func:`angle_warnings`).
+
+    Returns
+    -------
+    (geometry, notes, warnings): the notes say what was dropped and why.
+    """
+    import dataclasses
+
+    notes: list[str] = []
+    if not setup_given and voxel_size_nm is not None and setup_known(geometry) and not is_complete(geometry):
+        notes.append(f"{source}'s partial geometry ({', '.join(setup_known(geometry))}) not used: "
+                     f"{voxel_label} given")
+        geometry = dataclasses.replace(geometry, **{f: None for f, _ in SETUP_FIELDS})
+    check_geometry(geometry, labels=labels)
+    warnings = angle_warnings(geometry, shape) if is_complete(geometry) else []
+    return geometry, notes, warnings
+

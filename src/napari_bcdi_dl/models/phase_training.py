@@ -389,6 +389,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     a("--growth", type=float, default=DEFAULT_ARCH["growth"], help="width factor per level (default 3)")
     a("--stem", choices=("none", "patch"), default=DEFAULT_ARCH["stem"],
       help="'patch' (default): the U-Net runs at half resolution behind a 2³ patch stem")
+    a("--norm", choices=("batch", "group", "none"), default="batch",
+      help="normalisation after each convolution: 'batch' (default, the shipped models), 'group' "
+           "(GroupNormalization, up to 8 groups: independent of the batch), 'none'")
     a("--warmup", type=int, default=200, help="learning-rate warm-up steps (default 200)")
     a("--train-limit", type=int, default=None, help="use at most that many training samples")
     a("--curriculum-steps", type=int, default=1500,
@@ -482,6 +485,8 @@ def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
     keras().utils.set_random_seed(args.seed)
     arch = {"size": args.size, "base": args.base, "depth": args.depth, "growth": args.growth, "stem": args.stem,
             "dilations": DEFAULT_ARCH["dilations"], "n_dilated": DEFAULT_ARCH["n_dilated"]}
+    if getattr(args, "norm", "batch") != "batch":  # the default stays out of the card, as before the option
+        arch["norm"] = None if args.norm == "none" else args.norm
     if getattr(args, "widths", None):
         if len(args.widths) < 2 or min(args.widths) < 1:
             raise BCDIError(f"--widths {args.widths}: give at least 2 positive widths (levels and bottleneck)")

@@ -225,19 +225,17 @@ def strain_geometry(cfg: PipelineConfig, base: Geometry, shape, note) -> tuple[G
     (``core.geometry_checks.check_geometry``); a partial one in the file is dropped when the configuration
     gives a voxel size; detector angles that disagree with hkl/energy/lattice give a warning in the log.
     """
-    from ..core.geometry_checks import angle_warnings, check_geometry, is_complete, setup_known
+    from ..core.geometry_checks import geometry_for_strain
 
-    geom = apply_geometry(base, cfg)
     voxel = cfg.strain.voxel_size_nm
     if voxel is not None and not isinstance(voxel, tuple):
         voxel = (voxel,) * 3
     given = any(getattr(cfg.geometry, k) is not None for k in SETUP_KEYS)
-    if not given and voxel is not None and setup_known(geom) and not is_complete(geom):
-        note(f"strain: note: the file's partial geometry ({', '.join(setup_known(geom))}) not used: "
-             "strain.voxel_size_nm given")
-        geom = dataclasses.replace(geom, **{k: None for k in SETUP_KEYS})
-    check_geometry(geom, labels=CONFIG_LABELS)
-    for w in angle_warnings(geom, shape) if is_complete(geom) else []:
+    geom, notes, warnings = geometry_for_strain(apply_geometry(base, cfg), voxel, shape, setup_given=given,
+                                                labels=CONFIG_LABELS, voxel_label="strain.voxel_size_nm")
+    for text in notes:
+        note(f"strain: note: {text}")
+    for w in warnings:
         note(f"strain: warning: {w}")
     return geom, voxel
 

@@ -325,6 +325,19 @@ def _should_stop() -> bool:
     return _PARENT is not None and os.getppid() != _PARENT  # the parent died (killed): stop
 
 
+def shard_stop(stop=None) -> bool:
+    """Should a shard writer stop? Its caller's ``stop()`` (serial loop), or the pool's stop / a dead parent."""
+    return bool(stop is not None and stop()) or _should_stop()
+
+
+def shard_tick(tick=None) -> None:
+    """One sample written: the serial loop's ``tick()``, or one tick to the parent from a pool worker."""
+    if tick is not None:
+        tick()
+    elif _PROGRESS_Q is not None:
+        _PROGRESS_Q.put(1)
+
+
 def _write_shard(
     kind: str,
     outdir: str,
@@ -363,7 +376,7 @@ def _write_shard(
             f.create_dataset("index", data=np.arange(start, start + count, dtype=np.int64))
             cache: dict = {}
             for j in range(count):
-                if (stop is not None and stop()) or _should_stop():
+                if shard_stop(stop):
                     raise Cancelled(f"shard {index} cancelled after {j} of {count} samples")
                 i = start + j
                 if kind == "phase":
@@ -379,10 +392,7 @@ def _write_shard(
                 params[j] = json.dumps(
                     dict(sample["params"], seed={"dataset_seed": int(seed), "index": int(i)})
                 )
-                if tick is not None:
-                    tick()
-                elif _PROGRESS_Q is not None:
-                    _PROGRESS_Q.put(1)
+                shard_tick(tick)
     return index, count
 
 
@@ -508,6 +518,24 @@ def generate_dataset(
         }
         _write_manifest(outdir, manifest)
 
+    import functools
+
+    write = functools.partial(_write_shard, kind, str(outdir), size=size, seed=seed, per_pattern=per_pattern,
+                              overrides=overrides)
+    return fill_shards(outdir, manifest, write, workers=workers, progress=progress, cancel=cancel)
+
+
+def fill_shards(outdir: Path, manifest: dict, write, *, workers: int | None = None,
+                progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> dict:
+    """Write the shards a manifest still lacks, in this process or in a pool, recording each as it lands.
+
+    ``write(index, start, count, tick=None, stop=None)`` writes one shard atomically (a picklable callable,
+    e.g. a ``functools.partial`` of a module-level function); it calls :func:`shard_tick` per sample and
+    stops when :func:`shard_stop` says so. Every kind of dataset (inpaint, phase, defects) is made this way,
+    so they all resume an interrupted run, report progress per sample and stop on ``cancel`` alike.
+    Returns the manifest (``complete`` True unless cancelled).
+    """
+    n = int(manifest["n"])
     # Leftovers of an interrupted run: temporary shard files and shards missing from the manifest.
     for p in outdir.iterdir():
         if _PART_RE.match(p.name):
@@ -542,36 +570,19 @@ def generate_dataset(
                 state["done"] += 1
                 report(progress, cancel, state["done"], n)
 
-            _write_shard(
-                kind,
-                str(outdir),
-                i,
-                start,
-                count,
-                size,
-                seed,
-                per_pattern,
-                tick=tick,
-                stop=lambda: cancel is not None and cancel.is_set(),
-                overrides=overrides,
-            )
+            write(i, start, count, tick=tick, stop=lambda: cancel is not None and cancel.is_set())
             completed(i, start, count)
             done += count
             report(progress, cancel, done, n)
     elif todo:
-        done = _run_pool(
-            kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel,
-            overrides,
-        )
+        done = _run_pool(write, todo, workers, done, n, completed, progress, cancel)
     manifest["complete"] = len(manifest["shards"]) == manifest["n_shards"]
     _write_manifest(outdir, manifest)
     report(progress, cancel, n, n)
     return manifest
 
 
-def _run_pool(
-    kind, outdir, todo, size, seed, per_pattern, workers, done, n, completed, progress, cancel, overrides=None
-) -> int:
+def _run_pool(write, todo, workers, done, n, completed, progress, cancel) -> int:
     import multiprocessing as mp
     import queue as _queue
 
@@ -586,8 +597,7 @@ def _run_pool(
     recorded: set = set()
     try:
         for i, start, count in todo:
-            fut = ex.submit(_write_shard, kind, str(outdir), i, start, count, size, seed, per_pattern,
-                            overrides=overrides)
+            fut = ex.submit(write, i, start, count)
             futures[fut] = (i, start, count)
         pending = set(futures)
         while pending:

@@ -11,12 +11,11 @@ interruptions; a second run with the same arguments finishes an interrupted one.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,11 @@ from .datasets import (
     FORMAT_VERSION,
     MANIFEST,
     _write_manifest,
+    fill_shards,
     read_manifest,
     shard_name,
+    shard_stop,
+    shard_tick,
 )
 from .dislocations import DEFECT_RANGES, LABELS, simulate_defect_pattern
 
@@ -69,14 +71,13 @@ def _write_shard(outdir: str, index: int, start: int, count: int, size: int, see
         params = f.create_dataset("params", shape=(count,), dtype=h5py.string_dtype())
         f.create_dataset("index", data=np.arange(start, start + count, dtype=np.int64))
         for j in range(count):
-            if stop is not None and stop():
+            if shard_stop(stop):
                 raise Cancelled(f"shard {index} cancelled after {j} of {count} samples")
             s = draw_defect_sample(size, seed, start + j, g_direction)
             inten[j] = s["intensity"]
             labels[j] = s["label"]
             params[j] = json.dumps(s["params"])
-            if tick is not None:
-                tick()
+            shard_tick(tick)
     return index, count
 
 
@@ -86,8 +87,8 @@ def generate_defects_dataset(outdir: os.PathLike | str, n: int, size: int = 64, 
                              g_direction: str = "random") -> dict:
     """Generate (or finish) a labelled dislocation set of ``n`` patterns of ``size``³ in ``outdir``.
 
-    ``workers`` (default: all cores) > 1 writes shards in that many processes (progress then counts whole
-    shards); 1 runs in this process.
+    ``workers`` (default: all cores) > 1 writes shards in that many processes, 1 in this process; either way
+    through ``datasets.fill_shards``, as the other sets (resume, per-sample progress, cancel).
     ``g_direction``: ``"random"`` (default, the shipped set) or ``"z"``/``"y"``/``"x"``: G along that axis.
     Returns the manifest (``complete`` True).
     """
@@ -128,56 +129,5 @@ def generate_defects_dataset(outdir: os.PathLike | str, n: int, size: int = 64, 
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         _write_manifest(outdir, manifest)
-    for p in outdir.iterdir():  # temporary files of an interrupted run
-        if p.name.startswith(".shard_") and p.name.endswith(".part.h5"):
-            with contextlib.suppress(OSError):
-                p.unlink()
-    ss = manifest["shard_size"]
-    todo = [(i, i * ss, min(ss, n - i * ss)) for i in range(manifest["n_shards"])
-            if not (shard_name(i) in manifest["shards"] and (outdir / shard_name(i)).is_file())]
-    done = n - sum(c for _, _, c in todo)
-    report(progress, cancel, done, n)
-
-    def completed(i: int, start: int, count: int) -> None:
-        manifest["shards"][shard_name(i)] = {"start": start, "count": count}
-        manifest["complete"] = len(manifest["shards"]) == manifest["n_shards"]
-        _write_manifest(outdir, manifest)
-
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, min(int(workers), len(todo) or 1))
-    if workers == 1:
-        for i, start, count in todo:
-            state = {"done": done}
-
-            def tick(state=state) -> None:
-                state["done"] += 1
-                report(progress, cancel, state["done"], n)
-
-            _write_shard(str(outdir), i, start, count, size, seed, tick=tick,
-                         stop=lambda: cancel is not None and cancel.is_set(), g_direction=g_direction)
-            completed(i, start, count)
-            done += count
-    elif todo:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
-            futs = {ex.submit(_write_shard, str(outdir), i, s, c, size, seed, g_direction=g_direction): (i, s, c)
-                    for i, s, c in todo}
-            try:
-                from concurrent.futures import as_completed
-
-                for fut in as_completed(futs):
-                    i, s, c = futs[fut]
-                    fut.result()
-                    completed(i, s, c)
-                    done += c
-                    report(progress, cancel, done, n)
-            except BaseException:
-                for fut in futs:
-                    fut.cancel()
-                raise
-    manifest["complete"] = len(manifest["shards"]) == manifest["n_shards"]
-    _write_manifest(outdir, manifest)
-    report(progress, cancel, n, n)
-    return manifest
+    write = functools.partial(_write_shard, str(outdir), size=size, seed=seed, g_direction=g_direction)
+    return fill_shards(outdir, manifest, write, workers=workers, progress=progress, cancel=cancel)
