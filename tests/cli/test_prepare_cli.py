@@ -76,6 +76,55 @@ def test_aliens_writes_a_mask_and_one_line_per_cluster(scan_file, tmp_path, caps
     assert (found & truth).sum() >= 0.9 * truth.sum() and (found & truth).sum() >= 0.9 * found.sum()
 
 
+def _contrasts(lines: list[str]) -> dict[int, tuple[float, bool]]:
+    """{label: (Friedel contrast, proposed)} of the one-line-per-cluster output."""
+    import re
+
+    out = {}
+    for ln in lines:
+        m = re.match(r"cluster (\d+): .*, Friedel contrast (\S+) decades, .*", ln)
+        if m:
+            out[int(m.group(1))] = (float(m.group(2)), ln.endswith("-> alien"))
+    return out
+
+
+def test_aliens_contrast_threshold(scan_file, tmp_path, capsys):
+    from napari_bcdi_dl.core.aliens import DEFAULTS
+
+    with pytest.raises(SystemExit):
+        main(["aliens", "--help"])
+    assert f"0 or off: no contrast test (default {DEFAULTS['contrast_threshold']})" in " ".join(
+        capsys.readouterr().out.split())
+
+    out = tmp_path / "aliens.npz"
+    assert main(["aliens", str(scan_file), "--out", str(out), "--all"]) == 0
+    default = _contrasts(capsys.readouterr().out.splitlines())
+    aliens = {k: c for k, (c, alien) in default.items() if alien}
+    assert len(aliens) == 2 and all(c >= DEFAULTS["contrast_threshold"] for c in aliens.values()), aliens
+    with np.load(out) as f:
+        n_default = int(f["mask"].sum())
+    # a threshold between the two aliens' contrasts: the fainter-contrast one passes only at the lower one
+    low, high = sorted(aliens, key=aliens.get)
+    thr = (aliens[low] + aliens[high]) / 2
+    assert main(["aliens", str(scan_file), "--out", str(out), "--all", "--contrast", f"{thr:.3f}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    raised = _contrasts(lines)
+    assert raised[high] == (aliens[high], True) and raised[low] == (aliens[low], False)
+    assert lines[-1].startswith(f"{out}: 1 alien clusters")
+    with np.load(out) as f:
+        assert 0 < int(f["mask"].sum()) < n_default
+    # off (= 0): the same two aliens as the default on this pattern
+    assert main(["aliens", str(scan_file), "--out", str(out), "--contrast", "off"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{out}: 2 alien clusters")
+
+    bad = tmp_path / "bad.npz"
+    for value in ("-0.5", "high", "nan", "inf"):
+        assert main(["aliens", str(scan_file), "--out", str(bad), "--contrast", value]) == 2
+        _one_line_error(capsys, f"--contrast '{value}': the Friedel-contrast threshold is decades >= 0, "
+                                "or 'off'")
+    assert not bad.exists()
+
+
 def test_info_reports_dead_pixels(scan_file, capsys):
     assert main(["info", str(scan_file)]) == 0
     out = capsys.readouterr().out

@@ -77,6 +77,14 @@ def test_alien_accept_reject_flow(setup, qtbot, notes, case):
     assert set(np.unique(clusters.data)) - {0} == {c.label for c in res.clusters}  # one label per cluster
     assert w.table.rowCount() == len(res.clusters)
     assert sorted(w.ticked()) == sorted(res.proposed) and len(res.proposed) == 3  # the proposal comes ticked
+    # the contrast column shows each cluster's Friedel contrast; the proposed ones reach the threshold
+    col = [w.table.horizontalHeaderItem(i).text() for i in range(w.table.columnCount())].index("contrast")
+    by_label = {c.label: c for c in res.clusters}
+    for r in range(w.table.rowCount()):
+        c = by_label[int(w.table.item(r, 1).text())]
+        assert w.table.item(r, col).text() == f"{c.contrast:.2f}"
+    assert w.contrast_spin.value() == pytest.approx(res.params["contrast_threshold"])
+    assert all(by_label[k].contrast >= w.contrast_spin.value() for k in res.proposed)
     truth = case.mask.astype(bool)
     assert (res.mask.astype(bool) & truth).sum() >= 0.9 * truth.sum()
 
@@ -104,6 +112,13 @@ def test_alien_accept_reject_flow(setup, qtbot, notes, case):
     assert data.data is data_arr and mask.data is mask_arr
     np.testing.assert_array_equal(data.data, data_before)
     np.testing.assert_array_equal(mask.data, mask_before)
+
+    # a contrast threshold between the proposed clusters' contrasts: the lower one is no longer proposed
+    contrasts = sorted((by_label[k].contrast, k) for k in res.proposed)
+    w.contrast_spin.setValue((contrasts[0][0] + contrasts[1][0]) / 2)
+    _wait(qtbot, w.find_aliens())
+    assert w.result.params["contrast_threshold"] == pytest.approx(w.contrast_spin.value())
+    assert sorted(w.ticked()) == sorted(k for _c, k in contrasts[1:]) == sorted(w.result.proposed)
 
 
 def test_preview_then_apply_crop_and_bin(setup, qtbot, notes):

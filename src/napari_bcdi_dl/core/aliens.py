@@ -510,7 +510,7 @@ def find_aliens(
         contrast = friedel_contrast(a, core, centre, m, int(DEFAULTS["contrast_shell"]))
         proposed = bool(len(c) >= int(min_size) and np.isfinite(score) and score >= asymmetry_threshold
                         and prominence >= prominence_threshold and level < protect_level
-                        and not contrast < contrast_threshold)  # NaN (not measurable): no veto
+                        and not (contrast_threshold > 0 and contrast < contrast_threshold))  # 0: off; NaN: no veto
         clusters.append(AlienCluster(
             label=new, size=len(c), asymmetry=score, voxel_asymmetry=vox_asym, prominence=prominence,
             level=float(level), max_intensity=top_v, total_intensity=float(v.sum()), centre=where,

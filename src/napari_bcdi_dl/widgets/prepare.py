@@ -14,7 +14,9 @@ Crop & bin (``core.prepare``)
 Aliens (``core.aliens``)
     *Find aliens* clusters the bright voxels of the chosen intensity (DBSCAN) in the worker and shows every
     scored cluster as one label of the Labels layer ``"<data> alien clusters"`` and as one row of the table
-    (label, size, asymmetry, prominence, max counts); the proposed clusters come ticked. Tick or untick
+    (label, size, asymmetry, prominence, Friedel contrast, max counts); the proposed clusters come ticked.
+    *Contrast ≥* is the Friedel-contrast threshold of a proposed cluster (decades, default
+    ``core.aliens.DEFAULTS``; 0: the test off). Tick or untick
     rows (clicking a row selects its label in the layer), then *Accept ticked*: the Labels layer
     ``"<data> alien mask"`` becomes the chosen mask plus the ticked clusters (each with its rim). Choose it as
     the gap mask of the phasing widgets.
@@ -34,6 +36,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -66,7 +69,7 @@ from ._worker import Job
 log = logging.getLogger(__name__)
 
 NO_DETECTOR = "(none)"
-COLUMNS = ("alien", "label", "size", "asymmetry", "prominence", "max counts")
+COLUMNS = ("alien", "label", "size", "asymmetry", "prominence", "contrast", "max counts")
 _guarded = guarded("Prepare")
 
 
@@ -119,11 +122,13 @@ def apply_job(data: np.ndarray, mask: np.ndarray | None, bcdi: dict, params: dic
     return {"layers": layers, "provenance": out.meta.get("provenance", []), "shape": out.data.shape}
 
 
-def aliens_job(data: np.ndarray, mask: np.ndarray | None, *, progress=None, cancel=None):
-    """*Find aliens*: ``core.aliens.find_aliens`` with its defaults."""
-    from ..core.aliens import find_aliens
+def aliens_job(data: np.ndarray, mask: np.ndarray | None, *, contrast_threshold: float | None = None,
+               progress=None, cancel=None):
+    """*Find aliens*: ``core.aliens.find_aliens`` with its defaults, the Friedel-contrast threshold given."""
+    from ..core.aliens import DEFAULTS, find_aliens
 
-    return find_aliens(data, mask, progress=progress, cancel=cancel)
+    thr = DEFAULTS["contrast_threshold"] if contrast_threshold is None else float(contrast_threshold)
+    return find_aliens(data, mask, contrast_threshold=thr, progress=progress, cancel=cancel)
 
 
 # ------------------------------------------------------------------------------------------- widget
@@ -144,6 +149,7 @@ class PrepareWidget(HasJobSlot, QWidget):
 
     # --- construction ---------------------------------------------------------------------------
     def _build(self) -> None:
+        from ..core.aliens import DEFAULTS as ALIEN_DEFAULTS
         from ..core.masks import PRESETS, PYFAI_NAMES
 
         self.data_combo = QComboBox()
@@ -170,6 +176,17 @@ class PrepareWidget(HasJobSlot, QWidget):
         self.preview_button.clicked.connect(lambda: self.preview())
         self.apply_button = QPushButton("Apply")
         self.apply_button.clicked.connect(lambda: self.apply())
+        self.contrast_spin = QDoubleSpinBox()
+        self.contrast_spin.setRange(0.0, 10.0)
+        self.contrast_spin.setDecimals(2)
+        self.contrast_spin.setSingleStep(0.1)
+        self.contrast_spin.setSuffix(" decades")
+        self.contrast_spin.setValue(float(ALIEN_DEFAULTS["contrast_threshold"]))
+        self.contrast_spin.setToolTip(
+            "Friedel contrast of a proposed cluster: its core's log Friedel ratio "
+            "log10(1+I(q)) - log10(1+I(-q)) above that of its surroundings, decades "
+            f"(default {ALIEN_DEFAULTS['contrast_threshold']}; 0: the test off). "
+            "Lower it to propose faint aliens on crystal signal, raise it against crystal satellites")
         self.find_button = QPushButton("Find aliens")
         self.find_button.clicked.connect(lambda: self.find_aliens())
         self.accept_button = QPushButton("Accept ticked")
@@ -201,6 +218,9 @@ class PrepareWidget(HasJobSlot, QWidget):
         f1.addRow(self._row(self.preview_button, self.apply_button))
         aliens = QGroupBox("Aliens (parasitic scattering)")
         f2 = QVBoxLayout(aliens)
+        params = QFormLayout()
+        params.addRow("Contrast ≥", self.contrast_spin)
+        f2.addLayout(params)
         f2.addWidget(self.find_button)
         f2.addWidget(self.table)
         f2.addWidget(self.accept_button)
@@ -297,7 +317,8 @@ class PrepareWidget(HasJobSlot, QWidget):
             self.status.setText(f"{layer.name}: {len(res.clusters)} clusters, {len(res.proposed)} proposed as "
                                 "aliens (ticked); tick or untick, then Accept ticked")
 
-        return self.jobs.start(aliens_job, data, mask, desc="Prepare: aliens", on_done=done)
+        return self.jobs.start(aliens_job, data, mask, contrast_threshold=self.contrast_spin.value(),
+                               desc="Prepare: aliens", on_done=done)
 
     def _fill_table(self, res) -> None:
         self.table.setRowCount(0)
@@ -310,7 +331,7 @@ class PrepareWidget(HasJobSlot, QWidget):
             tick.setToolTip(c.describe())
             self.table.setItem(row, 0, tick)
             for col, value in enumerate((c.label, c.size, f"{c.asymmetry:.2f}", f"{c.prominence:.2f}",
-                                         f"{c.max_intensity:.4g}"), start=1):
+                                         f"{c.contrast:.2f}", f"{c.max_intensity:.4g}"), start=1):
                 item = QTableWidgetItem(str(value))
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
                 self.table.setItem(row, col, item)
