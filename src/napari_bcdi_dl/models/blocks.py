@@ -35,6 +35,12 @@ def _name(prefix: str | None, suffix: str) -> str | None:
     return None if prefix is None else f"{prefix}_{suffix}"
 
 
+def norm_groups(channels: int, most: int = 8) -> int:
+    """Groups of a GroupNormalization over ``channels``: the largest divisor of ``channels`` up to ``most``
+    (8 for any multiple of 8, as in the shipped inpainting model; 6 for 12 channels; 1 for a prime)."""
+    return max(g for g in range(1, min(most, channels) + 1) if channels % g == 0)
+
+
 def conv_block(
     x: Any,
     filters: int,
@@ -57,7 +63,7 @@ def conv_block(
     kernel_size : kernel side.
     dilation_rates : one convolution per entry, with that dilation (``(1, 2)`` = plain then dilated).
     activation : Keras activation name applied after each convolution (after the normalisation).
-    norm : None, ``"batch"`` or ``"group"`` (GroupNormalization with up to 8 groups).
+    norm : None, ``"batch"`` or ``"group"`` (GroupNormalization, :func:`norm_groups` groups).
     residual : add a (1×1 projected if needed) shortcut from the block's input to its output.
     name : layer-name prefix (None: Keras names).
     """
@@ -70,7 +76,7 @@ def conv_block(
         if norm == "batch":
             x = k.layers.BatchNormalization(name=_name(name, f"bn{i}"))(x)
         elif norm == "group":
-            x = k.layers.GroupNormalization(groups=min(8, filters), name=_name(name, f"gn{i}"))(x)
+            x = k.layers.GroupNormalization(groups=norm_groups(filters), name=_name(name, f"gn{i}"))(x)
         elif norm is not None:
             raise ValueError(f"norm must be None, 'batch' or 'group', got {norm!r}")
         if residual and i == len(dilation_rates) - 1:
