@@ -2,7 +2,8 @@
 
 (a) Classifier (the shipped ``models/weights/defects_cnn.keras`` or ``--model``) on a held-out
     ``bcdi-dl dataset defects`` set made with its own seed (default ``runs/defects/test``:
-    ``bcdi-dl dataset defects runs/defects/test --n 480 --seed 2022``; Poisson noise at 10^5–10^8 photons):
+    ``bcdi-dl dataset defects runs/defects/test --n 400 --size 64 --seed 2022 --workers 1``, the set of
+    docs/defects.md; Poisson noise at 10^5–10^8 photons; ``--model`` also takes a ``.keras`` path):
     4-class accuracy, detection accuracy (dislocation vs none, ``p(none) < 0.5`` = dislocation; goal ≥ 95 %),
     type accuracy (edge vs screw among the true edge and screw patterns, the larger of p(edge), p(screw);
     goal ≥ 90 %), the confusion matrix, and the detection accuracy per decade of photons.
