@@ -15,8 +15,12 @@
     found vortex within 2 voxels (goal ≥ 90 % for every line), and vortices found in defect-free objects
     (goal 0).
 
-Usage: ``python benchmarks/defects_quality.py [--data runs/defects/test] [--timing 20] [--vortex 40]``;
-copy the tables into docs/defects.md.
+``--g-axis z|y|x``: the set has G along that array axis (``bcdi-dl dataset defects --g-axis``); every
+pattern is turned so that it is axis 0 (``models.defects.orient_to_g``, as ``bcdi-dl classify --g-axis``
+does) before the model (give ``--model defects_gz``, the G-aware one).
+
+Usage: ``python benchmarks/defects_quality.py [--data runs/defects/test] [--model defects] [--g-axis z]
+[--timing 20] [--vortex 40]``; copy the tables into docs/defects.md.
 """
 
 from __future__ import annotations
@@ -31,16 +35,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def classifier(data: str, model_name: str) -> tuple[dict, np.ndarray, np.ndarray, list]:
+def classifier(data: str, model_name: str,
+               g_axis: str | None = None) -> tuple[dict, np.ndarray, np.ndarray, list]:
     from napari_bcdi_dl.core.simulate.datasets import iter_shards
-    from napari_bcdi_dl.models.defects import predict_probabilities, preprocess
+    from napari_bcdi_dl.models.defects import orient_to_g, predict_probabilities, preprocess
     from napari_bcdi_dl.models.defects_training import metrics
     from napari_bcdi_dl.models.registry import load_model
 
     model = load_model(model_name)
     probs, labels, counts = [], [], []
     for shard in iter_shards(data, keys=["intensity", "label", "params"]):
-        x = np.stack([preprocess(a) for a in shard["intensity"]])
+        x = np.stack([preprocess(orient_to_g(a, g_axis)) for a in shard["intensity"]])
         probs.append(predict_probabilities(model, x, batch_size=16))
         labels.append(shard["label"].astype(int))
         counts += [p["max_counts"] for p in shard["params"]]
@@ -48,7 +53,7 @@ def classifier(data: str, model_name: str) -> tuple[dict, np.ndarray, np.ndarray
     return metrics(probs, labels), probs, labels, counts
 
 
-def timing(data: str, model_name: str, n: int) -> dict:
+def timing(data: str, model_name: str, n: int, g_axis: str | None = None) -> dict:
     from napari_bcdi_dl.core.simulate.datasets import iter_shards
     from napari_bcdi_dl.models.defects import classify
     from napari_bcdi_dl.models.registry import load_model
@@ -59,11 +64,11 @@ def timing(data: str, model_name: str, n: int) -> dict:
         pats += list(shard["intensity"])
         if len(pats) >= n + 1:
             break
-    classify(pats[0], model=model)  # warm-up (graph tracing)
+    classify(pats[0], model=model, g_axis=g_axis)  # warm-up (graph tracing)
     wall, cpu = [], []
     for a in pats[1:n + 1]:
         t0, c0 = time.perf_counter(), time.process_time()
-        classify(a, model=model)
+        classify(a, model=model, g_axis=g_axis)
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return {"n": len(wall), "wall_median_s": float(np.median(wall)), "wall_p90_s": float(np.percentile(wall, 90)),
@@ -100,15 +105,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(REPO / "runs" / "defects" / "test"))
     ap.add_argument("--model", default="defects")
+    ap.add_argument("--g-axis", default=None, help="z, y or x: the set has G along that axis (see above)")
     ap.add_argument("--timing", type=int, default=20)
     ap.add_argument("--vortex", type=int, default=40)
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     args = ap.parse_args()
     out: dict = {}
     if args.data:
-        m, probs, labels, counts = classifier(args.data, args.model)
+        m, probs, labels, counts = classifier(args.data, args.model, args.g_axis)
         out["classifier"] = m
-        print(f"(a) held-out {args.data}: n = {m['n']}")
+        g = args.g_axis or "not given"
+        print(f"(a) held-out {args.data} (model {args.model}, G axis {g}): n = {m['n']}")
         print("| metric | value |\n|---|---|")
         for k in ("accuracy", "detection_accuracy", "false_positive_rate", "miss_rate", "type_accuracy"):
             print(f"| {k.replace('_', ' ')} | {100 * m[k]:.1f} % |")
@@ -127,7 +134,7 @@ def main() -> None:
             print(f"| 10^{d}–10^{d + 1} | {sel.sum()} | {100 * det:.1f} % | {100 * typ:.1f} % |")
         out["per_decade"] = per
     if args.timing:
-        t = timing(args.data, args.model, args.timing)
+        t = timing(args.data, args.model, args.timing, args.g_axis)
         out["timing"] = t
         print(f"\n(b) inference per 64³ pattern ({t['n']} patterns): median {t['wall_median_s']:.3f} s wall "
               f"(90th percentile {t['wall_p90_s']:.3f} s), {t['cpu_median_s']:.3f} s CPU")

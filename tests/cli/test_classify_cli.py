@@ -95,3 +95,42 @@ def test_bad_json_name_is_refused(pattern, tmp_path, capsys):
     np.save(src, pattern)
     assert main(["classify", str(src), "--json", str(tmp_path / "probs.txt")]) == 2
     assert ".json" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("label", ["edge", "screw"])
+def test_g_axis_z_tells_edge_from_screw(label, tmp_path, capsys):
+    """A simulated crystal with G along z (seed 31, 10^7 photons): with --g-axis z the G-aware model gives
+    the right type, and the line and the JSON say which model and axis were used."""
+    p = simulate_defect_pattern(64, seed=31, label=label, max_counts=1e7, ranges={"g_direction": "z"})
+    src = tmp_path / f"{label}.npy"
+    np.save(src, p.intensity)
+    out = tmp_path / f"{label}.json"
+    assert main(["classify", str(src), "--g-axis", "z", "--json", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    doc = json.loads(out.read_text())
+    probs = doc["probabilities"]
+    assert doc["label"] == label and probs[label] > 0.6 and probs["none"] < 0.05
+    other = "screw" if label == "edge" else "edge"
+    assert probs[label] > 10 * probs[other]
+    assert doc["model"] == "defects_gz" and doc["g_axis"] == "z"
+    assert line.endswith(f"-> {label}  (G along z, model defects_gz)")
+
+
+def test_without_g_axis_the_g_random_model_is_recorded(pattern, tmp_path, capsys):
+    src = tmp_path / "scan.npy"
+    np.save(src, pattern)
+    out = tmp_path / "probs.json"
+    assert main(["classify", str(src), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["model"] == "defects" and doc["g_axis"] is None
+    assert "G along" not in capsys.readouterr().out
+
+
+def test_bad_g_axis_is_one_line(pattern, tmp_path, capsys):
+    src = tmp_path / "scan.npy"
+    np.save(src, pattern)
+    out = tmp_path / "probs.json"
+    assert main(["classify", str(src), "--g-axis", "q", "--json", str(out)]) == 2
+    err = _one_error_line(capsys)
+    assert "--g-axis" in err and "'q'" in err and "z, y or x" in err
+    assert not out.exists()

@@ -48,6 +48,7 @@ def test_defects_dock_classifies_and_marks_lines(make_napari_viewer, qtbot, note
     assert set(probs) == {"none", "edge", "screw", "mixed"}
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
     assert w.result["model_grid"] == 64
+    assert w.result["model"] == "defects" and w.result["g_axis"] is None  # G unknown: the G-random model
     for k, v in probs.items():
         assert w.bars[k].value() == round(1000 * v)
         assert w.bars[k].text() == f"{v:.3f}"
@@ -91,3 +92,25 @@ def test_defects_dock_refuses_a_nan_pattern(make_napari_viewer, notes):
     errors = [m for s, m in notes() if s == "error"]
     assert len(errors) == 1 and "NaN" in errors[0] and "\n" not in errors[0]
     assert w.result is None
+
+
+def test_defects_dock_g_axis_reaches_the_job(make_napari_viewer, qtbot, notes):
+    """'G along' (default unknown) goes to the job: with z the G-aware model classifies a screw crystal
+    whose G lies along z (seed 21, 10^7 photons) as screw, and the status says which model was used."""
+    from napari_bcdi_dl.widgets.defects import DefectsWidget
+
+    p = simulate_defect_pattern(64, seed=21, label="screw", max_counts=1e7, ranges={"g_direction": "z"})
+    viewer = make_napari_viewer()
+    viewer.add_image(p.intensity, name="gz screw", metadata={"bcdi": {"kind": "intensity"}})
+    w = DefectsWidget(viewer)
+    assert w.g_combo.currentText() == "unknown" and w.g_axis() is None
+    assert [w.g_combo.itemText(i) for i in range(w.g_combo.count())] == ["unknown", "z", "y", "x"]
+    w.g_combo.setCurrentText("z")
+    job = w.classify()
+    assert job is not None
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        pass
+    assert not [m for s, m in notes() if s == "error"], notes()
+    assert w.result["g_axis"] == "z" and w.result["model"] == "defects_gz"
+    assert w.result["label"] == "screw"
+    assert "G along z, model defects_gz" in w.status.text()

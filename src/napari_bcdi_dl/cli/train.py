@@ -103,6 +103,13 @@ def _register_defects(sub) -> None:
                    help="channels of the 4 strided levels (default 8 16 32 64)")
     q.add_argument("--max-seconds", type=float, default=None,
                    help="stop after that much training time (a last validation and export first)")
+    q.add_argument("--init", default=None, metavar="FILE.keras",
+                   help="continue from these weights (a defects classifier, e.g. the shipped "
+                        "defects_cnn.keras) instead of a fresh network; --widths is then theirs")
+    q.add_argument("--keep-g-axis", default=None, metavar="AXIS",
+                   help="z, y or x: the sets have G along that array axis ('bcdi-dl dataset defects "
+                        "--g-axis'); the patterns are turned so that it is axis 0 and augmented only with "
+                        "the flips and the axis swap that keep G there (the G-aware model defects_gz)")
     q.set_defaults(func=run_defects)
 
 
@@ -113,6 +120,11 @@ def run_defects(args: argparse.Namespace) -> int | None:
     steps = _steps(args) if (args.epochs is not None or args.steps is not None) else 3000
     if args.widths is not None and len(args.widths) != 4:
         raise BCDIError("--widths needs 4 numbers (channels of the strided levels)")
+    if args.widths is not None and args.init is not None:
+        raise BCDIError("--widths and --init: the widths of --init's network are used; give one of them")
+    from ..models.defects import check_g_axis
+
+    keep = check_g_axis(args.keep_g_axis, "--keep-g-axis")
     command = "bcdi-dl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with _StopOnSignal() as stop, progress_bar("train defects", disable=True if args.quiet else None) as bar:
         result = train_defects(
@@ -120,7 +132,7 @@ def run_defects(args: argparse.Namespace) -> int | None:
             lr=args.lr, patience=args.patience or None, checkpoint_every=args.checkpoint_every,
             resume=args.resume, seed=args.seed, train_limit=args.train_limit, val_limit=args.val_limit,
             widths=tuple(args.widths or (8, 16, 32, 64)), export=args.export, max_seconds=args.max_seconds,
-            command=command, progress=bar, cancel=stop,
+            command=command, init=args.init, keep_g_axis=keep, progress=bar, cancel=stop,
         )
     print(f"{args.out}: {result.stopped} at step {result.step}; best held-out loss {result.best_val:.5g} "
           f"at step {result.best_step}")

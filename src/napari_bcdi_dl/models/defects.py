@@ -11,6 +11,13 @@ on a 2-core CPU (docs/defects.md).
 
 ``"mixed"`` means one mixed (60°) dislocation *or* two dislocations (see
 :mod:`core.simulate.dislocations`).
+
+Two shipped models. ``"defects"`` was trained with the Bragg vector G in any direction: it detects a
+dislocation but cannot tell edge from screw (the pattern carries no trace of G's direction, and the line's
+angle to G is what separates them; docs/defects.md). ``"defects_gz"`` was trained with G along array axis 0
+of its input: when the user knows along which array axis G lies (``g_axis`` = ``"z"``, ``"y"`` or ``"x"``),
+the pattern is transposed so that this axis becomes axis 0 (:func:`orient_to_g`) and that model tells edge
+from screw too. ``g_axis=None`` (G unknown) uses the G-random model.
 """
 
 from __future__ import annotations
@@ -24,6 +31,38 @@ from ..core.progress import report
 
 LABELS = ("none", "edge", "screw", "mixed")
 GRID = 64
+#: Array axes along which G may lie (``g_axis``); the G-aware model wants G along axis 0.
+G_AXES = ("z", "y", "x")
+#: The shipped model for an unknown G direction and the one for G along axis 0 of its input.
+MODEL_G_RANDOM = "defects"
+MODEL_G_AXIS = "defects_gz"
+
+
+def check_g_axis(g_axis, where: str = "classify") -> str | None:
+    """``g_axis`` normalised: None (G unknown) or one of :data:`G_AXES`; a one-line BCDIError otherwise."""
+    if g_axis is None:
+        return None
+    g = str(g_axis).strip().lower()
+    if g in ("", "none", "unknown", "random"):
+        return None
+    if g not in G_AXES:
+        raise BCDIError(f"{where}: G axis {g_axis!r} unknown: give z, y or x (the array axis along which "
+                        "the Bragg vector G lies), or leave it out when G's direction is not known")
+    return g
+
+
+def model_for(g_axis) -> str:
+    """The shipped model name for a G axis (None: the G-random model; z/y/x: the G-aware one)."""
+    return MODEL_G_RANDOM if check_g_axis(g_axis) is None else MODEL_G_AXIS
+
+
+def orient_to_g(a: np.ndarray | None, g_axis) -> np.ndarray | None:
+    """``a`` (a pattern or its mask) with the array axis ``g_axis`` moved to axis 0 (swapped with it; a
+    view), so that G lies along axis 0 as the G-aware model wants; unchanged for None and ``"z"``."""
+    g = check_g_axis(g_axis)
+    if a is None or g is None or g == "z":
+        return a
+    return np.swapaxes(np.asarray(a), 0, G_AXES.index(g))
 
 
 def build_defect_net(size: int = GRID, widths: Sequence[int] = (8, 16, 32, 64), *, dense: int = 64,
@@ -125,36 +164,43 @@ def predict_probabilities(model, x: np.ndarray, *, batch_size: int = 8, progress
     return out[0] if single else out
 
 
-def classify(intensity: np.ndarray, mask: np.ndarray | None = None, *, model=None) -> dict[str, float]:
+def classify(intensity: np.ndarray, mask: np.ndarray | None = None, *, model=None,
+             g_axis: str | None = None) -> dict[str, float]:
     """Probabilities ``{"none", "edge", "screw", "mixed"}`` (summing to 1) of one 3D pattern.
 
-    ``model``: a defect model (default: the shipped ``"defects"`` model, loaded offline).
+    ``g_axis``: the array axis (``"z"``, ``"y"``, ``"x"``) along which G lies, or None when it is not known.
+    With an axis the pattern (and mask) is transposed so that this axis is axis 0 before preprocessing.
+    ``model``: a defect model (default: the shipped model for ``g_axis``, :func:`model_for`, loaded offline).
     """
+    g = check_g_axis(g_axis)
     if model is None:
         from .registry import load_model
 
-        model = load_model("defects")
-    x = preprocess(intensity, model_grid(model), mask)
+        model = load_model(model_for(g))
+    x = preprocess(orient_to_g(intensity, g), model_grid(model), orient_to_g(mask, g))
     p = predict_probabilities(model, x).astype(np.float64)
     p = p / p.sum()
     return {k: float(v) for k, v in zip(LABELS, p)}
 
 
-def classify_job(intensity: np.ndarray, mask: np.ndarray | None = None, *, model: str = "defects",
-                 progress=None, cancel=None) -> dict:
+def classify_job(intensity: np.ndarray, mask: np.ndarray | None = None, *, model: str | None = None,
+                 g_axis: str | None = None, progress=None, cancel=None) -> dict:
     """Job of the *Defects* dock, run in the widgets' model process: ``{"probabilities": {...}, "label",
-    "seconds", "model_grid", "shape"}`` of one pattern (the shipped model, loaded once per process)."""
+    "seconds", "model_grid", "shape", "model", "g_axis"}`` of one pattern (the shipped model for
+    ``g_axis`` unless ``model`` names another, loaded once per process)."""
     import time
 
     from .registry import load_model
 
     report(progress, cancel, 0, 2)
+    g = check_g_axis(g_axis, "Defects")
     a = check_pattern(intensity, "Defects")
-    m = load_model(model)
+    name = model or model_for(g)
+    m = load_model(name)
     report(progress, cancel, 1, 2)
     t0 = time.perf_counter()
-    probs = classify(a, mask, model=m)
+    probs = classify(a, mask, model=m, g_axis=g)
     seconds = time.perf_counter() - t0
     report(progress, cancel, 2, 2)
     return {"probabilities": probs, "label": max(probs, key=probs.get), "seconds": seconds,
-            "model_grid": model_grid(m), "shape": [int(n) for n in a.shape]}
+            "model_grid": model_grid(m), "shape": [int(n) for n in a.shape], "model": name, "g_axis": g}

@@ -6,6 +6,13 @@ symmetries that keep the class: a flip of each axis and a permutation of the axe
 :func:`.training.fit` (checkpoints, resume, early stopping); each held-out pass logs the 4-class accuracy,
 the detection accuracy (dislocation vs none), the type accuracy (edge vs screw, among true edge and screw
 patterns) and the confusion matrix, and the best model is exported with its ``.json`` card.
+
+``init``: start from the weights of a saved classifier of the same architecture (e.g. the shipped
+``defects_cnn.keras``) instead of a fresh network. ``keep_g_axis`` (``"z"``, ``"y"`` or ``"x"``): the
+patterns have the Bragg vector G along that array axis (``bcdi-dl dataset defects --g-axis``; checked
+against each set's manifest); they are transposed so that it becomes axis 0 (:func:`.defects.orient_to_g`,
+as inference does) and augmented only with the symmetries that keep axis 0 as G's axis (flips of every
+axis, the swap of axes 1 and 2): the G-aware model ``defects_gz`` (docs/defects.md).
 """
 
 from __future__ import annotations
@@ -21,13 +28,25 @@ import numpy as np
 
 from ..core.errors import BCDIError
 from ..core.progress import CancelToken, ProgressFn
-from .defects import GRID, LABELS, build_defect_net, predict_probabilities, preprocess
+from .defects import (
+    GRID,
+    LABELS,
+    build_defect_net,
+    check_g_axis,
+    model_grid,
+    orient_to_g,
+    predict_probabilities,
+    preprocess,
+)
 
 
 def load_inputs(dirs: Sequence[str | os.PathLike], size: int = GRID, limit: int | None = None,
-                log=print, allow_incomplete: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+                log=print, allow_incomplete: bool = False,
+                g_axis: str | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Network inputs (n, S, S, S) float16, labels (n,) int and a description of each dataset folder
-    (``allow_incomplete``: read the completed shards of a set still being made)."""
+    (``allow_incomplete``: read the completed shards of a set still being made). ``g_axis``: every set
+    must have been made with G along that axis (its manifest's ``g_direction``); the patterns are turned
+    so that it is axis 0."""
     from ..core.simulate.datasets import iter_shards, read_manifest
 
     xs, ys, info = [], [], []
@@ -38,13 +57,17 @@ def load_inputs(dirs: Sequence[str | os.PathLike], size: int = GRID, limit: int 
         if m.get("kind") != "defects":
             raise BCDIError(f"{d} is a {m.get('kind')} dataset, not a defects one: make it with "
                             "'bcdi-dl dataset defects'")
-        info.append({"dir": str(d), "n": m["n"], "seed": m["seed"], "size": m["size"]})
+        g_dir = m.get("g_direction") or "random"
+        if g_axis is not None and g_dir != g_axis:
+            raise BCDIError(f"{d} was made with G direction {g_dir}, not along {g_axis}: make it with "
+                            f"'bcdi-dl dataset defects ... --g-axis {g_axis}' or change --keep-g-axis")
+        info.append({"dir": str(d), "n": m["n"], "seed": m["seed"], "size": m["size"], "g_axis": g_dir})
         partial = allow_incomplete or (limit is not None and _prefix_done(m) >= limit - n)
         for shard in iter_shards(d, keys=["intensity", "label"], allow_incomplete=partial):
             for a, lab in zip(shard["intensity"], shard["label"]):
                 if limit is not None and n >= limit:
                     break
-                xs.append(preprocess(a, size).astype(np.float16))
+                xs.append(preprocess(orient_to_g(a, g_axis), size).astype(np.float16))
                 ys.append(int(lab))
                 n += 1
             if limit is not None and n >= limit:
@@ -72,11 +95,28 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.flip(x, flips) if flips else x
 
 
-def train_batches(x: np.ndarray, y: np.ndarray, batch: int, rng: np.random.Generator) -> Iterator:
+def augment_keep_g(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random symmetries of one (S, S, S) input with G along axis 0 that keep it there: the swap of axes 1
+    and 2 (probability 1/2) and a flip of each axis (1/2 each). A flip reverses G, which the centred
+    intensity does not tell from G itself (Friedel), so the class and G's axis are kept."""
+    if rng.random() < 0.5:
+        x = np.transpose(x, (0, 2, 1))
+    flips = tuple(a for a in range(3) if rng.random() < 0.5)
+    return np.flip(x, flips) if flips else x
+
+
+AUGMENTATIONS = {
+    None: "axis permutations and flips",
+    "g": "flips of every axis and the swap of axes 1 and 2 (G kept along axis 0)",
+}
+
+
+def train_batches(x: np.ndarray, y: np.ndarray, batch: int, rng: np.random.Generator,
+                  aug=augment) -> Iterator:
     """Endless balanced-on-average batches ``(x (b, S, S, S, 1) float32, y (b,) int)``."""
     while True:
         idx = rng.integers(0, len(x), size=batch)
-        xb = np.stack([augment(x[i], rng) for i in idx]).astype(np.float32)[..., None]
+        xb = np.stack([aug(x[i], rng) for i in idx]).astype(np.float32)[..., None]
         yield xb, y[idx]
 
 
@@ -109,18 +149,28 @@ def train_defects(data: Sequence[str], val: Sequence[str], out: str, *, steps: i
                   checkpoint_every: int = 100, resume: bool = False, seed: int = 0,
                   train_limit: int | None = None, val_limit: int | None = None,
                   widths: Sequence[int] = (8, 16, 32, 64), export: str | None = None,
-                  max_seconds: float | None = None, command: str = "",
+                  max_seconds: float | None = None, command: str = "", init: str | None = None,
+                  keep_g_axis: str | None = None,
                   progress: ProgressFn | None = None, cancel: CancelToken | None = None):
     """Train the classifier; see the module docstring. Returns the :class:`.training.FitResult`."""
     from ._keras import keras
     from .training import cosine_schedule, fit, save_model_atomic, time_cosine_schedule
 
+    g_axis = check_g_axis(keep_g_axis, "train defects --keep-g-axis")
     k = keras()
     k.utils.set_random_seed(int(seed))
     rng = np.random.default_rng(int(seed))
-    xt, yt, tinfo = load_inputs(data, limit=train_limit)
-    xv, yv, vinfo = load_inputs(val, limit=val_limit)
-    model = build_defect_net(GRID, tuple(int(w) for w in widths))
+    if init is not None:  # refuse a wrong file before minutes of loading
+        from .registry import model_path
+
+        model_path(str(init))
+    xt, yt, tinfo = load_inputs(data, limit=train_limit, g_axis=g_axis)
+    xv, yv, vinfo = load_inputs(val, limit=val_limit, g_axis=g_axis)
+    if init is not None:
+        model = load_init(str(init))
+        widths = init_widths(model)
+    else:
+        model = build_defect_net(GRID, tuple(int(w) for w in widths))
     val_batches = [(xv[i:i + 32].astype(np.float32)[..., None], yv[i:i + 32]) for i in range(0, len(xv), 32)]
     t_start = time.time()
     card_base = {
@@ -128,7 +178,8 @@ def train_defects(data: Sequence[str], val: Sequence[str], out: str, *, steps: i
         "data": tinfo, "val": vinfo, "n_train": len(xt), "n_val": len(xv), "steps": int(steps),
         "batch": int(batch), "lr": float(lr), "seed": int(seed), "max_seconds": max_seconds, "widths": [int(w) for w in widths],
         "norm": "group (4 groups)", "params": int(model.count_params()), "input": "defects.preprocess: COM-centred 64³ crop/pad, "
-        "log(1+I)/max", "augmentation": "axis permutations and flips",
+        "log(1+I)/max", "augmentation": AUGMENTATIONS["g" if g_axis else None],
+        "g_axis": g_axis, "init": str(init) if init is not None else None,
         "backend": k.backend.backend(), "keras": k.__version__,
         "host": f"{platform.machine()} {os.cpu_count()} cores",
     }
@@ -152,8 +203,38 @@ def train_defects(data: Sequence[str], val: Sequence[str], out: str, *, steps: i
     schedule = (time_cosine_schedule(float(lr), float(max_seconds), 100) if max_seconds
                 else cosine_schedule(float(lr), int(steps), 100))
     loss = k.losses.SparseCategoricalCrossentropy()
-    return fit(model, loss, train_batches(xt, yt, int(batch), rng), val_batches, out, int(steps),
+    aug = augment_keep_g if g_axis else augment
+    return fit(model, loss, train_batches(xt, yt, int(batch), rng, aug), val_batches, out, int(steps),
                steps_per_epoch=int(steps_per_epoch), learning_rate=schedule,
                checkpoint_every=int(checkpoint_every), patience=patience, resume=resume, rng=rng,
                metrics_fn=metrics_fn, on_epoch=on_epoch, max_seconds=max_seconds, config=card_base,
                progress=progress, cancel=cancel)
+
+
+def load_init(path: str):
+    """A private copy of a saved defect classifier to continue training (``--init``), checked to be one:
+    a cubic :data:`GRID` input and :data:`LABELS` outputs; a one-line BCDIError otherwise."""
+    from .registry import load_model
+
+    model = load_model(path, fresh=True)
+    if model_grid(model) != GRID or tuple(model.output_shape) != (None, len(LABELS)):
+        shapes = f"input {tuple(model.input_shape)} / output {tuple(model.output_shape)}"
+        raise BCDIError(f"--init {path}: {shapes} "
+                        f"is not a defect classifier's ({GRID}³ -> {len(LABELS)} classes); give a defects "
+                        ".keras file")
+    return model
+
+
+def init_widths(model) -> tuple[int, ...]:
+    """Channels of the strided levels of a :func:`.defects.build_defect_net` model (for the card)."""
+    out, level = [], 0
+    while True:
+        try:
+            out.append(int(model.get_layer(f"down{level}").filters))
+        except ValueError:
+            break
+        level += 1
+    if not out:
+        raise BCDIError(f"--init {model.name}: not a defects network (no 'down0' layer); give a defects "
+                        ".keras file")
+    return tuple(out)

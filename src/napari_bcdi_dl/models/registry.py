@@ -15,7 +15,11 @@ Names
 
 ``"defects"``
     the dislocation classifier (64³ patterns -> none/edge/screw/mixed), ``weights/defects_cnn.keras``
-    (``models/defects.py``, docs/defects.md).
+    (``models/defects.py``, docs/defects.md); trained with G in any direction: detection, not edge vs screw.
+``"defects_gz"``
+    the same network continued on patterns with the Bragg vector G along array axis 0 (z),
+    ``weights/defects_cnn_gz.keras``: tells edge from screw when G's axis in the array is known
+    (``models.defects.classify(..., g_axis=...)`` turns the pattern so that axis is axis 0).
 
 A name may also be a file stem in ``weights/`` (``"inpaint_unet32"``, ``"phase_unet64"``) or a path to a
 ``.keras`` file. :func:`available_models` lists the names whose files are there.
@@ -39,6 +43,7 @@ MODELS: dict[str, str] = {
     "phase": "phase_unet32.keras",
     "phase64": "phase_unet64.keras",
     "defects": "defects_cnn.keras",
+    "defects_gz": "defects_cnn_gz.keras",
 }
 #: Names whose file may be absent from a version (trained when a GPU machine was there).
 OPTIONAL: frozenset[str] = frozenset({"phase64"})

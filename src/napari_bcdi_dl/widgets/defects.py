@@ -5,6 +5,9 @@ layer in the model process (``_worker_process``: TensorFlow never runs in the na
 DL phase dock) and shows the probabilities of ``none``, ``edge``, ``screw`` and ``mixed`` (one mixed line or
 two lines) as bars, with the most likely class. The pattern is centred on its peak and cropped/padded to
 the model's 64³ grid as ``bcdi-dl classify`` does; the chosen gap mask is zero in the network input.
+*G along* (unknown / z / y / x, default unknown): the array axis along which the Bragg vector G lies, when
+it is known; the pattern is then turned so that it is axis 0 and the G-aware model ``defects_gz`` is used,
+which tells edge from screw (the G-random model only detects dislocations; docs/defects.md).
 
 *Mark dislocation lines* looks for phase vortices (``core.vortices.find_vortex_lines``: non-zero winding of
 the phase around voxel plaquettes inside the support, grouped into lines) in the chosen reconstruction
@@ -35,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import BCDIError
 from ..core.types import ReconstructionResult
-from ..models.defects import LABELS, check_pattern, classify_job  # numpy only: Keras is imported lazily
+from ..models.defects import G_AXES, LABELS, check_pattern, classify_job, model_for  # Keras: lazily
 from ._layers import (
     PART_SUFFIXES,
     HasJobSlot,
@@ -95,6 +98,11 @@ class DefectsWidget(HasJobSlot, QWidget):
         self.data_combo.setToolTip("3D Image layer of the measured intensity (photon counts)")
         self.mask_combo = QComboBox()
         self.mask_combo.setToolTip("Labels layer of the gap mask (1 = gap): zero in the network input")
+        self.g_combo = QComboBox()
+        self.g_combo.addItems(["unknown", *G_AXES])
+        self.g_combo.setToolTip("the array axis along which the Bragg vector G lies, if known (simulations, "
+                                "data turned so that G is along an axis): then the G-aware model, which "
+                                "tells edge from screw; unknown: detection only")
         self.classify_button = QPushButton("Classify")
         self.classify_button.setToolTip("probabilities of no / edge / screw / mixed dislocations (3D CNN)")
         self.classify_button.clicked.connect(lambda: self.classify())
@@ -120,6 +128,7 @@ class DefectsWidget(HasJobSlot, QWidget):
         form = QFormLayout(box)
         form.addRow("Intensity", self.data_combo)
         form.addRow("Gap mask", self.mask_combo)
+        form.addRow("G along", self.g_combo)
         form.addRow(self.classify_button)
         for k in LABELS:
             form.addRow(k, self.bars[k])
@@ -158,9 +167,15 @@ class DefectsWidget(HasJobSlot, QWidget):
         """Classify the chosen intensity (returns the Job)."""
         layer, data, mask = self.picker.inputs()
         check_pattern(data, "Defects")  # a one-line refusal before the model process is asked
-        self.status.setText(f"{layer.name}: classifying…")
-        return self.jobs.start(in_model_process, classify_job, data, mask, desc="Defects: classify",
-                               on_done=lambda res: self._classified(layer, res))
+        g_axis = self.g_axis()
+        self.status.setText(f"{layer.name}: classifying ({model_for(g_axis)})…")
+        return self.jobs.start(in_model_process, classify_job, data, mask, g_axis=g_axis,
+                               desc="Defects: classify", on_done=lambda res: self._classified(layer, res))
+
+    def g_axis(self) -> str | None:
+        """The chosen G axis (None: unknown)."""
+        text = self.g_combo.currentText()
+        return text if text in G_AXES else None
 
     def _classified(self, layer, res: dict) -> None:
         self.result = res
@@ -172,8 +187,11 @@ class DefectsWidget(HasJobSlot, QWidget):
         shape = "×".join(map(str, res["shape"]))
         g = res["model_grid"]
         how = "" if res["shape"] == [g] * 3 else f", centred and cropped/padded {shape} → {g}³"
+        g = res.get("g_axis")
+        which = (f"G along {g}, model {res.get('model')}" if g else
+                 f"G unknown, model {res.get('model')}: edge vs screw not told apart")
         self.status.setText(f"{layer.name}: most likely {res['label']} (p = {probs[res['label']]:.2f}; "
-                            f"{res['seconds']:.2f} s{how})")
+                            f"{which}; {res['seconds']:.2f} s{how})")
 
     # --- vortex lines -----------------------------------------------------------------------------
     @guarded("Defects")
