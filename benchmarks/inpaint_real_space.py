@@ -40,13 +40,16 @@ arrays in one process:
 ``--figure PNG --results A.json B.json``: the figure (strain RMSE against gap width, one curve per method)
 and the Markdown tables from saved results.
 
-    nice -n 5 .venv/bin/python benchmarks/inpaint_real_space.py --part oracle --json /tmp/rs_oracle.json
-    nice -n 5 .venv/bin/python benchmarks/inpaint_real_space.py --part phasing --json /tmp/rs_phasing.json
-    nice -n 5 .venv/bin/python benchmarks/inpaint_real_space.py --part phasing --placement beside --n 4 \\
-        --json /tmp/rs_phasing_beside.json
-    nice -n 5 .venv/bin/python benchmarks/inpaint_real_space.py --part photons --json /tmp/rs_photons.json
+On the 2-core development machine at nice 10, shared with a training job: oracle 7 min (8 crystals and the
+measured modulus), phasing 22 min (4 crystals, 52 phasing calls of 3 runs), photons 1 min.
+
+    nice -n 10 .venv/bin/python benchmarks/inpaint_real_space.py --part oracle --json runs/rs_oracle.json
+    nice -n 10 .venv/bin/python benchmarks/inpaint_real_space.py --part phasing --json runs/rs_phasing.json
+    nice -n 10 .venv/bin/python benchmarks/inpaint_real_space.py --part phasing --placement beside \\
+        --json runs/rs_phasing_beside.json
+    nice -n 10 .venv/bin/python benchmarks/inpaint_real_space.py --part photons --json runs/rs_photons.json
     .venv/bin/python benchmarks/inpaint_real_space.py --figure docs/img/inpaint_real_space.png \\
-        --results /tmp/rs_oracle.json /tmp/rs_phasing.json /tmp/rs_phasing_beside.json /tmp/rs_photons.json
+        --results runs/rs_oracle.json runs/rs_phasing.json runs/rs_photons.json
 """
 
 from __future__ import annotations
@@ -186,7 +189,7 @@ def oracle_case(c: Crystal, mask: np.ndarray | None, method: str, model=None, st
 
 
 # ------------------------------------------------------------------------------------------------- parts
-def run_oracle(n: int, model, step: int, measured: bool) -> list[dict]:
+def run_oracle(n: int, model, step: int, measured: bool, save=None) -> list[dict]:
     crystals = [zero_phase_crystal(i) for i in range(n)]
     if measured and REAL.exists():
         t0 = time.perf_counter()
@@ -207,6 +210,8 @@ def run_oracle(n: int, model, step: int, measured: bool) -> list[dict]:
                                  "time_s": time.perf_counter() - t0})
                 print(f"{c.name} {placement} {w} px: " + ", ".join(
                     f"{x['method']} {x['strain']:.3f}" for x in rows[-len(METHODS):]), flush=True)
+        if save is not None:  # after each crystal: a long run interrupted keeps what it has
+            save(rows)
     return rows
 
 
@@ -349,36 +354,48 @@ def phasing_table(rows: list[dict]) -> str:
 
 
 def figure(path: str, oracle: list[dict] | None, phasing: list[dict] | None) -> None:
+    """Strain RMSE against gap width, one curve per method: oracle phase (simulated crystals, solid; the
+    measured modulus, dashed) for each placement, then real phasing for each placement that was run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     sim = [r for r in oracle or () if r["crystal"].startswith("sim")]
-    panels = [(f"oracle phase, gap {p} the peak", [r for r in sim if r["placement"] == p], METHODS, "strain")
-              for p in PLACEMENTS] if sim else []
+    meas = [r for r in oracle or () if not r["crystal"].startswith("sim")]
+    panels = [(f"oracle phase, gap {p} the peak", [r for r in sim if r["placement"] == p],
+               [r for r in meas if r["placement"] == p], METHODS, "strain") for p in PLACEMENTS] if sim else []
     for p in PLACEMENTS:
         sel = [r for r in phasing or () if r["placement"] == p]
         if sel:
-            panels.append((f"real phasing, gap {p} the peak", sel, ("masked", "dl", "linear"), "rs_strain"))
+            panels.append((f"real phasing, gap {p} the peak", sel, [], ("masked", "dl", "linear"), "rs_strain"))
     style = {"masked": ("k", "o"), "dl": ("C3", "s"), "linear": ("C0", "^"), "pchip": ("C2", "v")}
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.9), squeeze=False)
-    for ax, (title, rows, methods, key) in zip(axes[0], panels):
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
+    for ax, (title, rows, extra, methods, key) in zip(axes[0], panels):
         for m in methods:
             col, mk = style[m]
             ax.plot(WIDTHS, [_mean(rows, method=m, width=w, key=key) for w in WIDTHS], color=col, marker=mk,
                     label={"dl": "DL", "pchip": "PCHIP"}.get(m, m))
+            if extra:
+                ax.plot(WIDTHS, [_mean(extra, method=m, width=w, key=key) for w in WIDTHS], color=col,
+                        marker=mk, ls="--", lw=0.9, ms=3, alpha=0.8)
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="y", which="both", labelsize=7)
         ax.set_xticks(WIDTHS)
         ax.set_xlabel("cross gap width (px)")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("strain RMSE (10⁻⁴)")
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if meas:
+        handles.append(Line2D([], [], color="grey", ls="--", lw=0.9))
+        labels.append("measured modulus")
+    axes[0][0].legend(handles, labels, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -387,7 +404,7 @@ def figure(path: str, oracle: list[dict] | None, phasing: list[dict] | None) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("oracle", "phasing", "photons"))
-    ap.add_argument("--n", type=int, default=None, help="simulated crystals (oracle 8, phasing 6)")
+    ap.add_argument("--n", type=int, default=None, help="simulated crystals (oracle 8, phasing 4, photons 3)")
     ap.add_argument("--runs", type=int, default=3, help="conventional phasing runs per case (best free LLK)")
     ap.add_argument("--step", type=int, default=4, help="DL inpainting step")
     ap.add_argument("--placement", choices=PLACEMENTS, default="through", help="gap placement (phasing part)")
@@ -425,13 +442,13 @@ def main() -> None:
             Path(args.json).write_text(json.dumps({"part": args.part, "args": vars(args), "rows": rows}, indent=1))
 
     if args.part == "oracle":
-        rows = run_oracle(args.n or 8, model, args.step, not args.no_measured)
+        rows = run_oracle(args.n or 8, model, args.step, not args.no_measured, save)
         print(oracle_table(rows))
     elif args.part == "photons":
         rows = run_photons(args.n or 3, model, args.step)
         print(photons_table(rows))
     else:
-        rows = run_phasing(args.n or 6, model, args.step, args.runs, args.placement, save)
+        rows = run_phasing(args.n or 4, model, args.step, args.runs, args.placement, save)
         print(phasing_table(rows))
     print(f"\n{args.part}: {time.perf_counter() - t0:.0f} s")
     save(rows)
