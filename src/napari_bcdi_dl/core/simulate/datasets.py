@@ -470,12 +470,7 @@ def generate_dataset(
     per_pattern = int(patches_per_pattern or default_patches_per_pattern(kind, size))
     if seed < 0:
         raise BCDIError(f"seed {seed} must be a non-negative integer")
-    outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise BCDIError(f"output {outdir} is a file: give a folder for the dataset")
-    if not outdir.parent.exists():
-        raise BCDIError(f"folder {outdir.parent} does not exist: create it or choose another output folder")
-    outdir.mkdir(exist_ok=True)
+    outdir = dataset_folder(outdir)
 
     ranges = with_overrides(INPAINT_RANGES if kind == "inpaint" else PHASE_RANGES, overrides)
     overrides = {k: ranges[k] for k in overrides} if overrides else None
@@ -523,6 +518,17 @@ def generate_dataset(
     write = functools.partial(_write_shard, kind, str(outdir), size=size, seed=seed, per_pattern=per_pattern,
                               overrides=overrides)
     return fill_shards(outdir, manifest, write, workers=workers, progress=progress, cancel=cancel)
+
+
+def dataset_folder(outdir: os.PathLike | str) -> Path:
+    """The output folder of a dataset, created if needed (its parent must exist); one-line errors."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise BCDIError(f"output {outdir} is a file: give a folder for the dataset")
+    if not outdir.parent.exists():
+        raise BCDIError(f"folder {outdir.parent} does not exist: create it or choose another output folder")
+    outdir.mkdir(exist_ok=True)
+    return outdir
 
 
 def fill_shards(outdir: Path, manifest: dict, write, *, workers: int | None = None,

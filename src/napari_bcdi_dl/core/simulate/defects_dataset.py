@@ -29,6 +29,7 @@ from .datasets import (
     FORMAT_VERSION,
     MANIFEST,
     _write_manifest,
+    dataset_folder,
     fill_shards,
     read_manifest,
     shard_name,
@@ -99,12 +100,7 @@ def generate_defects_dataset(outdir: os.PathLike | str, n: int, size: int = 64, 
     if int(seed) < 0:
         raise BCDIError(f"seed {seed} must be a non-negative integer")
     n, size, seed = int(n), int(size), int(seed)
-    outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise BCDIError(f"output {outdir} is a file: give a folder for the dataset")
-    if not outdir.parent.exists():
-        raise BCDIError(f"folder {outdir.parent} does not exist: create it or choose another output folder")
-    outdir.mkdir(exist_ok=True)
+    outdir = dataset_folder(outdir)
     if g_direction not in ("random", "z", "y", "x"):
         raise BCDIError(f"G direction {g_direction!r} unknown: use random, z, y or x")
     wanted = {"kind": KIND, "n": n, "size": size, "seed": seed}
