@@ -33,6 +33,15 @@ arrays in one process:
     phase): the complex error, the phase RMSE of the crystal core, and the RMSE of the strain (as above,
     inside the true support, against the truth's strain).
 
+``--part dl`` (DL phasing after inpainting: how to hand the filled gap to it)
+    ``--n`` simulated crystals of the DL pipeline's reliable range (phase range 0.5π–2π, oversampling 3,
+    10⁶ photons, Poisson noise; seeds ``SeedSequence([2123, i])``), a cross gap of ``--dl-widths`` px through
+    the peak, the DL pipeline (``models.dl_phasing``: prediction, then its default refinement) given
+    ``zeros``: the gap zeroed and in the mask (zero in the network input, free in the refinement);
+    ``filled``: the DL-inpainted pattern and no mask (the fill taken as measured everywhere);
+    ``filled+free``: the DL-inpainted pattern as the network's input, the gap free in the refinement.
+    Scored as ``--part phasing`` (error, phase RMSE, strain RMSE against the truth, match).
+
 ``--part photons``
     Why the fills differ: the photons each fill puts in the gap over the true (noise-free) ones, over all
     gap voxels and over the brightest 1 % of them, on the first ``--n`` (3) oracle crystals.
@@ -260,6 +269,63 @@ def run_phasing(n: int, model, step: int, runs: int, placement: str = "through",
     return rows
 
 
+def dl_crystal(i: int, size: int = 64):
+    from napari_bcdi_dl.core.simulate import simulate_pattern
+
+    rng = np.random.default_rng(np.random.SeedSequence([2123, i]))
+    return simulate_pattern(size, seed=rng, shape=SHAPES[i % len(SHAPES)],
+                            phase_range=float(rng.uniform(0.5, 2.0)) * np.pi, oversampling=3.0, max_counts=1e6,
+                            noise=True, workers=1)
+
+
+def dl_case(p, data: np.ndarray, predict_mask, refine_mask) -> dict:
+    from napari_bcdi_dl.core.metrics import compare, is_match, register_to
+    from napari_bcdi_dl.models.dl_phasing import DEFAULT_CANDIDATES, predict_object, refine_prediction
+
+    t0 = time.perf_counter()
+    pred = predict_object(data, predict_mask, keep=DEFAULT_CANDIDATES)
+    rec = refine_prediction(data, refine_mask, pred)
+    cmp = compare(p.obj, rec.obj, p.support, rec.support)
+    aligned = register_to(p.obj, rec.obj, p.support, rec.support)["aligned"]
+    rs = real_space_errors(aligned, p.support, reference=p.obj)
+    return {"error": cmp["error"], "phase_rmse": cmp["phase_rmse"], "match": is_match(cmp),
+            "llk_free": None if rec.llk_free is None else float(rec.llk_free),
+            **{f"rs_{k}": v for k, v in rs.items()}, "time_s": time.perf_counter() - t0}
+
+
+def run_dl(n: int, model, step: int, widths, save=None) -> list[dict]:
+    rows = []
+    for i in range(n):
+        p = dl_crystal(i)
+        name = f"sim {i} ({p.params['shape']}, {p.params['phase_range'] / np.pi:.2f}π)"
+        r = dl_case(p, p.intensity, None, None)
+        rows.append({"crystal": name, "placement": "through", "width": 0, "method": "no gap", **r})
+        print(f"{name} no gap: error {r['error']:.3f} strain {r['rs_strain']:.3f} match {r['match']}", flush=True)
+        peak = np.unravel_index(int(np.argmax(p.expected)), p.expected.shape)
+        for w in widths:
+            m = cross_mask(p.intensity.shape, peak, w, "through")
+            zeros, filled = fill(p.intensity, m, "masked"), fill(p.intensity, m, "dl", model, step)
+            for meth, data, pm, rm in (("zeros", zeros, m, m), ("filled", filled, None, None),
+                                       ("filled+free", filled, None, m)):
+                r = dl_case(p, data, pm, rm)
+                rows.append({"crystal": name, "placement": "through", "width": w, "method": meth, **r})
+                print(f"  {w} px {meth}: error {r['error']:.3f} phase {r['phase_rmse']:.3f} "
+                      f"strain {r['rs_strain']:.3f} match {r['match']} ({r['time_s']:.0f} s)", flush=True)
+        if save is not None:
+            save(rows)
+    return rows
+
+
+def dl_table(rows: list[dict]) -> str:
+    out = ["| gap | handed to DL | solved | mean error | mean strain RMSE (10⁻⁴) |", "|---|---|---|---|---|"]
+    keys = sorted({(r["width"], r["method"]) for r in rows}, key=lambda k: (k[0], k[1]))
+    for w, meth in keys:
+        sel = [r for r in rows if r["width"] == w and r["method"] == meth]
+        out.append(f"| {w} px | {meth} | {sum(bool(r['match']) for r in sel)}/{len(sel)} | "
+                   f"{np.mean([r['error'] for r in sel]):.3f} | {np.mean([r['rs_strain'] for r in sel]):.2f} |")
+    return "\n".join(out)
+
+
 def run_photons(n: int, model, step: int) -> list[dict]:
     """Photons the fills put in the gap, over the true ones: all gap voxels, and the brightest 1 % of them."""
     rows = []
@@ -403,7 +469,8 @@ def figure(path: str, oracle: list[dict] | None, phasing: list[dict] | None) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("oracle", "phasing", "photons"))
+    ap.add_argument("--part", choices=("oracle", "phasing", "photons", "dl"))
+    ap.add_argument("--dl-widths", type=int, nargs="+", default=(6, 9), help="gap widths of the dl part")
     ap.add_argument("--n", type=int, default=None, help="simulated crystals (oracle 8, phasing 4, photons 3)")
     ap.add_argument("--runs", type=int, default=3, help="conventional phasing runs per case (best free LLK)")
     ap.add_argument("--step", type=int, default=4, help="DL inpainting step")
@@ -444,6 +511,9 @@ def main() -> None:
     if args.part == "oracle":
         rows = run_oracle(args.n or 8, model, args.step, not args.no_measured, save)
         print(oracle_table(rows))
+    elif args.part == "dl":
+        rows = run_dl(args.n or 6, model, args.step, args.dl_widths, save)
+        print(dl_table(rows))
     elif args.part == "photons":
         rows = run_photons(args.n or 3, model, args.step)
         print(photons_table(rows))

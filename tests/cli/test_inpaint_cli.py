@@ -28,8 +28,9 @@ def files(tmp_path, pattern):
 
 def _check(out, data, m):
     with np.load(out) as f:
-        assert set(f.files) == {"data", "mask"}
+        assert set(f.files) == {"data", "mask", "inpainted"}  # the method, read back by bcdi-dl phase
         filled, mask = f["data"], f["mask"]
+        assert str(f["inpainted"]) in ("dl", "linear", "cubic", "nearest", "idw")
     assert filled.dtype == np.float32 and filled.shape == data.shape
     np.testing.assert_array_equal(mask, m)
     np.testing.assert_array_equal(filled[m == 0], data[m == 0])

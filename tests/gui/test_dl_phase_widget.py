@@ -143,3 +143,30 @@ def test_the_napari_process_never_imports_tensorflow(make_napari_viewer, qtbot, 
         pass
     assert job.error is None and "cdinn inpainted" in [layer.name for layer in viewer.layers]
     assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+
+
+def test_an_inpainted_layer_is_handed_to_the_network_filled(make_napari_viewer, qtbot, real_pattern):
+    """The Inpainting dock's result (and a ``bcdi-dl inpaint`` file opened in napari) is marked inpainted: the
+    DL phase dock then gives its fill to the network and leaves the gap free only in the refinement."""
+    from napari_bcdi_dl.widgets.dl_phase import _inpainted
+    from napari_bcdi_dl.widgets.inpainting import InpaintingWidget
+
+    viewer = make_napari_viewer()
+    data = real_pattern.copy()
+    mask = np.zeros(data.shape, np.uint8)
+    mask[:, 30:33, :] = 1
+    data[mask != 0] = 0
+    raw = viewer.add_image(data, name="gappy", metadata={"bcdi": {"kind": "intensity"}})
+    labels = viewer.add_labels(mask, name="gappy gap mask")
+    w = InpaintingWidget(viewer)
+    w.set_layers(raw, labels)
+    w.method_combo.setCurrentText("linear")
+    job = w.run()
+    assert job is not None
+    qtbot.waitUntil(lambda: job.done, timeout=TIMEOUT_MS)
+    assert job.error is None, job.error
+    filled = _layer(viewer, "gappy inpainted")
+    assert _inpainted(filled) and not _inpainted(raw)
+    opened = viewer.add_image(data, name="opened", metadata={"bcdi": {"kind": "intensity",
+                                                                      "meta": {"inpainted": "dl"}}})
+    assert _inpainted(opened)

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int | None:
     filled = data if res.filled is None else res.filled
     protect = [args.input] + ([args.mask] if args.mask else [])
     out = write_npz(args.out, protect=protect, data=filled.astype("float32", copy=False),
-                    mask=(mask != 0).astype("uint8"))
+                    mask=(mask != 0).astype("uint8"), inpainted=str(args.method))
     n = int((mask != 0).sum())
     print(f"{out}: {n} gap voxels filled ({args.method}) in {time.perf_counter() - t0:.1f} s")
     return 0

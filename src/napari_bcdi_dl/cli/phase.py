@@ -9,7 +9,9 @@ imported only when asked for). The recipe actually run (with any inserted ``DETW
 
 OUT.npz holds ``obj`` (complex64, the data's shape, crystal centred), ``support`` (uint8), ``llk``,
 ``llk_free``, ``method`` (and history/meta as JSON); OUT.cxi uses PyNX's result layout. The mask is the union
-of the one stored with IN (if any) and ``--mask``.
+of the one stored with IN (if any) and ``--mask``. A file written by ``bcdi-dl inpaint`` (its ``inpainted``
+key) has its gap filled: the gap stays free in the phasing and, with ``dl``, the fill is the network's input
+(``pipeline.steps.phase_step(filled=True)``; measured in docs/models.md, "Inpainting in real space").
 """
 
 from __future__ import annotations
@@ -188,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline.steps import phase_step
 
     with progress_bar("dl phasing" if args.method == "dl" else "phasing") as progress:
-        outcome = phase_step(cfg, intensity, mask, progress=progress)
+        # a file written by bcdi-dl inpaint: its gap is filled; with dl the fill is the network's input
+        filled = bool(loaded.meta.get("inpainted")) and mask is not None
+        outcome = phase_step(cfg, intensity, mask, filled=filled, progress=progress)
     rec = outcome.reconstruction
     print(f"bcdi-dl phase: {'refinement' if args.method == 'dl' else 'recipe'} run: {outcome.recipe_run()}")
     from ..core.io import write_reconstruction

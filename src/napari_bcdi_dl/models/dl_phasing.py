@@ -365,14 +365,18 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
                        candidates: int | None = None, refine_iter: int | None = None,
                        model: Any = None, card: dict | None = None, support_threshold: float = 0.2,
                        tta: int = 8, grid_refine: int = 50, seed: int = 0, early_stop: int = DEFAULT_EARLY_STOP,
-                       progress: ProgressFn | None = None, cancel: CancelToken | None = None,
-                       **refine_kw: Any) -> tuple[PhasePrediction, Reconstruction]:
+                       mask_prediction: bool = True, progress: ProgressFn | None = None,
+                       cancel: CancelToken | None = None, **refine_kw: Any) -> tuple[PhasePrediction, Reconstruction]:
     """DL phasing of a pattern: prediction (:func:`predict_object`), then :func:`refine_prediction`.
 
     Parameters
     ----------
     intensity : 3D pattern (photon counts), any shape, peak anywhere.
     mask : gap/invalid mask (1 = invalid): zero in the prediction, free in the refinement.
+    mask_prediction : False when the gap of ``intensity`` has been inpainted: the filled values are then the
+        network's input (and the model-grid refinement's data), and the gap is free only in the refinement
+        on the full data. Measured (``benchmarks/inpaint_real_space.py --part dl``, docs/models.md): this beats
+        both the gap zeroed and the fill taken as measured everywhere.
     refine : refinement recipe, a name (``"paper"``, ``"hio-er"``, ``"raar-er"``) or a recipe string
         (default :data:`DEFAULT_REFINE`).
     candidates : predicted candidates (best input flips) refined on the full data; the best by free LLK
@@ -416,7 +420,8 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
     def pred_progress(done: int, of: int) -> None:
         report(progress, cancel, int(100 * done / max(of, 1)), total)
 
-    pred = predict_object(intensity, mask, model=model, card=card, support_threshold=support_threshold,
+    pred = predict_object(intensity, mask if mask_prediction else None, model=model, card=card,
+                          support_threshold=support_threshold,
                           tta=tta, grid_refine=grid_refine, keep=candidates,
                           progress=pred_progress, cancel=cancel)
     t_pred = time.perf_counter() - t0

@@ -122,7 +122,8 @@ class InpaintConfig(_Section):
     finetune: Bool = Field(False, description="dl: fine-tune the model on the pattern's own crops first")
     finetune_steps: Int = Field(default_factory=_models_default("finetune", "finetune", "steps"), ge=1,
                                 description="fine-tuning steps")
-    keep_mask: Bool = Field(False, description="phase with the gap still masked (filled voxels left free)")
+    keep_mask: Bool = Field(True, description="phase with the gap still masked: free in the phasing (the fill is the "
+                                              "DL network's input); false: the fill is taken as measured")
 
 
 class PhaseConfig(_Section):

@@ -185,9 +185,9 @@ def fill_gaps(cfg: PipelineConfig, data: np.ndarray, mask: np.ndarray | None, no
 
 
 def phase_scan(cfg: PipelineConfig, intensity: np.ndarray, mask: np.ndarray | None, backend: str, note,
-               progress, cancel) -> Reconstruction:
+               progress, cancel, filled: bool = False) -> Reconstruction:
     """Step ``phase`` (:func:`.steps.phase_step`), its choice noted in the log."""
-    out = phase_step(cfg, intensity, mask, backend=backend, progress=progress, cancel=cancel)
+    out = phase_step(cfg, intensity, mask, backend=backend, filled=filled, progress=progress, cancel=cancel)
     rec = out.reconstruction
     note(f"phase ({cfg.phase.method}): recipe run {out.recipe_run()}, {out.choice()}")
     return rec
@@ -357,19 +357,19 @@ def run_scan(config: PipelineConfig, scan, out_dir: str | Path, progress: Progre
     timings["mask"] = time.perf_counter() - t
     st.done("mask")
 
-    intensity, phase_mask = np.asarray(loaded.data), mask
+    intensity, phase_mask, was_filled = np.asarray(loaded.data), mask, False
     if "inpaint" in steps:
         t = time.perf_counter()
         filled = fill_gaps(cfg, intensity, mask, note, st.sub("inpaint"), cancel)
         if filled is not None:
-            intensity = filled
+            intensity, was_filled = filled, True
             phase_mask = mask if cfg.inpaint.keep_mask else None
         timings["inpaint"] = time.perf_counter() - t
         st.done("inpaint")
     inputs += _model_inputs(cfg)
 
     t = time.perf_counter()
-    rec = phase_scan(cfg, intensity, phase_mask, backend, note, st.sub("phase"), cancel)
+    rec = phase_scan(cfg, intensity, phase_mask, backend, note, st.sub("phase"), cancel, filled=was_filled)
     timings["phase"] = time.perf_counter() - t
     note(f"phase: LLK {_fmt(rec.llk)}, free LLK {_fmt(rec.llk_free)}, support "
          f"{int(np.count_nonzero(rec.support))} voxels, {timings['phase']:.2f} s")

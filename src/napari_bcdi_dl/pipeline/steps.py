@@ -79,8 +79,8 @@ class PhaseOutcome:
 
 
 def phase_step(cfg: PipelineConfig, intensity: np.ndarray, mask: np.ndarray | None = None, *,
-               backend: str | None = None, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
-               **live: Any) -> PhaseOutcome:
+               backend: str | None = None, filled: bool = False, progress: ProgressFn | None = None,
+               cancel: CancelToken | None = None, **live: Any) -> PhaseOutcome:
     """Phase ``intensity`` as ``cfg.phase`` says: ``core.phasing.phase`` (best run) or
     ``models.dl_phasing.predict_and_refine``.
 
@@ -89,6 +89,8 @@ def phase_step(cfg: PipelineConfig, intensity: np.ndarray, mask: np.ndarray | No
     cfg : the configuration (its ``phase`` section is used).
     intensity, mask : the pattern and its gap mask (1 = invalid, left free).
     backend : array backend name (default ``cfg.phase.backend``).
+    filled : the gap of ``intensity`` was inpainted: with ``dl`` the fill is the network's input and the
+        ``mask`` leaves the gap free only in the refinement (``predict_and_refine(mask_prediction=False)``).
     progress, cancel : ``(done, total)`` and the cancel token.
     live : ``snapshot=`` / ``snapshot_every=`` of a live view, passed to the iterations.
     """
@@ -100,7 +102,8 @@ def phase_step(cfg: PipelineConfig, intensity: np.ndarray, mask: np.ndarray | No
         # refine_iter is the published recipe: it and refine exclude each other
         recipe = {"refine_iter": c.refine_iter} if c.refine_iter is not None else {"refine": c.refine}
         pred, rec = predict_and_refine(intensity, mask, candidates=c.candidates, tta=c.tta, seed=c.seed,
-                                       backend=backend, progress=progress, cancel=cancel, **recipe, **live)
+                                       backend=backend, mask_prediction=not filled, progress=progress,
+                                       cancel=cancel, **recipe, **live)
         return PhaseOutcome(rec, prediction=pred)
     from ..core.phasing import phase
 

@@ -47,21 +47,24 @@ def _resolve(model: ChildModel | None) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ DL phase
-def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, candidates: int = 1, progress=None,
-                cancel=None):
-    """Job of *Predict* (loads the shipped model on first use): the best ``candidates`` on the data grid."""
+def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, candidates: int = 1, filled: bool = False,
+                progress=None, cancel=None):
+    """Job of *Predict* (loads the shipped model on first use): the best ``candidates`` on the data grid.
+    ``filled``: the gap was inpainted, so the fill is the network's input (the mask is not applied here)."""
     from ..models.dl_phasing import predict_object
 
-    return predict_object(intensity, mask, keep=int(candidates), progress=progress, cancel=cancel)
+    return predict_object(intensity, None if filled else mask, keep=int(candidates), progress=progress,
+                          cancel=cancel)
 
 
-def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, cfg, *, progress=None, cancel=None):
+def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, cfg, *, filled: bool = False,
+                       progress=None, cancel=None):
     """Job of *Predict + refine*: ``pipeline.steps.phase_step`` of the dock's DL configuration (the step
     ``bcdi-dl phase --method dl`` and ``bcdi-dl run`` run), returning its ``PhaseOutcome`` (prediction and
-    refined reconstruction)."""
+    refined reconstruction); ``filled`` as for ``phase_step``."""
     from ..pipeline.steps import phase_step
 
-    return phase_step(cfg, intensity, mask, progress=progress, cancel=cancel)
+    return phase_step(cfg, intensity, mask, filled=filled, progress=progress, cancel=cancel)
 
 
 # ---------------------------------------------------------------------------------------- Inpainting

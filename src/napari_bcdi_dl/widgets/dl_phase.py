@@ -211,7 +211,8 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         layer, data, mask = self._inputs()
         self.status.setText(f"{layer.name}: predicting…")
         return self.jobs.start(in_model_process, predict_job, data, mask, candidates=self.candidates_spin.value(),
-                               desc="DL phase: predict", on_done=lambda pred: self._predicted(layer, pred))
+                               filled=_inpainted(layer), desc="DL phase: predict",
+                               on_done=lambda pred: self._predicted(layer, pred))
 
     def _predicted(self, layer, pred) -> None:
         self.prediction = pred
@@ -263,7 +264,7 @@ class DLPhaseWidget(HasJobSlot, QWidget):
             self._predicted(layer, outcome.prediction)
             self._refined(layer, outcome.reconstruction, cfg.resolved())
 
-        return self.jobs.start(in_model_process, predict_refine_job, data, mask, cfg,
+        return self.jobs.start(in_model_process, predict_refine_job, data, mask, cfg, filled=_inpainted(layer),
                                desc="DL phase: predict + refine",
                                on_done=done)
 
@@ -285,3 +286,11 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         self.status.setText(f"{layer.name}: refined with {rec.meta.get('recipe', '')} ({rec.meta.get('iterations')} "
                             f"iterations), candidate {rec.meta.get('chosen_candidate', 0) + 1}/{n}: LLK {llk}, "
                             f"free LLK {free}")
+
+
+def _inpainted(layer) -> bool:
+    """The layer's gap was filled (the Inpainting dock's result, or a file written by ``bcdi-dl inpaint``):
+    the fill is then the network's input, the gap mask applies to the refinement only."""
+    meta = bcdi_meta(layer)
+    return bool(meta.get("inpainted") or (meta.get("meta") or {}).get("inpainted"))
+

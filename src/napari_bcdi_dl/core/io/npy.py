@@ -255,6 +255,8 @@ def read_npz(path, *, roi: Sequence[int] | None = None) -> LoadedData:
             mask = as_mask(raw, data.shape, p, "array 'mask'")
         data, mask, extra = finish_intensity(data, p, dtype, mask)
         meta.update(extra)
+        if "inpainted" in headers:  # written by bcdi-dl inpaint: the method that filled the masked gap
+            meta["inpainted"] = str(_read_small(zf, p, "inpainted"))
         if roi is not None:
             geometry.roi = _roi(roi)
         return LoadedData(data=data, kind="intensity", mask=mask, geometry=geometry, source=p, meta=meta)
