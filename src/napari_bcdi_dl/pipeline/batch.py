@@ -74,8 +74,12 @@ def connect(workers: int | None = None, scheduler: str | None = None):
     n = int(workers or default_workers())
     if n < 1:
         raise BCDIError(f"--workers must be at least 1, got {n}")
+    from ..core.phasing._fused import THREADS_ENV, n_threads
+
+    # each worker's engine gets its share of the cores (else N workers each thread over all of them)
+    threads = max(1, n_threads() // n)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=logging.ERROR)
+                           silence_logs=logging.ERROR, env={THREADS_ENV: str(threads)})
     return Client(cluster), cluster
 
 

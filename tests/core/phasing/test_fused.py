@@ -104,3 +104,21 @@ def test_compiled_modulus_keeps_fixed_voxels_and_checks_its_arguments():
         _kernels.modulus(out, amp, fixed, 1e-20, 0, n + 1)
     with pytest.raises(TypeError):
         _kernels.modulus(out.copy().tobytes(), amp, fixed, 1e-20, 0, n)  # read-only buffer
+
+
+def test_engine_threads_are_capped_by_the_environment(monkeypatch):
+    """``BCDI_DL_THREADS`` (set by the batch in each Dask worker) caps the element-wise threads and the FFT
+    workers of large arrays; small arrays stay on one thread; a bad value is ignored."""
+    import os
+
+    from napari_bcdi_dl.core.phasing import _fused
+    from napari_bcdi_dl.core.phasing.backend import THREADED_FFT_MIN_SIZE, _workers
+
+    cores = len(os.sched_getaffinity(0))
+    big, small = np.zeros(THREADED_FFT_MIN_SIZE, np.complex64), np.zeros(8, np.complex64)
+    monkeypatch.delenv(_fused.THREADS_ENV, raising=False)
+    assert _fused.n_threads() == cores and _workers(big) == cores and _workers(small) == 1
+    monkeypatch.setenv(_fused.THREADS_ENV, "1")
+    assert _fused.n_threads() == 1 and _workers(big) == 1
+    monkeypatch.setenv(_fused.THREADS_ENV, "many")
+    assert _fused.n_threads() == cores

@@ -46,12 +46,19 @@ ENV_VAR = "BCDI_DL_KERNELS"
 _POOL: ThreadPoolExecutor | None = None
 
 
+#: environment variable capping the engine's threads (element-wise steps and FFTs) in this process; the
+#: batch sets it in each Dask worker so that N workers share the cores instead of each taking them all
+THREADS_ENV = "BCDI_DL_THREADS"
+
+
 def n_threads() -> int:
-    """Threads used for the element-wise steps (the cores available to this process)."""
+    """Threads of the engine in this process: the cores available to it, capped by ``BCDI_DL_THREADS``."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    cap = os.environ.get(THREADS_ENV, "").strip()
+    return min(cores, int(cap)) if cap.isdigit() and int(cap) > 0 else cores
 
 
 def kernels_available() -> bool:

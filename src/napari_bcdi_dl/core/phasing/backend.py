@@ -75,8 +75,11 @@ def select_backend_name(requested: str | None = "auto", cupy_available: bool | N
 
 
 def _workers(a: Any) -> int:
-    """scipy.fft workers: all cores (-1) for large arrays, 1 for small ones."""
-    return -1 if a.size >= THREADED_FFT_MIN_SIZE else 1
+    """scipy.fft workers: the engine's threads (``_fused.n_threads``: the cores, or ``BCDI_DL_THREADS``) for
+    large arrays, 1 for small ones."""
+    from ._fused import n_threads
+
+    return n_threads() if a.size >= THREADED_FFT_MIN_SIZE else 1
 
 
 @dataclass(frozen=True)
