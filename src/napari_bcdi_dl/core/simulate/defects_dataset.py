@@ -22,9 +22,10 @@ import numpy as np
 
 from ..errors import BCDIError, Cancelled
 from ..io.atomic import atomic_path
-from ..progress import CancelToken, ProgressFn, report
-from .datasets import (
-    DATASET_SIZES,
+from ..progress import CancelToken, ProgressFn
+from .datasets import DATASET_SIZES
+from .dislocations import DEFECT_RANGES, LABELS, simulate_defect_pattern
+from .shards import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
@@ -36,7 +37,6 @@ from .datasets import (
     shard_stop,
     shard_tick,
 )
-from .dislocations import DEFECT_RANGES, LABELS, simulate_defect_pattern
 
 KIND = "defects"
 _KIND_KEY = 3
