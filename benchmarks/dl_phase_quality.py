@@ -180,7 +180,7 @@ def run_case(p, kw, args, model, card, key: str) -> dict:
 
     t0 = time.perf_counter()
     pred = predict_object(p.intensity, model=model, card=card, keep=max(args.candidates),
-                          grid_refine=_grid(args.grid_refine))
+                          grid_refine=_grid(args.grid_refine), **_corrector(args))
     t_pred = time.perf_counter() - t0
     t = pred.transform
     # the true field on the model grid (crop in q, object cropped/padded to the model's field of view), its
@@ -216,6 +216,20 @@ def run_case(p, kw, args, model, card, key: str) -> dict:
     return out
 
 
+_CORRECTOR: dict = {}
+
+
+def _corrector(args) -> dict:
+    """``--corrector``: the phase corrector's arguments of ``predict_object`` (loaded once)."""
+    if not args.corrector:
+        return {}
+    if "model" not in _CORRECTOR:
+        from napari_bcdi_dl.models.registry import load_model
+
+        _CORRECTOR["model"] = load_model(args.corrector)
+    return {"corrector": _CORRECTOR["model"], "correct_rounds": args.correct_rounds}
+
+
 def _grid(value: str):
     """``--grid-refine``: ER iterations (a number) or a recipe string."""
     return int(value) if value.strip().isdigit() else value
@@ -232,7 +246,7 @@ def real_pattern(path: Path, args, model, card, partial: dict) -> dict:
     out = partial
     out.update({"file": path.name, "shape": list(data.shape)})
     t0 = time.perf_counter()
-    pred = predict_object(data, model=model, card=card, keep=max(args.candidates))
+    pred = predict_object(data, model=model, card=card, keep=max(args.candidates), **_corrector(args))
     rec = refine_prediction(data, None, pred, refine=DEFAULT_REFINE, candidates=max(args.candidates),
                             seed=args.seed, early_stop=args.early_stop)
     out["dl_shipped"] = {"llk": rec.llk, "llk_free": rec.llk_free, "seconds": time.perf_counter() - t0,
@@ -242,7 +256,7 @@ def real_pattern(path: Path, args, model, card, partial: dict) -> dict:
     t0 = time.perf_counter()
     for axes in _flip_variants():
         d = np.flip(data, axes).copy() if axes else data
-        pred = predict_object(d, model=model, card=card, tta=1)
+        pred = predict_object(d, model=model, card=card, tta=1, **_corrector(args))
         rec = refine_prediction(d, None, pred, refine=DEFAULT_REFINE, candidates=1, seed=args.seed,
                                 early_stop=args.early_stop)
         o, s = (np.flip(rec.obj, axes), np.flip(rec.support, axes)) if axes else (rec.obj, rec.support)
@@ -362,6 +376,9 @@ def main() -> None:
                     help="conventional routes")
     ap.add_argument("--seed", type=int, default=20260)
     ap.add_argument("--model", default=None, help="phase model name or .keras path (default: shipped)")
+    ap.add_argument("--corrector", default=None,
+                    help="phase corrector name or .keras path (models/phase_corrector.py; default: none)")
+    ap.add_argument("--correct-rounds", type=int, default=1, help="corrector rounds (estimate, correct)")
     ap.add_argument("--skip-conventional", action="store_true")
     ap.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "cdinn_exp_crop64.npz"))
     ap.add_argument("--no-real", action="store_true")
@@ -377,7 +394,8 @@ def main() -> None:
         support_history(Path(args.real), args)
         return
     model, card = (None, {}) if args.only_conventional else load_phase_model(args.model)
-    print(f"# DL phasing quality — model {card.get('name')} (step {card.get('step')}), {args.size}³, "
+    print(f"# DL phasing quality — model {card.get('name')} (step {card.get('step')}), corrector "
+          f"{args.corrector} × {args.correct_rounds}, {args.size}³, "
           f"{platform.node()}, {os.cpu_count()} cores", flush=True)
     cases = []
     todo = []  # 3 high, 1 low, ... (a partial run holds both groups)

@@ -38,6 +38,9 @@ DATA_SCALE = (2.0, 1.0, 1.0)  # reciprocal-space step of the data layer (any pos
 VOXEL = (10.0, 8.0, 8.0)  # real-space voxel size (nm) of objects phased from it
 TIMEOUT_MS = 240_000
 MAX_GAP_S = 0.100
+# A watched phasing run must last more than 1 s to say something about the event loop: 500 iterations at 48³
+# took 0.83-0.98 s on the CI machine (2026-12-05), so the watched runs do 1,500.
+WATCHED_RECIPE = "HIO**1200, ER**300"
 TICK_MS = 10
 SETTLE_MS = 300  # event loop time given to a new window before a monitored run
 
@@ -220,7 +223,7 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
 
     # 4. Phasing (conventional), a recipe lasting a couple of seconds, event loop watched
     ph.select_layers(src, "sim gap mask")
-    ph.recipe_edit.setText("HIO**400, ER**100")
+    ph.recipe_edit.setText(WATCHED_RECIPE)
     mon2 = LoopMonitor()
     monkeypatch.setattr(ph, "_show", mon2.timed(ph._show))
     t0 = time.perf_counter()
@@ -249,7 +252,7 @@ def test_whole_path_in_one_viewer(make_napari_viewer, qtbot, pattern, errors, mo
     assert ph.start_button.isEnabled() and not ph.cancel_button.isEnabled()
     assert "cancelled" in ph.status.text()
     assert not errors(), errors()
-    ph.recipe_edit.setText("HIO**400, ER**100")
+    ph.recipe_edit.setText(WATCHED_RECIPE)
 
     # 6. Results: post-process both reconstructions, then compare them
     recs = {"conv": f"{src} conventional modulus", "dl": f"{src} DL modulus"}
@@ -360,7 +363,7 @@ def _require_unloaded_machine() -> None:
 def test_event_loop_free_during_phasing(make_napari_viewer, qtbot, pattern, monkeypatch):
     _require_unloaded_machine()
     _viewer, ph = _responsiveness_setup(make_napari_viewer, qtbot, pattern, "Phasing")
-    ph.recipe_edit.setText("HIO**400, ER**100")
+    ph.recipe_edit.setText(WATCHED_RECIPE)
     mon = LoopMonitor()
     monkeypatch.setattr(ph, "_show", mon.timed(ph._show))
     t0 = time.perf_counter()

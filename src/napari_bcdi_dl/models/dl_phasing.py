@@ -198,8 +198,8 @@ def _check_intensity(intensity: np.ndarray, mask: np.ndarray | None) -> tuple[np
 def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, model: Any = None,
                    card: dict | None = None, support_threshold: float = 0.2, tta: int = 8,
                    grid_refine: int | str = 50, oversampling_range: tuple[float, float] | None = None,
-                   keep: int = 1, progress: ProgressFn | None = None, cancel: CancelToken | None = None
-                   ) -> PhasePrediction:
+                   keep: int = 1, corrector: Any = None, correct_rounds: int = 1,
+                   progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> PhasePrediction:
     """Steps 1–4 of the module docstring: the predicted phase and the unrefined object on the data grid.
 
     Test-time augmentation: the network sees the model-grid input under ``tta`` axis flips (:data:`FLIPS`,
@@ -219,6 +219,9 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
         refinement recipe run there instead (e.g. ``"HIO**100, ER**100"``: 32³ iterations cost ~1 ms).
     oversampling_range : override the range the pattern is brought into (default: the model card's).
     keep : number of candidates brought to the data grid (1 to ``tta``).
+    corrector : a phase corrector (:mod:`.phase_corrector`): each candidate's phase is refined on the model
+        grid (``phase_corrector.ESTIMATE_RECIPE``) and predicted again from the pattern and that estimate,
+        ``correct_rounds`` times, before the model-grid refinement and scoring.
     progress, cancel : 4 + ``tta`` steps.
     """
     from ..core.phasing import refine
@@ -248,6 +251,8 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     seconds = time.perf_counter() - t0
     if not np.all(np.isfinite(phis)):
         raise BCDIError("DL phasing: the network predicted non-finite phases; the model file may be damaged")
+    if corrector is not None:
+        phis = _corrected(corrector, x, i_m, m_m, phis, flips, int(correct_rounds), cancel)
     report(progress, cancel, 2, total)
     found = []  # (score, index, phase, model-grid object)
     data_m = None
@@ -285,13 +290,34 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     _, j_best, phi, _ = found[0]
     phase_full = phase_on_data_grid(phi, t)
     report(progress, cancel, total, total)
-    meta = {"model_grid": size, "crop_shape": list(t.crop_shape), "zoom": [float(z) for z in t.zoom],
+    if corrector is not None:
+        meta_c = {"corrector": getattr(corrector, "name", "corrector"), "correct_rounds": int(correct_rounds)}
+    else:
+        meta_c = {}
+    meta = {**meta_c, "model_grid": size, "crop_shape": list(t.crop_shape), "zoom": [float(z) for z in t.zoom],
             "centre": list(t.centre), "oversampling_range": list(osr), "model": card.get("name", PHASE_MODEL),
             "predict_s": seconds, "tta": tta, "grid_refine": grid_refine, "chosen_flip": list(flips[j_best]),
             "scores": [c[0] for c in sorted(found, key=lambda c: c[1])]}
     best = candidates[0]
     return PhasePrediction(phase_full, best.obj, best.support, phi.astype(np.float32), i_m, t, seconds, meta,
                            candidates)
+
+
+def _corrected(corrector: Any, x: np.ndarray, i_m: np.ndarray, m_m: np.ndarray | None, phis: np.ndarray,
+               flips: tuple, rounds: int, cancel: CancelToken | None) -> np.ndarray:
+    """The corrector's phases for the network's ``phis`` (one per input flip, in the flipped frames):
+    ``rounds`` times, an engine estimate on the model grid, then the corrector on (pattern, estimate)."""
+    from ..core.phasing.operators import prepare_data
+    from .phase_corrector import correct_phase, estimate_phase
+
+    if rounds < 1:
+        raise BCDIError(f"DL phasing: correct_rounds must be >= 1 with a corrector, got {rounds}")
+    data_m = prepare_data(i_m, m_m)
+    out = np.array([np.flip(p, f) if f else p for p, f in zip(phis, flips)])  # back to the data's frame
+    for _ in range(rounds):
+        est = np.stack([estimate_phase(i_m, p, mask_m=m_m, data=data_m, cancel=cancel)[0] for p in out])
+        out = correct_phase(corrector, np.broadcast_to(x, est.shape), est)
+    return np.array([np.flip(p, f) if f else p for p, f in zip(out, flips)])  # the frames the loop expects
 
 
 def refine_prediction(intensity: np.ndarray, mask: np.ndarray | None, pred: PhasePrediction, *,
@@ -365,7 +391,8 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
                        candidates: int | None = None, refine_iter: int | None = None,
                        model: Any = None, card: dict | None = None, support_threshold: float = 0.2,
                        tta: int = 8, grid_refine: int = 50, seed: int = 0, early_stop: int = DEFAULT_EARLY_STOP,
-                       mask_prediction: bool = True, progress: ProgressFn | None = None,
+                       mask_prediction: bool = True, corrector: Any = None, correct_rounds: int = 1,
+                       progress: ProgressFn | None = None,
                        cancel: CancelToken | None = None, **refine_kw: Any) -> tuple[PhasePrediction, Reconstruction]:
     """DL phasing of a pattern: prediction (:func:`predict_object`), then :func:`refine_prediction`.
 
@@ -387,6 +414,8 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
     model, card : a phase model and its card (default: the shipped model).
     support_threshold : threshold of the initial support on the predicted object's smoothed modulus.
     tta, grid_refine : test-time augmentation and model-grid refinement of :func:`predict_object`.
+    corrector, correct_rounds : the phase corrector of :func:`predict_object` (a loaded model, or ``"shipped"``
+        for ``registry.load_model("phase_corrector")``); None: the network's prediction alone.
     seed : seed of the free-LLK voxels.
     early_stop : stop each final ER step after this many iterations without a better free LLK (0: off).
     refine_kw : passed to ``core.phasing.refine`` (``support_threshold`` there is ``refine_support_threshold``
@@ -420,8 +449,15 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
     def pred_progress(done: int, of: int) -> None:
         report(progress, cancel, int(100 * done / max(of, 1)), total)
 
+    if isinstance(corrector, str):
+        if corrector != "shipped":
+            raise BCDIError(f"DL phasing: corrector {corrector!r} unknown; give a model or 'shipped'")
+        from .registry import load_model
+
+        corrector = load_model("phase_corrector")
     pred = predict_object(intensity, mask if mask_prediction else None, model=model, card=card,
-                          support_threshold=support_threshold,
+                          support_threshold=support_threshold, corrector=corrector,
+                          correct_rounds=correct_rounds,
                           tta=tta, grid_refine=grid_refine, keep=candidates,
                           progress=pred_progress, cancel=cancel)
     t_pred = time.perf_counter() - t0

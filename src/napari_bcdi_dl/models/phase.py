@@ -33,7 +33,7 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
                     dilations: Sequence[int] = (1, 2, 3), n_dilated: int = 2, convs_per_block: int = 2,
                     full_res_decoder_convs: int = 1, skip_convs: int = 1, bottleneck_convs: int = 3,
                     norm: str | None = "batch", activation: str = "leaky_relu", dropout: float = 0.0,
-                    stem: str = "none", head_width: int = 8, name: str | None = None):
+                    stem: str = "none", head_width: int = 8, channels: int = 1, name: str | None = None):
     """Build the phase U-Net (uncompiled Keras model) from the shared parts of :mod:`.blocks`.
 
     Parameters
@@ -56,10 +56,12 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
         at half resolution, a stride-2 transposed convolution unfolds it, and a thin full-resolution head
         (``head_width`` channels, with the input concatenated) gives the phase. About 4–8× cheaper.
     head_width : channels of the full-resolution head of the ``"patch"`` stem.
+    channels : input channels: 1 (the log-intensity) or 3 (with the cos and sin of a current phase estimate:
+        the phase corrector of :mod:`.phase_corrector`).
 
     Returns
     -------
-    keras.Model mapping (n, size, size, size, 1) float32 in [0, 1] to (n, size, size, size, 1) phase.
+    keras.Model mapping (n, size, size, size, channels) float32 to (n, size, size, size, 1) phase.
     """
     from ._keras import keras
     from .blocks import conv_block, down_block, up_block
@@ -75,7 +77,10 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
     if len(w) != depth + 1:
         raise BCDIError(f"phase net: {len(w)} widths given, {depth + 1} needed (one per level + bottleneck)")
     kw = dict(norm=norm, activation=activation)
-    inp = k.Input(shape=(size, size, size, 1), name="log_intensity")
+    if int(channels) not in (1, 3):
+        raise BCDIError(f"phase net: {channels} input channels; use 1 (log-intensity) or 3 (with cos/sin of a phase)")
+    inp = k.Input(shape=(size, size, size, int(channels)),
+                  name="log_intensity" if int(channels) == 1 else "log_intensity_cos_sin")
     x = inp
     if stem == "patch":
         x = k.layers.Conv3D(w[0], 2, strides=2, padding="same", activation=activation,

@@ -1,0 +1,91 @@
+"""The phase corrector (issue 17, item 3): built from the shipped phase network, it predicts what that network
+predicts before training; its sets are made from a phase set and the engine; a few steps fit a tiny set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_bcdi_dl.core.errors import BCDIError
+from napari_bcdi_dl.core.simulate import generate_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    from napari_bcdi_dl.models.corrector_training import make_corrector_set
+
+    root = tmp_path_factory.mktemp("corrector")
+    generate_dataset("phase", root / "phase", 4, size=32, seed=41, workers=1)
+    make_corrector_set([root / "phase"], root / "train", n=4, seed=1, hio=(10, 20), er=10, log=lambda s: None)
+    make_corrector_set([root / "phase"], root / "val", n=4, seed=2, held_out=True, log=lambda s: None)
+    return root
+
+
+def test_corrector_starts_as_the_phase_network():
+    from napari_bcdi_dl.models.dl_phasing import load_phase_model
+    from napari_bcdi_dl.models.phase import predict_phase
+    from napari_bcdi_dl.models.phase_corrector import correct_phase, corrector_from_phase_model, is_corrector
+
+    model, _ = load_phase_model()
+    corr = corrector_from_phase_model(model)
+    assert is_corrector(corr) and not is_corrector(model)
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 32, 32, 32)).astype(np.float32)
+    est = rng.uniform(-np.pi, np.pi, x.shape).astype(np.float32)
+    np.testing.assert_allclose(correct_phase(corr, x, est), predict_phase(model, x), atol=1e-5)
+    with pytest.raises(BCDIError, match="one input channel"):
+        correct_phase(model, x, est)
+    with pytest.raises(BCDIError, match="differ in shape"):
+        correct_phase(corr, x, est[:, :16])
+
+
+def test_corrector_set_holds_engine_estimates(tiny_sets):
+    from napari_bcdi_dl.models.corrector_training import CorrectorSet, baselines
+
+    data = CorrectorSet([tiny_sets / "train"])
+    assert len(data) == 4 and data.x.shape == (4, 32, 32, 32) and data.estimate.shape == data.x.shape
+    assert np.isfinite(data.estimate.astype(np.float32)).all() and 0 <= data.x.min() and data.x.max() <= 1
+    assert not np.allclose(data.estimate, data.predicted)  # the engine moved the prediction
+    base = baselines(data)
+    assert 0 <= base["estimate_wca"] <= 1 and 0 <= base["predicted_wca"] <= 1
+    manifest = json.loads((tiny_sets / "val" / "manifest.json").read_text())
+    assert manifest["held_out"] and manifest["n"] == 4
+
+
+@pytest.mark.slow
+def test_corrector_training_lowers_the_loss(tiny_sets, tmp_path):
+    from napari_bcdi_dl.models.corrector_training import main
+    from napari_bcdi_dl.models.registry import model_path
+
+    out, export = tmp_path / "run", tmp_path / "corr.keras"
+    argv = ["train", "--data", str(tiny_sets / "train"), "--val", str(tiny_sets / "val"), "--out", str(out),
+            "--init", str(model_path("phase_unet32")), "--export", str(export), "--steps", "16",
+            "--steps-per-epoch", "8", "--batch", "2", "--lr", "1e-3", "--warmup", "0"]
+    assert main(argv) == 0
+    losses = [r["train_loss"] for r in json.loads((out / "log.json").read_text())]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    card = json.loads(export.with_suffix(".json").read_text())
+    assert card["kind"] == "phase_corrector" and "estimate_wca" in card["held_out_baselines"]
+
+
+def test_pipeline_with_an_untrained_corrector_predicts_what_the_network_does():
+    """The corrector's rounds run inside predict_object (every flip, the model-grid frame); a corrector that
+    has not learnt to use the estimate gives back the network's phases exactly."""
+    from napari_bcdi_dl.core.simulate import simulate_pattern
+    from napari_bcdi_dl.models.dl_phasing import load_phase_model, predict_and_refine, predict_object
+    from napari_bcdi_dl.models.phase_corrector import corrector_from_phase_model
+
+    pattern = simulate_pattern(size=40, seed=5, phase_range=3.0)
+    model, card = load_phase_model()
+    corr = corrector_from_phase_model(model)
+    plain = predict_object(pattern.intensity, model=model, card=card, tta=2, grid_refine=0)
+    corrected = predict_object(pattern.intensity, model=model, card=card, tta=2, grid_refine=0, corrector=corr,
+                               correct_rounds=2)
+    np.testing.assert_allclose(corrected.phase_model, plain.phase_model, atol=1e-4)
+    assert corrected.meta["correct_rounds"] == 2 and "corrector" not in plain.meta
+    with pytest.raises(BCDIError, match="correct_rounds"):
+        predict_object(pattern.intensity, model=model, card=card, tta=1, corrector=corr, correct_rounds=0)
+    with pytest.raises(BCDIError, match="corrector 'best' unknown"):
+        predict_and_refine(pattern.intensity, corrector="best")
