@@ -103,7 +103,7 @@ class CorrectorSet:
 
 
 def corrector_batches(data: CorrectorSet, batch: int, rng: np.random.Generator):
-    """Endless ``(x, y)`` batches: x (b, S, S, S, 3), y the packed WCA targets; a random cube symmetry of
+    """Endless ``(x, y)`` batches: x (b, S, S, S, 4), y the packed WCA targets; a random cube symmetry of
     each sample is applied to its intensity, estimate and target alike."""
     while True:
         xs, ys, ws = [], [], []
@@ -150,7 +150,11 @@ def train_corrector(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v:.4f}" for k, v in base.items()), flush=True)
     keras().utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    model = corrector_from_phase_model(keras().saving.load_model(str(args.init), compile=False))
+    card_path = Path(args.init).with_suffix(".json")
+    if not card_path.is_file():
+        raise BCDIError(f"--init {args.init}: no card {card_path.name} beside it (its 'arch' builds the corrector)")
+    arch = json.loads(card_path.read_text())["arch"]
+    model = corrector_from_phase_model(keras().saving.load_model(str(args.init), compile=False), arch)
     command = "python -m napari_bcdi_dl.models.corrector_training train " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items() if k != "func")
@@ -159,6 +163,7 @@ def train_corrector(args: argparse.Namespace) -> int:
         if args.export and record.get("best"):
             export_model(m, args.export, {
                 "name": Path(args.export).stem, "kind": "phase_corrector", "grid": int(val.x.shape[1]),
+                "arch": {**arch, "corrector": True},
                 "input": "log_normalise(I), cos and sin of the estimate after "
                          f"{ESTIMATE_RECIPE} on the model grid (phase_corrector.estimate_phase)",
                 "output": "reciprocal-space phase (radians, unbounded)", "init": str(args.init),

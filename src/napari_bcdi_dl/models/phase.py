@@ -33,7 +33,7 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
                     dilations: Sequence[int] = (1, 2, 3), n_dilated: int = 2, convs_per_block: int = 2,
                     full_res_decoder_convs: int = 1, skip_convs: int = 1, bottleneck_convs: int = 3,
                     norm: str | None = "batch", activation: str = "leaky_relu", dropout: float = 0.0,
-                    stem: str = "none", head_width: int = 8, channels: int = 1, name: str | None = None):
+                    stem: str = "none", head_width: int = 8, corrector: bool = False, name: str | None = None):
     """Build the phase U-Net (uncompiled Keras model) from the shared parts of :mod:`.blocks`.
 
     Parameters
@@ -56,12 +56,14 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
         at half resolution, a stride-2 transposed convolution unfolds it, and a thin full-resolution head
         (``head_width`` channels, with the input concatenated) gives the phase. About 4–8× cheaper.
     head_width : channels of the full-resolution head of the ``"patch"`` stem.
-    channels : input channels: 1 (the log-intensity) or 3 (with the cos and sin of a current phase estimate:
-        the phase corrector of :mod:`.phase_corrector`).
+    corrector : the phase corrector of :mod:`.phase_corrector`: four input channels (log-intensity, cos, sin
+        and the value of a phase estimate) and the output is the estimate plus a learnt correction (the last
+        convolution, ``phase_delta``, starts at zero; a fixed 1×1×1 convolution, ``estimate``, picks the
+        fourth channel).
 
     Returns
     -------
-    keras.Model mapping (n, size, size, size, channels) float32 to (n, size, size, size, 1) phase.
+    keras.Model mapping (n, size, size, size, 1 or 4) float32 to (n, size, size, size, 1) phase.
     """
     from ._keras import keras
     from .blocks import conv_block, down_block, up_block
@@ -77,10 +79,8 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
     if len(w) != depth + 1:
         raise BCDIError(f"phase net: {len(w)} widths given, {depth + 1} needed (one per level + bottleneck)")
     kw = dict(norm=norm, activation=activation)
-    if int(channels) not in (1, 3):
-        raise BCDIError(f"phase net: {channels} input channels; use 1 (log-intensity) or 3 (with cos/sin of a phase)")
-    inp = k.Input(shape=(size, size, size, int(channels)),
-                  name="log_intensity" if int(channels) == 1 else "log_intensity_cos_sin")
+    inp = k.Input(shape=(size, size, size, 4 if corrector else 1),
+                  name="log_intensity_cos_sin_phase" if corrector else "log_intensity")
     x = inp
     if stem == "patch":
         x = k.layers.Conv3D(w[0], 2, strides=2, padding="same", activation=activation,
@@ -103,8 +103,17 @@ def build_phase_net(size: int = 32, base: int = 8, *, depth: int = 3, growth: fl
                                      kernel_initializer="he_normal", name="unstem")(x)
         x = k.layers.Concatenate(name="head_cat")([x, inp])
         x = conv_block(x, head_width, dilation_rates=(1,), name="head", **kw)
-    out = k.layers.Conv3D(1, 1, padding="same", name="phase")(x)  # no activation: unbounded phase
-    return k.Model(inp, out, name=name or f"phase_net_{size}")
+    if not corrector:
+        out = k.layers.Conv3D(1, 1, padding="same", name="phase")(x)  # no activation: unbounded phase
+        return k.Model(inp, out, name=name or f"phase_net_{size}")
+    delta = k.layers.Conv3D(1, 1, padding="same", kernel_initializer="zeros", name="phase_delta")(x)
+    estimate = k.layers.Conv3D(1, 1, use_bias=False, trainable=False, name="estimate")(inp)
+    out = k.layers.Add(name="phase")([estimate, delta])
+    model = k.Model(inp, out, name=name or f"phase_corrector_{size}")
+    pick = np.zeros((1, 1, 1, 4, 1), np.float32)
+    pick[..., 3, 0] = 1.0
+    model.get_layer("estimate").set_weights([pick])
+    return model
 
 
 def model_grid_size(model) -> int:

@@ -13,7 +13,7 @@ Names
     a 64³ phase U-Net, ``weights/phase_unet64.keras``, trained on a GPU (``docs/gpu-training.md``); optional:
     a version without the file says so. The DL pipeline takes the grid from the model's input shape.
 ``"phase_corrector"``
-    the phase network given an engine estimate of the phase beside the pattern (3 input channels,
+    the phase network given an engine estimate of the phase beside the pattern (4 input channels,
     ``models/phase_corrector.py``), ``weights/phase_corrector32.keras``; optional (shipped only when it
     improves the DL pipeline, docs/models.md).
 
