@@ -81,29 +81,51 @@ def test_corrector_training_improves_on_the_estimate(tiny_sets, tmp_path):
         "held_out_baselines"]
 
 
-def test_pipeline_with_an_untrained_corrector_gives_the_engine_estimates():
-    """The corrector's rounds run inside predict_object (every flip, in the model-grid frame); an untrained
-    corrector gives back the engine's estimate made from the network's phase, for every candidate."""
+def test_pipeline_adds_the_corrector_candidates_to_the_networks():
+    """With a corrector, predict_object holds the network's best candidates and the corrector's, interleaved;
+    an untrained corrector's candidate is the engine's estimate made from the network's phase (every flip,
+    in the model-grid frame, ``correct_rounds`` times)."""
+    from napari_bcdi_dl.core.reciprocal import to_model_grid
     from napari_bcdi_dl.core.simulate import simulate_pattern
-    from napari_bcdi_dl.models.dl_phasing import load_phase_model, predict_and_refine, predict_object
-    from napari_bcdi_dl.models.phase_corrector import corrector_from_phase_model
+    from napari_bcdi_dl.models.dl_phasing import (load_phase_model, predict_and_refine, predict_object,
+                                                  trained_oversampling_range)
+    from napari_bcdi_dl.models.phase_corrector import corrector_from_phase_model, estimate_phase
 
     pattern = simulate_pattern(size=40, seed=5, phase_range=3.0)
     model, card = load_phase_model()
     corr = corrector_from_phase_model(model, card["arch"])
     plain = predict_object(pattern.intensity, model=model, card=card, tta=1, grid_refine=0)
-    corrected = predict_object(pattern.intensity, model=model, card=card, tta=1, grid_refine=0, corrector=corr,
-                               correct_rounds=2)
-    from napari_bcdi_dl.core.reciprocal import to_model_grid
-    from napari_bcdi_dl.models.dl_phasing import trained_oversampling_range
-    from napari_bcdi_dl.models.phase_corrector import estimate_phase
-
+    both = predict_object(pattern.intensity, model=model, card=card, tta=1, grid_refine=0, corrector=corr,
+                          correct_rounds=2)
+    assert [c.source for c in plain.candidates] == ["network"]
+    assert [c.source for c in both.candidates] == ["network", "corrector"]
+    np.testing.assert_allclose(both.phase_model, plain.phase_model, atol=1e-5)  # the network's prediction
     i_m, _ = to_model_grid(pattern.intensity, 32, oversampling_range=trained_oversampling_range(card))
     est = estimate_phase(i_m, plain.phase_model)[0]
     est = estimate_phase(i_m, est)[0]  # two rounds
-    np.testing.assert_allclose(np.exp(1j * corrected.phase_model), np.exp(1j * est), atol=2e-2)  # float32 engine
-    assert corrected.meta["correct_rounds"] == 2 and "corrector" not in plain.meta
+    np.testing.assert_allclose(np.exp(1j * both.candidates[1].phase_model), np.exp(1j * est),
+                               atol=2e-2)  # float32 engine
+    assert both.meta["correct_rounds"] == 2 and "corrector" not in plain.meta
     with pytest.raises(BCDIError, match="correct_rounds"):
         predict_object(pattern.intensity, model=model, card=card, tta=1, corrector=corr, correct_rounds=0)
-    with pytest.raises(BCDIError, match="corrector 'best' unknown"):
-        predict_and_refine(pattern.intensity, corrector="best")
+    with pytest.raises(BCDIError, match="not a phase corrector"):
+        predict_and_refine(pattern.intensity, corrector="phase")
+
+
+def test_corrector_switch_in_the_config_and_the_cli():
+    """``phase.corrector`` (default true), ``bcdi-dl phase --no-corrector`` and the DL dock build the same
+    configuration key; a non-boolean value is refused in one line."""
+    import argparse
+
+    from napari_bcdi_dl.cli.phase import config_of, register
+    from napari_bcdi_dl.pipeline.steps import step_config
+
+    assert step_config("test", phase={"method": "dl"}).phase.corrector is True
+    with pytest.raises(BCDIError, match="corrector"):
+        step_config("test", phase={"method": "dl", "corrector": "yes"})
+    sub = argparse.ArgumentParser().add_subparsers()
+    register(sub)
+    parser = sub.choices["phase"]
+    assert config_of(parser.parse_args(["in.npz", "--out", "o.cxi", "--method", "dl"])).phase.corrector is True
+    off = parser.parse_args(["in.npz", "--out", "o.cxi", "--method", "dl", "--no-corrector"])
+    assert config_of(off).phase.corrector is False

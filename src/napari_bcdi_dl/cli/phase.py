@@ -106,7 +106,16 @@ def register(subparsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="predicted candidates (input flips) refined; the best by free LLK is kept (default 4, max 8)",
+        help="predicted candidates (input flips) refined, per source (network, corrector); the best by free "
+        "LLK is kept (default 4, max 8)",
+    )
+    d.add_argument(
+        "--no-corrector",
+        dest="corrector",
+        action="store_false",
+        default=None,
+        help="refine the network's candidates only, not the phase corrector's too (half the time; the "
+        "corrector's candidates solve other strained crystals, docs/models.md)",
     )
     d.add_argument(
         "--refine-iter",
@@ -169,7 +178,8 @@ def config_of(args: argparse.Namespace):
         "method": args.method, "recipe": args.recipe, "runs": args.runs, "seed": args.seed,
         "support_threshold": args.support_threshold, "support_method": args.support_method,
         "select": args.select, "backend": args.backend, "refine": args.refine if dl else None,
-        "refine_iter": args.refine_iter if dl else None, "candidates": args.candidates if dl else None})
+        "refine_iter": args.refine_iter if dl else None, "candidates": args.candidates if dl else None,
+        "corrector": args.corrector if dl else None})
 
 
 def run(args: argparse.Namespace) -> int:

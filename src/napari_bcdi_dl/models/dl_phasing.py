@@ -48,6 +48,9 @@ PREFERRED_MIN_OVERSAMPLING = 3.5
 DEFAULT_REFINE = "hio-er"
 #: Default number of predicted candidates refined on the full data (the best by free LLK is kept).
 DEFAULT_CANDIDATES = 4
+#: Phase corrector of the DL pipeline (``registry`` name; None: the network's candidates alone). Its
+#: candidates join the network's: 8/20 high-strain cases solved instead of 6/20 (docs/models.md).
+DEFAULT_CORRECTOR = "phase_corrector"
 #: Early stop of the refinement's final ER step: iterations without a better free LLK.
 DEFAULT_EARLY_STOP = 50
 
@@ -62,12 +65,17 @@ class Candidate:
     support : uint8 support from its smoothed modulus.
     score : its model-grid score (LLK after ``grid_refine`` ER, or the consistency error; lower is better).
     flip : the axes of the input flip that gave it.
+    source : ``"network"`` (the phase network's prediction) or ``"corrector"`` (the phase corrector's, from the
+        engine's estimate started at that prediction).
+    phase_model : its phase on the model grid (float32), or None.
     """
 
     obj: np.ndarray
     support: np.ndarray
     score: float
     flip: tuple
+    source: str = "network"
+    phase_model: np.ndarray | None = None
 
 
 @dataclass
@@ -219,10 +227,12 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
         refinement recipe run there instead (e.g. ``"HIO**100, ER**100"``: 32³ iterations cost ~1 ms).
     oversampling_range : override the range the pattern is brought into (default: the model card's).
     keep : number of candidates brought to the data grid (1 to ``tta``).
-    corrector : a phase corrector (:mod:`.phase_corrector`): each candidate's phase is refined on the model
-        grid (``phase_corrector.ESTIMATE_RECIPE``) and predicted again from the pattern and that estimate,
-        ``correct_rounds`` times, before the model-grid refinement and scoring.
-    progress, cancel : 4 + ``tta`` steps.
+    corrector : a phase corrector (:mod:`.phase_corrector`): each flip's predicted phase is refined on the
+        model grid (``phase_corrector.ESTIMATE_RECIPE``) and corrected from the pattern and that estimate,
+        ``correct_rounds`` times; these are scored as the network's are, and the best ``keep`` of each source
+        become candidates, interleaved (2 × ``keep`` in all). The network's and the corrector's candidates
+        solve different crystals (docs/models.md, "Phase corrector"); the free LLK tells which is right.
+    progress, cancel : 4 + ``tta`` steps (4 + 2 ``tta`` with a corrector).
     """
     from ..core.phasing import refine
     from .phase import model_grid_size, predict_phase
@@ -234,7 +244,7 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     keep = int(keep)
     if not 1 <= keep <= tta:
         raise BCDIError(f"DL phasing: the number of candidates must be 1 to tta = {tta}, got {keep}")
-    total = 4 + tta
+    total = 4 + tta * (2 if corrector is not None else 1)
     report(progress, cancel, 0, total)
     if model is None:
         model, card = load_phase_model()
@@ -251,11 +261,7 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
     seconds = time.perf_counter() - t0
     if not np.all(np.isfinite(phis)):
         raise BCDIError("DL phasing: the network predicted non-finite phases; the model file may be damaged")
-    if corrector is not None:
-        phis = _corrected(corrector, x, i_m, m_m, phis, flips, int(correct_rounds), cancel)
     report(progress, cancel, 2, total)
-    found = []  # (score, index, phase, model-grid object)
-    data_m = None
     grid_recipe = grid_refine if isinstance(grid_refine, str) else None
     if grid_recipe is not None:
         from ..core.phasing.refine import refine_steps
@@ -263,56 +269,67 @@ def predict_object(intensity: np.ndarray, mask: np.ndarray | None = None, *, mod
         refine_steps(grid_recipe)
     elif int(grid_refine) < 0:
         raise BCDIError(f"DL phasing: grid_refine must be >= 0 iterations or a recipe, got {grid_refine}")
-    if grid_recipe is not None or int(grid_refine) > 0:
+    data_m = None
+    if grid_recipe is not None or int(grid_refine) > 0 or corrector is not None:
         from ..core.phasing.operators import prepare_data
 
         data_m = prepare_data(i_m, m_m)  # shared by the candidates' refinements
-    for j, f in enumerate(flips):
-        phi = np.ascontiguousarray(np.flip(phis[j], f)) if f else phis[j]
-        obj_m = model_grid_object(i_m, phi, m_m)
-        sup_m = support_from_object(obj_m, support_threshold)
-        if data_m is not None:
+
+    def scored(phases: np.ndarray, step0: int) -> list:
+        """(score, flip index, phase, model-grid object) of each flip's phase, best first."""
+        found = []
+        for j, f in enumerate(flips):
+            phi = np.ascontiguousarray(np.flip(phases[j], f)) if f else phases[j]
+            obj_m = model_grid_object(i_m, phi, m_m)
+            sup_m = support_from_object(obj_m, support_threshold)
             if grid_recipe is not None:
                 rec = refine(i_m, obj_m, sup_m, recipe=grid_recipe, llk_every=0, data=data_m, cancel=cancel)
-            else:
+                score, obj_m = float(rec.llk), rec.obj
+            elif int(grid_refine) > 0:
                 rec = refine(i_m, obj_m, sup_m, n_iter=int(grid_refine), border_only=True,
                              llk_every=int(grid_refine), data=data_m, cancel=cancel)
-            score, obj_m = float(rec.llk), rec.obj
-        else:
-            score = _consistency_error(i_m, obj_m, sup_m, m_m)
-        found.append((score, j, phi, obj_m))
-        report(progress, cancel, 3 + j, total)
-    found.sort(key=lambda c: (c[0] if np.isfinite(c[0]) else np.inf, c[1]))
+                score, obj_m = float(rec.llk), rec.obj
+            else:
+                score = _consistency_error(i_m, obj_m, sup_m, m_m)
+            found.append((score, j, phi, obj_m))
+            report(progress, cancel, step0 + j, total)
+        return sorted(found, key=lambda c: (c[0] if np.isfinite(c[0]) else np.inf, c[1]))
+
+    found = scored(phis, 3)
+    sources = [("network", found)]
+    if corrector is not None:
+        fixed = _corrected(corrector, x, i_m, m_m, phis, flips, int(correct_rounds), data_m, cancel)
+        sources.append(("corrector", scored(fixed, 3 + tta)))
     candidates = []
-    for score, j, _, obj_m in found[:keep]:
-        obj = from_model_grid(obj_m, t, space="object").astype(np.complex64)
-        candidates.append(Candidate(obj, support_from_object(obj, support_threshold), float(score), flips[j]))
+    for rank in range(keep):  # interleaved: the best of each source, then the second best...
+        for source, ranked in sources:
+            score, j, phi_j, obj_m = ranked[rank]
+            obj = from_model_grid(obj_m, t, space="object").astype(np.complex64)
+            candidates.append(Candidate(obj, support_from_object(obj, support_threshold), float(score), flips[j],
+                                        source, phi_j.astype(np.float32)))
     _, j_best, phi, _ = found[0]
     phase_full = phase_on_data_grid(phi, t)
     report(progress, cancel, total, total)
-    if corrector is not None:
-        meta_c = {"corrector": getattr(corrector, "name", "corrector"), "correct_rounds": int(correct_rounds)}
-    else:
-        meta_c = {}
-    meta = {**meta_c, "model_grid": size, "crop_shape": list(t.crop_shape), "zoom": [float(z) for z in t.zoom],
+    meta = {"model_grid": size, "crop_shape": list(t.crop_shape), "zoom": [float(z) for z in t.zoom],
             "centre": list(t.centre), "oversampling_range": list(osr), "model": card.get("name", PHASE_MODEL),
             "predict_s": seconds, "tta": tta, "grid_refine": grid_refine, "chosen_flip": list(flips[j_best]),
             "scores": [c[0] for c in sorted(found, key=lambda c: c[1])]}
+    if corrector is not None:
+        meta.update(corrector=getattr(corrector, "name", "corrector"), correct_rounds=int(correct_rounds),
+                    corrector_scores=[c[0] for c in sorted(sources[1][1], key=lambda c: c[1])])
     best = candidates[0]
     return PhasePrediction(phase_full, best.obj, best.support, phi.astype(np.float32), i_m, t, seconds, meta,
                            candidates)
 
 
 def _corrected(corrector: Any, x: np.ndarray, i_m: np.ndarray, m_m: np.ndarray | None, phis: np.ndarray,
-               flips: tuple, rounds: int, cancel: CancelToken | None) -> np.ndarray:
+               flips: tuple, rounds: int, data_m, cancel: CancelToken | None) -> np.ndarray:
     """The corrector's phases for the network's ``phis`` (one per input flip, in the flipped frames):
     ``rounds`` times, an engine estimate on the model grid, then the corrector on (pattern, estimate)."""
-    from ..core.phasing.operators import prepare_data
     from .phase_corrector import correct_phase, estimate_phase
 
     if rounds < 1:
         raise BCDIError(f"DL phasing: correct_rounds must be >= 1 with a corrector, got {rounds}")
-    data_m = prepare_data(i_m, m_m)
     out = np.array([np.flip(p, f) if f else p for p, f in zip(phis, flips)])  # back to the data's frame
     for _ in range(rounds):
         est = np.stack([estimate_phase(i_m, p, mask_m=m_m, data=data_m, cancel=cancel)[0] for p in out])
@@ -370,16 +387,36 @@ def refine_prediction(intensity: np.ndarray, mask: np.ndarray | None, pred: Phas
         rec = run_refine(a, c.obj, c.support, recipe=recipe, data=data, early_stop=early_stop, method="dl",
                          seed=seed, progress=sub, cancel=cancel, **refine_kw)
         rec.meta["flip"] = list(c.flip)
+        rec.meta["source"] = c.source
         results.append(rec)
     from ..core.phasing.runs import _score
 
     best_k = min(range(n), key=lambda k: (_score(results[k], "llk_free"), k))
     best = results[best_k]
-    best.meta["candidates"] = [{"flip": r.meta["flip"], "llk": r.llk, "llk_free": r.llk_free,
-                                "iterations": r.meta.get("iterations")} for r in results]
+    best.meta["candidates"] = [{"flip": r.meta["flip"], "source": r.meta["source"], "llk": r.llk,
+                                "llk_free": r.llk_free, "iterations": r.meta.get("iterations")} for r in results]
     best.meta["chosen_candidate"] = best_k
     report(progress, cancel, total, total)
     return best
+
+
+def resolve_corrector(corrector: Any) -> Any:
+    """A loaded phase corrector, or None: ``"default"`` is :data:`DEFAULT_CORRECTOR` when its file ships (else
+    None), a string a registry name or ``.keras`` path, None none; a model is returned as it is."""
+    if not isinstance(corrector, str):
+        return corrector
+    from .phase_corrector import is_corrector
+    from .registry import available_models, load_model
+
+    if corrector == "default":
+        if DEFAULT_CORRECTOR is None or DEFAULT_CORRECTOR not in available_models():
+            return None
+        corrector = DEFAULT_CORRECTOR
+    model = load_model(corrector)
+    if not is_corrector(model):
+        raise BCDIError(f"DL phasing: {corrector!r} is not a phase corrector (4 input channels); give "
+                        "'phase_corrector' or a file made by models/corrector_training.py")
+    return model
 
 
 def dl_phase(intensity: np.ndarray, mask: np.ndarray | None = None, **kw: Any) -> Reconstruction:
@@ -391,7 +428,7 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
                        candidates: int | None = None, refine_iter: int | None = None,
                        model: Any = None, card: dict | None = None, support_threshold: float = 0.2,
                        tta: int = 8, grid_refine: int = 50, seed: int = 0, early_stop: int = DEFAULT_EARLY_STOP,
-                       mask_prediction: bool = True, corrector: Any = None, correct_rounds: int = 1,
+                       mask_prediction: bool = True, corrector: Any = "default", correct_rounds: int = 1,
                        progress: ProgressFn | None = None,
                        cancel: CancelToken | None = None, **refine_kw: Any) -> tuple[PhasePrediction, Reconstruction]:
     """DL phasing of a pattern: prediction (:func:`predict_object`), then :func:`refine_prediction`.
@@ -414,8 +451,9 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
     model, card : a phase model and its card (default: the shipped model).
     support_threshold : threshold of the initial support on the predicted object's smoothed modulus.
     tta, grid_refine : test-time augmentation and model-grid refinement of :func:`predict_object`.
-    corrector, correct_rounds : the phase corrector of :func:`predict_object` (a loaded model, or ``"shipped"``
-        for ``registry.load_model("phase_corrector")``); None: the network's prediction alone.
+    corrector, correct_rounds : the phase corrector of :func:`predict_object`: a loaded model, a registry name,
+        ``"default"`` (:data:`DEFAULT_CORRECTOR`, the shipped one; none when that file is not there) or None
+        (the network's candidates alone: half the refinements). With one, ``candidates`` counts per source.
     seed : seed of the free-LLK voxels.
     early_stop : stop each final ER step after this many iterations without a better free LLK (0: off).
     refine_kw : passed to ``core.phasing.refine`` (``support_threshold`` there is ``refine_support_threshold``
@@ -449,12 +487,7 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
     def pred_progress(done: int, of: int) -> None:
         report(progress, cancel, int(100 * done / max(of, 1)), total)
 
-    if isinstance(corrector, str):
-        if corrector != "shipped":
-            raise BCDIError(f"DL phasing: corrector {corrector!r} unknown; give a model or 'shipped'")
-        from .registry import load_model
-
-        corrector = load_model("phase_corrector")
+    corrector = resolve_corrector(corrector)
     pred = predict_object(intensity, mask if mask_prediction else None, model=model, card=card,
                           support_threshold=support_threshold, corrector=corrector,
                           correct_rounds=correct_rounds,
@@ -473,7 +506,7 @@ def predict_and_refine(intensity: np.ndarray, mask: np.ndarray | None = None, *,
         rec = run_refine(intensity, pred.obj, pred.support, mask, n_iter=0, seed=seed, method="dl-unrefined",
                          **refine_kw)
     else:
-        rec = refine_prediction(intensity, mask, pred, refine=refine, candidates=candidates, seed=seed,
+        rec = refine_prediction(intensity, mask, pred, refine=refine, seed=seed,
                                 early_stop=early_stop, progress=ref_progress, cancel=cancel, **refine_kw)
     rec.meta.update({"prediction": pred.meta, "prediction_s": t_pred,
                      "total_s": time.perf_counter() - t0, "refine_iter": rec.meta.get("iterations", 0),

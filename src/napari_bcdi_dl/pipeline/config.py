@@ -148,6 +148,8 @@ class PhaseConfig(_Section):
                             description="dl: predicted candidates refined, best by free LLK")
     tta: Int = Field(default_factory=_models_default("dl_phasing", "predict_and_refine", "tta"), ge=1, le=8,
                      description="dl: input flips tried by the network")
+    corrector: Bool = Field(True, description="dl: add the phase corrector's candidates to the network's (the "
+                                              "shipped corrector, models/phase_corrector.py; false: half the time)")
 
     @field_validator("recipe")
     @classmethod

@@ -102,6 +102,7 @@ def phase_step(cfg: PipelineConfig, intensity: np.ndarray, mask: np.ndarray | No
         # refine_iter is the published recipe: it and refine exclude each other
         recipe = {"refine_iter": c.refine_iter} if c.refine_iter is not None else {"refine": c.refine}
         pred, rec = predict_and_refine(intensity, mask, candidates=c.candidates, tta=c.tta, seed=c.seed,
+                                       corrector="default" if c.corrector else None,
                                        backend=backend, mask_prediction=not filled, progress=progress,
                                        cancel=cancel, **recipe, **live)
         return PhaseOutcome(rec, prediction=pred)

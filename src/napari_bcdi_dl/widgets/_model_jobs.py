@@ -48,13 +48,14 @@ def _resolve(model: ChildModel | None) -> Any:
 
 # ------------------------------------------------------------------------------------------ DL phase
 def predict_job(intensity: np.ndarray, mask: np.ndarray | None, *, candidates: int = 1, filled: bool = False,
-                progress=None, cancel=None):
-    """Job of *Predict* (loads the shipped model on first use): the best ``candidates`` on the data grid.
-    ``filled``: the gap was inpainted, so the fill is the network's input (the mask is not applied here)."""
-    from ..models.dl_phasing import predict_object
+                corrector: bool = False, progress=None, cancel=None):
+    """Job of *Predict* (loads the shipped model on first use): the best ``candidates`` on the data grid (per
+    source: with ``corrector``, the shipped phase corrector's too). ``filled``: the gap was inpainted, so the
+    fill is the network's input (the mask is not applied here)."""
+    from ..models.dl_phasing import predict_object, resolve_corrector
 
     return predict_object(intensity, None if filled else mask, keep=int(candidates), progress=progress,
-                          cancel=cancel)
+                          corrector=resolve_corrector("default" if corrector else None), cancel=cancel)
 
 
 def predict_refine_job(intensity: np.ndarray, mask: np.ndarray | None, cfg, *, filled: bool = False,

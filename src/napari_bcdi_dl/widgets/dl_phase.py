@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -134,7 +135,12 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         self.candidates_spin = QSpinBox()
         self.candidates_spin.setRange(1, 8)
         self.candidates_spin.setValue(DEFAULT_CANDIDATES)
-        self.candidates_spin.setToolTip("predicted candidates (input flips) refined; the best by free LLK is kept")
+        self.candidates_spin.setToolTip("predicted candidates (input flips) refined, per source; the best by free "
+                                        "LLK is kept")
+        self.corrector_check = QCheckBox("add the phase corrector's candidates")
+        self.corrector_check.setChecked(True)
+        self.corrector_check.setToolTip("the corrector's candidates (from the engine's estimate on the model grid) "
+                                        "solve other strained crystals than the network's; off: half the time")
         self.live_spin = QSpinBox()
         self.live_spin.setRange(0, 100_000)
         self.live_spin.setValue(LIVE_EVERY)
@@ -163,6 +169,7 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         form.addRow("Gap mask", self.mask_combo)
         form.addRow("Refinement", self.recipe_combo)
         form.addRow("Candidates", self.candidates_spin)
+        form.addRow("", self.corrector_check)
         form.addRow("Live view every", self.live_spin)
         row = QHBoxLayout()
         for b in (self.predict_button, self.refine_button, self.both_button, self.cancel_button):
@@ -211,6 +218,7 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         layer, data, mask = self._inputs()
         self.status.setText(f"{layer.name}: predicting…")
         return self.jobs.start(in_model_process, predict_job, data, mask, candidates=self.candidates_spin.value(),
+                               corrector=self.corrector_check.isChecked(),
                                filled=_inpainted(layer), desc="DL phase: predict",
                                on_done=lambda pred: self._predicted(layer, pred))
 
@@ -237,7 +245,8 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         if self.prediction.obj.shape != data.shape:
             raise BCDIError("the intensity changed shape since the prediction: press Predict again")
         recipe = self._recipe()
-        k = min(int(self.candidates_spin.value()), len(self.prediction.candidates) or 1)
+        sources = len({c.source for c in self.prediction.candidates}) or 1
+        k = min(int(self.candidates_spin.value()) * sources, len(self.prediction.candidates) or 1)
         self.status.setText(f"{layer.name}: refining {k} candidate(s) with {recipe}…")
         every = self.live_spin.value()
         snapshot = self.live.start(f"{layer.name} DL", real_space(layer)) if every > 0 else None
@@ -274,7 +283,8 @@ class DLPhaseWidget(HasJobSlot, QWidget):
         from ..pipeline.steps import step_config
 
         return step_config("DL phase dock", phase={"method": "dl", "refine": self._recipe(),
-                                                   "candidates": int(self.candidates_spin.value())})
+                                                   "candidates": int(self.candidates_spin.value()),
+                                                   "corrector": self.corrector_check.isChecked()})
 
     def _refined(self, layer, rec, config: dict | None = None) -> None:
         self.reconstruction = rec
