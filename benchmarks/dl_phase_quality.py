@@ -198,7 +198,8 @@ def run_case(p, kw, args, model, card, key: str) -> dict:
     for k in args.candidates:
         for recipe in args.refine:
             t1 = time.perf_counter()
-            rec = refine_prediction(p.intensity, None, pred, refine=recipe, candidates=k, seed=args.seed,
+            rec = refine_prediction(p.intensity, None, pred, refine=recipe, candidates=k * _sources(args),
+                                    seed=args.seed,
                                     early_stop=args.early_stop)
             name = f"{recipe} (k={k})"
             out["dl"][name] = {**_score(p.obj, rec.obj, rec.support, p.support), "llk": rec.llk,
@@ -230,6 +231,11 @@ def _corrector(args) -> dict:
     return {"corrector": _CORRECTOR["model"], "correct_rounds": args.correct_rounds}
 
 
+def _sources(args) -> int:
+    """Candidate sources: the network's, and the corrector's with ``--corrector`` (``--candidates`` each)."""
+    return 2 if args.corrector else 1
+
+
 def _grid(value: str):
     """``--grid-refine``: ER iterations (a number) or a recipe string."""
     return int(value) if value.strip().isdigit() else value
@@ -247,7 +253,8 @@ def real_pattern(path: Path, args, model, card, partial: dict) -> dict:
     out.update({"file": path.name, "shape": list(data.shape)})
     t0 = time.perf_counter()
     pred = predict_object(data, model=model, card=card, keep=max(args.candidates), **_corrector(args))
-    rec = refine_prediction(data, None, pred, refine=DEFAULT_REFINE, candidates=max(args.candidates),
+    rec = refine_prediction(data, None, pred, refine=DEFAULT_REFINE,
+                            candidates=max(args.candidates) * _sources(args),
                             seed=args.seed, early_stop=args.early_stop)
     out["dl_shipped"] = {"llk": rec.llk, "llk_free": rec.llk_free, "seconds": time.perf_counter() - t0,
                          "chosen_flip": pred.meta.get("chosen_flip"), "refine": DEFAULT_REFINE}
@@ -257,7 +264,7 @@ def real_pattern(path: Path, args, model, card, partial: dict) -> dict:
     for axes in _flip_variants():
         d = np.flip(data, axes).copy() if axes else data
         pred = predict_object(d, model=model, card=card, tta=1, **_corrector(args))
-        rec = refine_prediction(d, None, pred, refine=DEFAULT_REFINE, candidates=1, seed=args.seed,
+        rec = refine_prediction(d, None, pred, refine=DEFAULT_REFINE, candidates=_sources(args), seed=args.seed,
                                 early_stop=args.early_stop)
         o, s = (np.flip(rec.obj, axes), np.flip(rec.support, axes)) if axes else (rec.obj, rec.support)
         dl_objs.append((np.ascontiguousarray(o), np.ascontiguousarray(s)))

@@ -129,3 +129,20 @@ def test_corrector_switch_in_the_config_and_the_cli():
     assert config_of(parser.parse_args(["in.npz", "--out", "o.cxi", "--method", "dl"])).phase.corrector is True
     off = parser.parse_args(["in.npz", "--out", "o.cxi", "--method", "dl", "--no-corrector"])
     assert config_of(off).phase.corrector is False
+
+
+def test_the_shipped_corrector_is_the_pipeline_default():
+    """The shipped weights load as a corrector with their card (data, held-out WCA against the estimate it
+    starts from, the pipeline benchmark), and ``corrector="default"`` resolves to them."""
+    from napari_bcdi_dl.models.dl_phasing import DEFAULT_CORRECTOR, resolve_corrector
+    from napari_bcdi_dl.models.phase_corrector import is_corrector
+    from napari_bcdi_dl.models.registry import load_model, model_card
+
+    model = load_model("phase_corrector")
+    card = model_card("phase_corrector")
+    assert is_corrector(model) and card["kind"] == "phase_corrector" and card["arch"]["corrector"]
+    assert card["held_out"]["val_wca"] < card["held_out_baselines"]["estimate_wca"] < card[
+        "held_out_baselines"]["predicted_wca"]
+    assert "pipeline_quality" in card and card["data_commands"]
+    assert resolve_corrector("default") is load_model(DEFAULT_CORRECTOR)
+    assert resolve_corrector(None) is None

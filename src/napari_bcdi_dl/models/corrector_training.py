@@ -156,17 +156,18 @@ def train_corrector(args: argparse.Namespace) -> int:
     arch = json.loads(card_path.read_text())["arch"]
     model = corrector_from_phase_model(keras().saving.load_model(str(args.init), compile=False), arch)
     command = "python -m napari_bcdi_dl.models.corrector_training train " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items() if k != "func")
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
+        for k, v in vars(args).items() if k not in ("func", "what") and v is not None and v is not False)
 
     def on_epoch(record: dict, m) -> None:
         if args.export and record.get("best"):
             export_model(m, args.export, {
                 "name": Path(args.export).stem, "kind": "phase_corrector", "grid": int(val.x.shape[1]),
                 "arch": {**arch, "corrector": True},
-                "input": "log_normalise(I), cos and sin of the estimate after "
+                "input": "log_normalise(I), cos, sin and value of the phase estimate after "
                          f"{ESTIMATE_RECIPE} on the model grid (phase_corrector.estimate_phase)",
-                "output": "reciprocal-space phase (radians, unbounded)", "init": str(args.init),
+                "output": "reciprocal-space phase: the estimate plus a learnt correction (radians, unbounded)",
+                "init": str(args.init),
                 "step": record["step"], "held_out": {k: v for k, v in record.items() if k.startswith("val_")},
                 "held_out_baselines": base, "n_train": len(train), "n_val": len(val), "command": command,
                 "elapsed_s": record.get("elapsed_s"), "trained": time.strftime("%Y-%m-%d %H:%M:%S")})

@@ -14,8 +14,8 @@ Names
     a version without the file says so. The DL pipeline takes the grid from the model's input shape.
 ``"phase_corrector"``
     the phase network given an engine estimate of the phase beside the pattern (4 input channels,
-    ``models/phase_corrector.py``), ``weights/phase_corrector32.keras``; optional (shipped only when it
-    improves the DL pipeline, docs/models.md).
+    ``models/phase_corrector.py``), ``weights/phase_corrector32.keras``: its candidates join the network's in
+    the DL pipeline (docs/models.md, "Phase corrector").
 
 ``"defects"``
     the dislocation classifier (64³ patterns -> none/edge/screw/mixed), ``weights/defects_cnn.keras``
@@ -51,7 +51,7 @@ MODELS: dict[str, str] = {
     "defects_gz": "defects_cnn_gz.keras",
 }
 #: Names whose file may be absent from a version (trained when a GPU machine was there).
-OPTIONAL: frozenset[str] = frozenset({"phase64", "phase_corrector"})
+OPTIONAL: frozenset[str] = frozenset({"phase64"})
 
 _cache: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
@@ -62,9 +62,8 @@ def model_path(name: str) -> Path:
     if name in MODELS:
         path = WEIGHTS_DIR / MODELS[name]
         if name in OPTIONAL and not path.is_file():
-            how = "docs/models.md, 'Phase corrector'" if name == "phase_corrector" else "docs/gpu-training.md"
-            raise BCDIError(f"model {name!r} ({path.name}) is not in this version: train it ({how}) "
-                            "or use 'phase'")
+            raise BCDIError(f"model {name!r} ({path.name}) is not in this version: train it on a GPU "
+                            "(docs/gpu-training.md) or use 'phase'")
     elif (WEIGHTS_DIR / f"{name}.keras").is_file():
         path = WEIGHTS_DIR / f"{name}.keras"
     else:
