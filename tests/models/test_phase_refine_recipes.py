@@ -60,6 +60,11 @@ def test_dl_phase_records_the_recipe_and_candidates(strained):
     rec = dl_phase(strained.intensity, refine="border=on, ER**30", candidates=2, tta=2, grid_refine=0,
                    early_stop=0)
     assert rec.method == "dl" and rec.meta["recipe"].endswith("ER**30") and rec.meta["refine_iter"] == 30
-    assert len(rec.meta["candidates"]) == 2 and rec.meta["chosen_candidate"] in (0, 1)
+    # 2 candidates per source: the network's and the (shipped, default) phase corrector's
+    assert [c["source"] for c in rec.meta["candidates"]] == ["network", "corrector"] * 2
+    assert rec.meta["chosen_candidate"] in range(4)
+    alone = dl_phase(strained.intensity, refine="border=on, ER**30", candidates=2, tta=2, grid_refine=0,
+                     early_stop=0, corrector=None)
+    assert [c["source"] for c in alone.meta["candidates"]] == ["network"] * 2
     unrefined = dl_phase(strained.intensity, refine_iter=0, tta=1, grid_refine=0)
     assert unrefined.method == "dl-unrefined" and unrefined.meta["refine_iter"] == 0
