@@ -79,6 +79,14 @@ def test_corrector_training_improves_on_the_estimate(tiny_sets, tmp_path):
     card = json.loads(export.with_suffix(".json").read_text())
     assert card["kind"] == "phase_corrector" and card["arch"]["corrector"] and "estimate_wca" in card[
         "held_out_baselines"]
+    # a corrector continues as it is (its card beside it): it starts where the export was
+    again = tmp_path / "again"
+    argv2 = ["train", "--data", str(tiny_sets / "train"), "--val", str(tiny_sets / "val"), "--out", str(again),
+             "--init", str(export), "--steps", "8", "--steps-per-epoch", "8", "--batch", "4", "--lr", "1e-5",
+             "--warmup", "0"]
+    assert main(argv2) == 0
+    first = json.loads((again / "log.json").read_text())[0]["val_wca"]
+    assert first == pytest.approx(card["held_out"]["val_wca"], abs=0.02), (first, card["held_out"])
 
 
 def test_pipeline_adds_the_corrector_candidates_to_the_networks():

@@ -138,7 +138,7 @@ def baselines(data: CorrectorSet) -> dict:
 
 def train_corrector(args: argparse.Namespace) -> int:
     from ._keras import keras
-    from .phase_corrector import corrector_from_phase_model
+    from .phase_corrector import corrector_from_phase_model, is_corrector
     from .phase_training import export_model
     from .training import cosine_schedule, fit
     from .wca import wca_loss
@@ -153,8 +153,10 @@ def train_corrector(args: argparse.Namespace) -> int:
     card_path = Path(args.init).with_suffix(".json")
     if not card_path.is_file():
         raise BCDIError(f"--init {args.init}: no card {card_path.name} beside it (its 'arch' builds the corrector)")
-    arch = json.loads(card_path.read_text())["arch"]
-    model = corrector_from_phase_model(keras().saving.load_model(str(args.init), compile=False), arch)
+    arch = {k: v for k, v in json.loads(card_path.read_text())["arch"].items() if k != "corrector"}
+    init = keras().saving.load_model(str(args.init), compile=False)
+    # a phase model becomes a corrector; a corrector (the shipped one) continues as it is
+    model = init if is_corrector(init) else corrector_from_phase_model(init, arch)
     command = "python -m napari_bcdi_dl.models.corrector_training train " + " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
         for k, v in vars(args).items() if k not in ("func", "what") and v is not None and v is not False)
@@ -199,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--data", nargs="+", required=True)
     t.add_argument("--val", nargs="+", required=True)
     t.add_argument("--out", required=True)
-    t.add_argument("--init", required=True, help="the phase model (.keras) the corrector starts from")
+    t.add_argument("--init", required=True,
+                   help="the phase model (.keras, its card beside it) the corrector starts from, or a corrector "
+                        "to continue")
     t.add_argument("--export", default=None)
     t.add_argument("--steps", type=int, default=4000)
     t.add_argument("--steps-per-epoch", type=int, default=250)
