@@ -154,3 +154,15 @@ def test_the_shipped_corrector_is_the_pipeline_default():
     assert "pipeline_quality" in card and card["data_commands"]
     assert resolve_corrector("default") is load_model(DEFAULT_CORRECTOR)
     assert resolve_corrector(None) is None
+
+
+def test_estimates_in_worker_processes_are_the_same(tiny_sets, tmp_path):
+    """``workers=2`` runs the engine's estimates in spawned processes: the shard is the one made in-process."""
+    from napari_bcdi_dl.models.corrector_training import make_corrector_set
+
+    make_corrector_set([tiny_sets / "phase"], tmp_path / "w2", n=4, seed=1, hio=(10, 20), er=10, workers=2,
+                       log=lambda s: None)
+    with np.load(tiny_sets / "train" / "shard_00000.npz") as a, np.load(tmp_path / "w2" / "shard_00000.npz") as b:
+        for key in ("counts", "predicted", "phase"):
+            np.testing.assert_array_equal(a[key], b[key])
+        np.testing.assert_allclose(a["estimate"].astype(np.float32), b["estimate"].astype(np.float32), atol=1e-2)

@@ -33,14 +33,14 @@ SHARD = 256
 
 def make_corrector_set(src: Sequence[str | Path], out: str | Path, *, n: int, seed: int, start: int = 0, model=None,
                        size: int = 32, held_out: bool = False, hio: tuple[int, int] = (50, 200), er: int = 50,
-                       counts_log10: tuple[float, float] = (3.5, 8.0), log=print) -> Path:
+                       counts_log10: tuple[float, float] = (3.5, 8.0), workers: int = 1, log=print) -> Path:
     """Write a corrector set of ``n`` samples of the phase set(s) ``src`` to ``out`` (see the module doc).
 
     ``held_out``: use the set's own noisy counts and the fixed :data:`.phase_corrector.ESTIMATE_RECIPE`.
     ``start``: the first sample of ``src`` used (a multiple of the shard size), so that several processes can
-    share one set."""
+    share one set. ``workers`` > 1 runs the engine's estimates in that many processes (numpy only; the
+    network predicts in this one)."""
     from .dl_phasing import load_phase_model
-    from .phase import predict_phase
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,6 +50,33 @@ def make_corrector_set(src: Sequence[str | Path], out: str | Path, *, n: int, se
     if model is None:
         model, _ = load_phase_model()
     t0 = time.time()
+    pool = None
+    if int(workers) > 1:  # spawned: the workers import numpy and the engine, never TensorFlow
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(int(workers), mp_context=mp.get_context("spawn"))
+    try:
+        _fill(data, out, model, int(start), int(seed), held_out, hio, er, counts_log10, pool, log, t0)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    (out / "manifest.json").write_text(json.dumps({"kind": "corrector", "n": len(data) - int(start),
+                                                   "start": int(start), "seed": int(seed),
+                                                   "src": [str(p) for p in src], "held_out": held_out,
+                                                   "hio": list(hio), "er": er}, indent=1))
+    return out
+
+
+def _estimate(job: tuple) -> np.ndarray:
+    counts, phi0, recipe = job
+    return estimate_phase(counts, phi0, recipe)[0]
+
+
+def _fill(data, out: Path, model, start: int, seed: int, held_out: bool, hio, er, counts_log10, pool, log,
+          t0: float) -> None:
+    from .phase import predict_phase
+
     for i0 in range(int(start), len(data), SHARD):
         s = i0 // SHARD
         path = out / f"shard_{s:05d}.npz"
@@ -61,20 +88,15 @@ def make_corrector_set(src: Sequence[str | Path], out: str | Path, *, n: int, se
                            for i in idx]).astype(np.float32)
         x = np.stack([log_normalise(c) if c.max() > 0 else np.zeros_like(c) for c in counts])
         phi0 = predict_phase(model, x, batch_size=8)
-        est = np.empty_like(phi0)
-        for j, c in enumerate(counts):
-            recipe = ESTIMATE_RECIPE if held_out else f"HIO**{int(rng.integers(hio[0], hio[1] + 1))}, ER**{er}"
-            est[j] = estimate_phase(c, phi0[j], recipe)[0]
+        recipes = [ESTIMATE_RECIPE if held_out else f"HIO**{int(rng.integers(hio[0], hio[1] + 1))}, ER**{er}"
+                   for _ in counts]
+        jobs = zip(counts, phi0, recipes)
+        est = np.stack(list(pool.map(_estimate, jobs, chunksize=4) if pool else map(_estimate, jobs)))
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, counts=counts, estimate=est.astype(np.float16), phase=data.phase[list(idx)],
                  phase_range=data.phase_range[list(idx)], predicted=phi0.astype(np.float16))
         tmp.replace(path)
         log(f"{path.name}: {len(idx)} samples, {time.time() - t0:.0f} s")
-    (out / "manifest.json").write_text(json.dumps({"kind": "corrector", "n": len(data) - int(start),
-                                                   "start": int(start), "seed": int(seed),
-                                                   "src": [str(p) for p in src], "held_out": held_out,
-                                                   "hio": list(hio), "er": er}, indent=1))
-    return out
 
 
 class CorrectorSet:
@@ -197,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--start", type=int, default=0, help="first sample of SRC used (a multiple of 256)")
     m.add_argument("--val", action="store_true", help="held-out: the set's own counts, the fixed recipe")
     m.add_argument("--model", default=None, help="phase model .keras (default: the shipped one)")
+    m.add_argument("--workers", type=int, default=1, help="processes running the engine's estimates")
     t = sub.add_parser("train", help="train a corrector from a phase model")
     t.add_argument("--data", nargs="+", required=True)
     t.add_argument("--val", nargs="+", required=True)
@@ -220,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             model = keras().saving.load_model(a.model, compile=False)
         make_corrector_set(a.src, a.out, n=a.n, seed=a.seed, start=a.start, model=model,
-                           held_out=a.val)
+                           held_out=a.val, workers=a.workers)
         return 0
     return train_corrector(a)
 
