@@ -83,7 +83,7 @@ def test_corrector_training_improves_on_the_estimate(tiny_sets, tmp_path):
     again = tmp_path / "again"
     argv2 = ["train", "--data", str(tiny_sets / "train"), "--val", str(tiny_sets / "val"), "--out", str(again),
              "--init", str(export), "--steps", "8", "--steps-per-epoch", "8", "--batch", "4", "--lr", "1e-5",
-             "--warmup", "0"]
+             "--warmup", "0", "--time-budget", "600"]  # the timed schedule; --steps caps the run
     assert main(argv2) == 0
     first = json.loads((again / "log.json").read_text())[0]["val_wca"]
     assert first == pytest.approx(card["held_out"]["val_wca"], abs=0.02), (first, card["held_out"])

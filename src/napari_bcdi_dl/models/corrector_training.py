@@ -162,7 +162,7 @@ def train_corrector(args: argparse.Namespace) -> int:
     from ._keras import keras
     from .phase_corrector import corrector_from_phase_model, is_corrector
     from .phase_training import export_model
-    from .training import cosine_schedule, fit
+    from .training import cosine_schedule, fit, time_cosine_schedule
     from .wca import wca_loss
 
     train = CorrectorSet(args.data)
@@ -197,9 +197,13 @@ def train_corrector(args: argparse.Namespace) -> int:
                 "elapsed_s": record.get("elapsed_s"), "trained": time.strftime("%Y-%m-%d %H:%M:%S")})
 
     batches = corrector_batches(train, args.batch, rng)
+    budget = getattr(args, "time_budget", None)
+    if budget is not None:  # a GPU run: the cosine follows the training time, --steps still caps it
+        schedule = time_cosine_schedule(args.lr, budget, warmup=args.warmup)
+    else:
+        schedule = cosine_schedule(args.lr, args.steps, warmup=args.warmup)
     res = fit(model, wca_loss, batches, held_out_batches(val, args.batch), args.out, args.steps,
-              steps_per_epoch=args.steps_per_epoch, learning_rate=cosine_schedule(args.lr, args.steps,
-                                                                                   warmup=args.warmup),
+              steps_per_epoch=args.steps_per_epoch, learning_rate=schedule, max_seconds=budget,
               patience=None, checkpoint_every=50, resume=args.resume, rng=rng,
               metrics_fn=lambda m, vb: held_out_metrics(m, vb, val.phase_range), on_epoch=on_epoch,
               config={"command": command, "baselines": base})
@@ -235,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--warmup", type=int, default=100)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="train for this many seconds (the cosine decay follows the time; --steps still caps it)")
     a = p.parse_args(argv)
     if a.what == "make":
         model = None
