@@ -69,12 +69,18 @@ def test_predict_then_refine_then_both(viewer_widget, qtbot, notes, real_pattern
     phase = _layer(viewer, "cdinn DL phase")
     assert phase.colormap.name == "twilight" and tuple(phase.contrast_limits) == pytest.approx((-np.pi, np.pi))
     assert "free LLK" in w.status.text()
+    # Refine took the network's and the corrector's candidates of the prediction (the dock's default)
+    assert {c["source"] for c in res.reconstruction.meta["candidates"]} == {"network", "corrector"}
+    assert w.config().phase.corrector is True
+    w.corrector_check.setChecked(False)
+    assert w.config().phase.corrector is False  # what Predict + refine runs below: the network's alone
 
     n_layers = len(viewer.layers)
     job = w.predict_and_refine()
     with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
         pass
     assert len(viewer.layers) == n_layers  # the layers were updated, not duplicated
+    assert {c["source"] for c in w.reconstruction.meta["candidates"]} == {"network"}
     assert np.array_equal(data.data, before)  # the input layer is untouched
 
 
