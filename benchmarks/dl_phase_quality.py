@@ -217,18 +217,13 @@ def run_case(p, kw, args, model, card, key: str) -> dict:
     return out
 
 
-_CORRECTOR: dict = {}
-
-
 def _corrector(args) -> dict:
-    """``--corrector``: the phase corrector's arguments of ``predict_object`` (loaded once)."""
+    """``--corrector``: the phase corrector's arguments of ``predict_object`` (the registry caches it)."""
     if not args.corrector:
         return {}
-    if "model" not in _CORRECTOR:
-        from napari_bcdi_dl.models.registry import load_model
+    from napari_bcdi_dl.models.dl_phasing import resolve_corrector
 
-        _CORRECTOR["model"] = load_model(args.corrector)
-    return {"corrector": _CORRECTOR["model"], "correct_rounds": args.correct_rounds}
+    return {"corrector": resolve_corrector(args.corrector), "correct_rounds": args.correct_rounds}
 
 
 def _sources(args) -> int:

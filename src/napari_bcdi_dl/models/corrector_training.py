@@ -23,9 +23,9 @@ from typing import Sequence
 import numpy as np
 
 from ..core.errors import BCDIError
-from ..core.reciprocal import log_normalise
 from .phase_corrector import ESTIMATE_RECIPE, corrector_input, estimate_phase
-from .phase_training import (PhaseSet, apply_symmetry, held_out_metrics, noisy_input, strain_bins, symmetry)
+from .phase_training import (PhaseSet, argv_of, apply_symmetry, held_out_metrics, network_input, noisy_input,
+                             strain_bins, symmetry)
 from .wca import pack_targets, wca_numpy
 
 SHARD = 256
@@ -70,7 +70,7 @@ def make_corrector_set(src: Sequence[str | Path], out: str | Path, *, n: int, se
 
 def _estimate(job: tuple) -> np.ndarray:
     counts, phi0, recipe = job
-    return estimate_phase(counts, phi0, recipe)[0]
+    return estimate_phase(counts, phi0, recipe)
 
 
 def _fill(data, out: Path, model, start: int, seed: int, held_out: bool, hio, er, counts_log10, pool, log,
@@ -86,7 +86,7 @@ def _fill(data, out: Path, model, start: int, seed: int, held_out: bool, hio, er
         idx = range(i0, min(i0 + SHARD, len(data)))
         counts = np.stack([data.intensity[i] if held_out else noisy_input(data.expected[i], rng, counts_log10)
                            for i in idx]).astype(np.float32)
-        x = np.stack([log_normalise(c) if c.max() > 0 else np.zeros_like(c) for c in counts])
+        x = np.stack([network_input(c) for c in counts])
         phi0 = predict_phase(model, x, batch_size=8)
         recipes = [ESTIMATE_RECIPE if held_out else f"HIO**{int(rng.integers(hio[0], hio[1] + 1))}, ER**{er}"
                    for _ in counts]
@@ -110,8 +110,7 @@ class CorrectorSet:
                 if p.name.endswith(".tmp.npz"):
                     continue
                 with np.load(p) as z:
-                    parts["x"].append(np.stack([log_normalise(c) if c.max() > 0 else np.zeros_like(c)
-                                                for c in z["counts"]]))
+                    parts["x"].append(np.stack([network_input(c) for c in z["counts"]]))
                     for k in ("estimate", "phase", "predicted", "phase_range"):
                         parts[k].append(z[k])
         if not parts["x"]:
@@ -180,8 +179,7 @@ def train_corrector(args: argparse.Namespace) -> int:
     # a phase model becomes a corrector; a corrector (the shipped one) continues as it is
     model = init if is_corrector(init) else corrector_from_phase_model(init, arch)
     command = "python -m napari_bcdi_dl.models.corrector_training train " + " ".join(
-        f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
-        for k, v in vars(args).items() if k not in ("func", "what") and v is not None and v is not False)
+        argv_of(args, skip=("what",)))
 
     def on_epoch(record: dict, m) -> None:
         if args.export and record.get("best"):

@@ -332,7 +332,7 @@ def _corrected(corrector: Any, x: np.ndarray, i_m: np.ndarray, m_m: np.ndarray |
         raise BCDIError(f"DL phasing: correct_rounds must be >= 1 with a corrector, got {rounds}")
     out = np.array([np.flip(p, f) if f else p for p, f in zip(phis, flips)])  # back to the data's frame
     for _ in range(rounds):
-        est = np.stack([estimate_phase(i_m, p, mask_m=m_m, data=data_m, cancel=cancel)[0] for p in out])
+        est = np.stack([estimate_phase(i_m, p, mask_m=m_m, data=data_m, cancel=cancel) for p in out])
         out = correct_phase(corrector, np.broadcast_to(x, est.shape), est)
     return np.array([np.flip(p, f) if f else p for p, f in zip(out, flips)])  # the frames the loop expects
 

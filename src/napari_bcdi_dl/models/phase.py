@@ -120,7 +120,7 @@ def model_grid_size(model) -> int:
     """The cubic input size a phase model was built for."""
     shape = tuple(model.input_shape)
     if len(shape) != 5 or not (shape[1] == shape[2] == shape[3]) or shape[1] is None:
-        raise BCDIError(f"phase model: input shape {shape} is not (n, S, S, S, 1); load a phase model")
+        raise BCDIError(f"phase model: input shape {shape} is not (n, S, S, S, channels); load a phase model")
     return int(shape[1])
 
 
@@ -148,10 +148,16 @@ def predict_phase(model, log_intensity: np.ndarray, *, batch_size: int = 4, prog
                         f"{size}³; resample with core.reciprocal.to_model_grid first")
     if not np.all(np.isfinite(x)):
         raise BCDIError("predict_phase: input has NaN or infinite values; clean the intensity first")
-    out = np.empty(x.shape, dtype=np.float32)
+    out = run_batched(model, x[..., None], batch_size, progress=progress, cancel=cancel)
+    return out[0] if single else out
+
+
+def run_batched(model, x: np.ndarray, batch_size: int = 4, *, progress=None, cancel=None) -> np.ndarray:
+    """``model`` on ``x`` (n, S, S, S, channels) in batches: its single output channel, (n, S, S, S) float32."""
+    out = np.empty(x.shape[:4], dtype=np.float32)
     n = len(x)
     report(progress, cancel, 0, n)
     for i in range(0, n, batch_size):
-        out[i:i + batch_size] = np.asarray(model(x[i:i + batch_size, ..., None], training=False))[..., 0]
+        out[i:i + batch_size] = np.asarray(model(x[i:i + batch_size], training=False))[..., 0]
         report(progress, cancel, min(n, i + batch_size), n)
-    return out[0] if single else out
+    return out

@@ -187,6 +187,11 @@ def noisy_input(expected: np.ndarray, rng: np.random.Generator, counts_log10: tu
     return rng.poisson(expected.astype(np.float64) * scale).astype(np.float32)
 
 
+def network_input(counts: np.ndarray) -> np.ndarray:
+    """``log_normalise`` of noisy counts; zeros when a draw at a low photon level has no count at all."""
+    return log_normalise(counts) if counts.max() > 0 else np.zeros_like(counts)
+
+
 def strain_cap(step: int, start: float, end: float, ramp: int) -> float:
     """Largest phase range allowed at ``step`` by the curriculum."""
     if ramp <= 0:
@@ -212,8 +217,7 @@ class _Curriculum:
 def training_sample(data: PhaseSet, i: int, rng: np.random.Generator, counts_log10: tuple[float, float],
                     augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One training pair of sample ``i``: (log-normalised noisy intensity, its phase), both (S, S, S)."""
-    counts = noisy_input(data.expected[i], rng, counts_log10)
-    x = log_normalise(counts) if counts.max() > 0 else np.zeros_like(counts)
+    x = network_input(noisy_input(data.expected[i], rng, counts_log10))
     ph = data.phase[i].astype(np.float32)
     if augment:
         perm, flips = symmetry(rng)
@@ -508,7 +512,7 @@ def run_training(args: argparse.Namespace, *, progress=None, cancel=None):
     else:
         batches = train_batches(train, args.batch, rng, **cur)
     val_b = validation_batches(val, args.batch)
-    command = "bcdi-dl train phase " + " ".join(_argv_of(args))
+    command = "bcdi-dl train phase " + " ".join(argv_of(args))
     backend = keras().backend.backend()
     config = {"command": command, "arch": arch, "n_train": len(train), "n_val": len(val), "loss": "WCA",
               "input": "core.reciprocal.log_normalise", "steps": steps, "backend": backend,
@@ -563,10 +567,10 @@ def train_phase(args: argparse.Namespace) -> int:
     return 0
 
 
-def _argv_of(args: argparse.Namespace) -> list[str]:
+def argv_of(args: argparse.Namespace, skip: Sequence[str] = ("func", "command", "model", "cancel", "quiet",
+                                                                "card_extra", "stop_by")) -> list[str]:
     out = []
     for k, v in vars(args).items():
-        skip = ("func", "command", "model", "cancel", "quiet", "card_extra", "stop_by")
         if k in skip or v is None or v is False:
             continue
         flag = "--" + k.replace("_", "-")
