@@ -122,7 +122,8 @@ def heldout(model, dirs) -> None:
     metrics = make_val_metrics(inpaint_loss)
     print("| held-out set | PCC | PCC linear | L1 | L1 linear |\n|---|---|---|---|---|")
     for v in dirs:
-        r = metrics(model, val_batches(load_patches([v], keys=("patches", "expected", "mask")), 16))
+        keys = ("patches", "expected", "mask") + (("context",) if ip.has_context(model) else ())
+        r = metrics(model, val_batches(load_patches([v], keys=keys), 16))
         print(f"| {Path(v).name} | {r['val_pcc']:.4f} | {r['val_pcc_linear']:.4f} | {r['val_l1']:.4f} | "
               f"{r['val_l1_linear']:.4f} |", flush=True)
 

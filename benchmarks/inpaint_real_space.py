@@ -476,6 +476,7 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=4, help="DL inpainting step")
     ap.add_argument("--placement", choices=PLACEMENTS, default="through", help="gap placement (phasing part)")
     ap.add_argument("--no-measured", action="store_true", help="oracle part without the measured modulus")
+    ap.add_argument("--model", default=None, help="inpainting .keras file (default: the shipped model)")
     ap.add_argument("--json", default=None, help="write the raw results there")
     ap.add_argument("--figure", default=None, help="PNG to draw from --results")
     ap.add_argument("--results", nargs="*", default=(), help="JSON files of earlier --part runs")
@@ -499,9 +500,10 @@ def main() -> None:
         return
     if not args.part:
         ap.error("give --part oracle|phasing, or --figure PNG --results JSON...")
+    from napari_bcdi_dl.models._keras import keras
     from napari_bcdi_dl.models.registry import load_model
 
-    model = load_model("inpaint")
+    model = keras().saving.load_model(args.model, compile=False) if args.model else load_model("inpaint")
     t0 = time.perf_counter()
 
     def save(rows):

@@ -49,3 +49,38 @@ def test_finetune_errors(gapped):
         finetune(np.zeros_like(data) + 1, m, model=tiny_inpainter(), steps=1)
     with pytest.raises(BCDIError, match="empty"):
         finetune(data, np.zeros_like(m), model=tiny_inpainter(), steps=1)
+
+
+def test_context_crops_see_their_region_with_both_gaps_invalid(gapped):
+    """The context model's training crops: the window is the centre of its 64³ region, and the region's
+    block means are invalid where the real gap, the artificial gap or the array's outside lies."""
+    from napari_bcdi_dl.models.finetune import _batch, _sample
+
+    data, m = gapped
+    pos, peak = crop_positions(data, m)
+    w = np.full(len(pos), 1 / len(pos))
+    dp, mp = np.pad(data, 16, constant_values=np.nan), np.pad(m, 16, constant_values=1)
+    for seed in range(6):
+        noisy, truth, inmask, score, ctx = _sample(dp, mp, pos, w, 32, np.random.default_rng(seed),
+                                                   thin=False, context=True)
+        assert noisy.shape == ctx.shape == (32, 32, 32) and np.isfinite(noisy).all()
+        np.testing.assert_array_equal(noisy, truth)  # no thinning: the crop itself
+        bad = np.isnan(ctx)
+        centre = bad[8:24, 8:24, 8:24].repeat(2, 0).repeat(2, 1).repeat(2, 2)
+        assert centre[inmask].all() and score.sum() >= 8 and inmask[score].all()
+        halved = noisy.reshape(16, 2, 16, 2, 16, 2).mean(axis=(1, 3, 5))  # the window, seen coarsely
+        ok = ~bad[8:24, 8:24, 8:24]
+        np.testing.assert_allclose(ctx[8:24, 8:24, 8:24][ok], halved[ok], rtol=1e-5)
+        assert ok.any() and (~bad).sum() > ok.sum()  # and the surroundings beyond it
+        (x, xc), y = _batch([(noisy, truth, inmask, score, ctx)])
+        assert x.shape == xc.shape == (1, 32, 32, 32, 2) and np.isfinite(xc).all()
+
+
+@pytest.mark.slow
+def test_finetuning_a_context_model(gapped):
+    data, m = gapped
+    before = data.copy()
+    model = tiny_inpainter(widths=(4, 8, 16), context=True)
+    res = finetune(data, m, model=model, steps=25, batch=4, learning_rate=3e-3, seed=0)
+    assert res.steps == 25 and np.isfinite(res.loss_before) and res.loss_after < res.loss_before
+    np.testing.assert_array_equal(data, before)

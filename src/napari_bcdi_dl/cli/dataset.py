@@ -62,6 +62,15 @@ def register(subparsers) -> None:
         "(default 0)",
     )
     p.add_argument(
+        "--gap-peak-offset",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="inpaint, with --gap-through-peak: put those patches' gaps beside the peak instead, their near "
+        "edge LO–HI voxels from it (e.g. 2 14)",
+    )
+    p.add_argument(
         "--edge-sigma",
         type=float,
         nargs=2,
@@ -114,7 +123,7 @@ def _run_defects(args: argparse.Namespace, t0: float) -> int:
 
     if _overrides(args) or args.patches_per_pattern is not None:
         raise BCDIError("dataset defects takes no --shapes/--low-strain-fraction/--gap-through-peak/"
-                        "--edge-sigma/--patches-per-pattern: its ranges are fixed (docs/defects.md)")
+                        "--gap-peak-offset/--edge-sigma/--patches-per-pattern: its ranges are fixed (docs/defects.md)")
     with progress_bar("defects dataset", disable=True if args.quiet else None) as bar:
         manifest = generate_defects_dataset(args.outdir, n=args.n, size=args.size, seed=args.seed,
                                             workers=args.workers, shard_size=args.shard_size,
@@ -131,6 +140,7 @@ def _overrides(args: argparse.Namespace) -> dict | None:
         "low_strain_fraction": args.low_strain_fraction,
         "gap_through_peak_fraction": args.gap_through_peak,
         "edge_sigma": args.edge_sigma,
+        "gap_peak_offset": args.gap_peak_offset,
     }
     out = {k: v for k, v in given.items() if v is not None}
     return out or None

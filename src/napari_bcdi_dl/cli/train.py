@@ -80,6 +80,9 @@ def _register_inpaint(sub) -> None:
                         "batch mean 1, so narrow gaps count as much as wide ones (default 0: off)")
     q.add_argument("--norm", choices=("group", "batch", "none"), default=None,
                    help="normalisation after each convolution (default group)")
+    q.add_argument("--context", action="store_true",
+                   help="train the context model: a second input with a coarse view of the 64³ surroundings "
+                        "(sets made by this version, which store it; --init without context gets one)")
     q.set_defaults(func=run_inpaint)
 
 
@@ -192,7 +195,7 @@ def run_inpaint(args: argparse.Namespace) -> int | None:
             steps_per_epoch=args.steps_per_epoch, lr=args.lr, patience=args.patience or None,
             checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
             val_limit=args.val_limit, train_limit=args.train_limit, export=args.export, arch=arch or None,
-            init=args.init, blur=args.blur, linear_weight=args.linear_weight,
+            init=args.init, blur=args.blur, linear_weight=args.linear_weight, context=args.context,
             command=command, progress=bar, cancel=stop,
         )
     print(f"{args.out}: {result.stopped} at step {result.step}; best held-out loss {result.best_val:.5g} "

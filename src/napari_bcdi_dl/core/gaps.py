@@ -337,6 +337,53 @@ def extract_windows(data: np.ndarray, origins: np.ndarray, size: int = 32) -> np
     return np.ascontiguousarray(view[o[:, 0], o[:, 1], o[:, 2]])
 
 
+def extract_context(data: np.ndarray, origins: np.ndarray, size: int = 32,
+                    invalid: np.ndarray | None = None, factor: int = 2) -> np.ndarray:
+    """A coarse view of the surroundings of each window: the ``factor · size``-wide region centred on the
+    window, averaged over ``factor``³ blocks, so ``size``³ values again.
+
+    Blocks with any voxel outside the array or in ``invalid`` (e.g. the gap) are NaN. Block averages of
+    counts keep Poisson statistics (the mean of ``factor``³ independent counts), which is how the training
+    sets simulate them. With ``factor = 2`` the central ``size/2``³ blocks are the window itself, aligned
+    with the window's grid halved.
+
+    Parameters
+    ----------
+    data : 3D array (counts).
+    origins : ``(n, 3)`` window origins (every window inside ``data``).
+    size : window edge (even).
+    invalid : optional mask of ``data``'s shape (nonzero = not to be used).
+    factor : coarsening factor (the region is ``factor · size`` wide).
+
+    Returns
+    -------
+    np.ndarray
+        New float32 array ``(n, size, size, size)``.
+    """
+    d = np.asarray(data)
+    if d.ndim != 3:
+        raise BCDIError(f"context: data has {d.ndim} dimensions; give a 3D (z, y, x) array")
+    size, factor = int(size), int(factor)
+    o = _check_origins(origins, d.shape, size)
+    if factor < 1 or (size * (factor - 1)) % 2:
+        raise BCDIError(f"context: factor {factor} with windows of {size} gives no centred region")
+    pad = size * (factor - 1) // 2
+    src = np.full(tuple(s + 2 * pad for s in d.shape), np.nan, dtype=np.float32)
+    inner = tuple(slice(pad, pad + s) for s in d.shape)
+    src[inner] = d
+    if invalid is not None:
+        m = _as_mask3d(invalid, where="context mask")
+        if m.shape != d.shape:
+            raise BCDIError(f"context: mask shape {m.shape} does not match the data {d.shape}")
+        src[inner][m] = np.nan
+    if len(o) == 0:
+        return np.zeros((0, size, size, size), dtype=np.float32)
+    region = size * factor
+    view = sliding_window_view(src, (region,) * 3)[o[:, 0], o[:, 1], o[:, 2]]
+    blocks = view.reshape(len(o), size, factor, size, factor, size, factor)
+    return blocks.mean(axis=(2, 4, 6), dtype=np.float32)
+
+
 def stitch_windows(
     windows: np.ndarray,
     origins: np.ndarray,

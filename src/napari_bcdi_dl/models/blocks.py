@@ -160,6 +160,8 @@ def unet(
     residual: bool = False,
     out_activation: str | None = None,
     out_kernel_initializer: str = "glorot_uniform",
+    context_shape: Sequence[int] | None = None,
+    context_widths: Sequence[int] = (8, 16),
     name: str = "unet",
 ) -> Any:
     """Build a U-Net as a functional ``keras.Model``.
@@ -180,6 +182,12 @@ def unet(
     out_activation : activation of the output (None: linear).
     out_kernel_initializer : initialiser of the output convolution (``"zeros"`` for a model that predicts
         a correction and should start as the identity).
+    context_shape : with a shape (same spatial shape as the input), the model takes a second input, a
+        coarse view of twice the input's extent centred on it (``core.gaps.extract_context``, factor 2).
+        A small encoder (``context_widths``, one level each, halving the resolution) runs on it; at level
+        ``j`` its central half is aligned with the main encoder's level ``j + 1`` and added to it through a
+        1×1 convolution initialised at zero, so the model starts as the one without context.
+    context_widths : channels of the context encoder's levels (at most ``len(widths) - 1``).
     name : model name.
     """
     k = keras()
@@ -201,14 +209,39 @@ def unet(
     kw = {"dims": dims, "activation": activation, "norm": norm, "residual": residual}
     inputs = k.Input(shape=tuple(int(s) for s in input_shape), name="input")
     x = inputs
+    side = _context_features(context_shape, context_widths, widths, dims, kw) if context_shape else {}
     skips = []
     for i in range(levels - 1):
         skip, x = down_block(x, widths[i], dilation_rates=dilations[i], pool=pool, name=f"enc{i}", **kw)
         skips.append(skip)
+        if i + 1 in side:
+            x = k.layers.Add(name=f"ctx_add{i + 1}")([x, side[i + 1]])
     x = conv_block(x, widths[-1], dilation_rates=dilations[-1], name="bottleneck", **kw)
     for i in reversed(range(levels - 1)):
         x = up_block(x, skips[i], widths[i], dilation_rates=(1,) * int(decoder_convs[i]), up=up,
                      name=f"dec{i}", **kw)
     outputs = _layer("Conv", dims)(out_channels, 1, padding="same", activation=out_activation,
                                    kernel_initializer=out_kernel_initializer, name="output")(x)
+    if context_shape:
+        return k.Model([inputs, side["input"]], outputs, name=name)
     return k.Model(inputs, outputs, name=name)
+
+
+def _context_features(shape: Sequence[int], cwidths: Sequence[int], widths: Sequence[int], dims: int,
+                      kw: dict) -> dict:
+    """The context encoder of :func:`unet`: ``{level: tensor to add, "input": the context Input}``."""
+    k = keras()
+    if len(cwidths) < 1 or len(cwidths) > len(widths) - 1:
+        raise ValueError(f"context_widths needs 1 to {len(widths) - 1} entries, got {len(cwidths)}")
+    ctx = k.Input(shape=tuple(int(s) for s in shape), name="context")
+    out: dict = {"input": ctx}
+    c = ctx
+    for j, w in enumerate(cwidths):
+        if j:
+            c = _layer("MaxPooling", dims)(2, name=f"ctx{j}_pool")(c)
+        c = conv_block(c, int(w), dilation_rates=(1, 2), name=f"ctx{j}", **kw)
+        n = int(c.shape[1])
+        centre = _layer("Cropping", dims)(n // 4, name=f"ctx{j}_crop")(c)
+        out[j + 1] = _layer("Conv", dims)(int(widths[j]), 1, padding="same", kernel_initializer="zeros",
+                                          name=f"ctx{j}_proj")(centre)
+    return out

@@ -27,7 +27,7 @@ import numpy as np
 from ..core.errors import BCDIError
 from ..core.progress import CancelToken, ProgressFn, report
 from ._keras import keras
-from .inpaint import encode_target, encode_windows
+from .inpaint import encode_context, encode_target, encode_windows, has_context, window_size
 
 
 @dataclass
@@ -80,31 +80,55 @@ def _thin(counts: np.ndarray, rng: np.random.Generator, p_range=(0.3, 1.0)) -> t
     return (rng.binomial(c, p).astype(np.float32) if p < 1 else c.astype(np.float32)), p
 
 
-def _sample(data, mask, positions, weights, size, rng, thin=True):
-    from ..core.gaps import extract_windows
+def _sample(data, mask, positions, weights, size, rng, thin=True, context=False):
+    """One training crop: ``(noisy, target, input mask, scored voxels[, context])``.
+
+    With ``context``, ``data`` and ``mask`` are padded by ``size // 2`` (NaN and 1) and the crop is the
+    centre of its ``2 · size`` region, which is thinned and gapped with it and returned as the context
+    model's block means (NaN where invalid), as ``core.gaps.extract_context`` gives them at inference.
+    """
     from .inpaint_training import _apply_symmetry, _symmetry, random_gap_mask
 
-    o = positions[rng.choice(len(positions), p=weights)][None]
-    crop = extract_windows(data, o, size)[0]
-    real = extract_windows(mask, o, size)[0].astype(bool)
+    o = positions[rng.choice(len(positions), p=weights)]
+    n = 2 * size if context else size
+    box = tuple(slice(int(a), int(a) + n) for a in o)
+    crop, real = data[box], mask[box].astype(bool)
     perm, flips = _symmetry(rng)
     crop, real = _apply_symmetry(crop, perm, flips), _apply_symmetry(real, perm, flips)
-    art = random_gap_mask(rng, size).astype(bool)
-    score = art & ~real
+    region = n if context else None
+
+    def gap():
+        g = random_gap_mask(rng, size, region=region)
+        return g if context else (g, g)
+
+    centre = (slice(size // 2, size // 2 + size),) * 3 if context else (slice(None),) * 3
+    art, big = gap()
+    score = art.astype(bool) & ~real[centre]
     for _ in range(10):
         if score.sum() >= 8:
             break
-        art = random_gap_mask(rng, size).astype(bool)
-        score = art & ~real
-    noisy, p = _thin(crop, rng) if thin else (crop.astype(np.float32), 1.0)
-    return noisy, (crop * p).astype(np.float32), art | real, score
+        art, big = gap()
+        score = art.astype(bool) & ~real[centre]
+    outside = ~np.isfinite(crop)
+    noisy, p = _thin(np.where(outside, 0, crop), rng) if thin else (np.where(outside, 0, crop), 1.0)
+    noisy = noisy.astype(np.float32)
+    out = (noisy[centre], (np.where(outside, 0, crop) * p)[centre].astype(np.float32),
+           art.astype(bool) | real[centre], score)
+    if not context:
+        return out
+    bad = big.astype(bool) | real | outside
+    blocks = np.where(bad, np.nan, noisy).reshape(size, 2, size, 2, size, 2).mean(axis=(1, 3, 5))
+    return out + (blocks.astype(np.float32),)
 
 
 def _batch(samples):
-    noisy, truth, inmask, score = (np.stack(s) for s in zip(*samples))
+    arrays = [np.stack(s) for s in zip(*samples)]
+    noisy, truth, inmask, score = arrays[:4]
     x, lo, scale = encode_windows(noisy, inmask)
     t = encode_target(truth, lo, scale)
     y = np.stack([t, score.astype(np.float32)], axis=-1).astype(np.float32)
+    if len(arrays) > 4:
+        return [x, encode_context(arrays[4], lo, scale)], y
     return x, y
 
 
@@ -149,16 +173,21 @@ def finetune(
         from .registry import load_model
 
         model = load_model("inpaint", fresh=True)
-    size = int(model.input_shape[1])
+    size = window_size(model)
     pos, peak = crop_positions(d, m, size)
     if len(pos) == 0:
         raise BCDIError(f"fine-tune: no {size}³ crop of the data has both signal (≥ 20 counts) and at most "
                         "half of its voxels in the gap; fine-tuning needs measured regions near the gap")
     w = np.log1p(peak)  # favour bright crops: that is where the gap hurts
     w = w / w.sum()
+    ctx = has_context(model)
+    if ctx:  # crops are taken as the centres of their 2·size regions: pad so every region is inside
+        h = size // 2
+        d = np.pad(d, h, constant_values=np.nan)
+        m = np.pad(np.asarray(m, np.uint8), h, constant_values=1)
     eval_rng = np.random.default_rng([seed, 1])
-    eval_batches = [_batch([_sample(d, m, pos, w, size, eval_rng, thin=False) for _ in range(batch)])
-                    for _ in range(max(1, n_eval // batch))]
+    eval_batches = [_batch([_sample(d, m, pos, w, size, eval_rng, thin=False, context=ctx)
+                            for _ in range(batch)]) for _ in range(max(1, n_eval // batch))]
     rng = np.random.default_rng([seed, 2])
     model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=inpaint_loss, jit_compile=False)
 
@@ -169,7 +198,7 @@ def finetune(
     done = 0
     for done in range(steps):
         report(progress, cancel, done, steps)
-        model.train_on_batch(*_batch([_sample(d, m, pos, w, size, rng) for _ in range(batch)]))
+        model.train_on_batch(*_batch([_sample(d, m, pos, w, size, rng, context=ctx) for _ in range(batch)]))
     done = steps
     report(progress, cancel, steps, steps)
     after = evaluate()

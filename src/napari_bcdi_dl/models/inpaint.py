@@ -8,6 +8,13 @@ A 3D U-Net (:func:`build_inpainter`) on 32³ windows, two input channels, channe
    pre-filled by a window-local linear interpolation across the gap (:func:`window_fill`);
 1. the gap mask (1 = gap).
 
+The *context model* (``build_inpainter(context=True)``, :func:`add_context`) takes a second input, a coarse
+view of the window's surroundings: the 64³ region centred on the window, averaged over 2³ blocks
+(``core.gaps.extract_context``; blocks touching the gap or the array border are invalid), encoded as
+channels 0–1 are (:func:`encode_context`: the window's normalisation, invalid blocks pre-filled, their
+mask). A gap seen through a 32³ window is a plane with no bearing on where the Bragg peak or the fringes
+beyond the window lie; the context shows them (issue 21, item 2).
+
 The output is the window in the same normalised scale; it is used only inside the gap. The network
 predicts a *correction* to the linear fill: ``output = channel 0 + U-Net(x)``, with the last convolution
 initialised to zero, so an untrained model is exactly linear interpolation and training only has to learn
@@ -58,6 +65,7 @@ def build_inpainter(
     decoder_convs: Sequence[int] | None = DEFAULT_ARCH["decoder_convs"],
     norm: str | None = DEFAULT_ARCH["norm"],
     residual_fill: bool = True,
+    context: bool = False,
     name: str = "inpainter",
     **unet_kw: Any,
 ) -> Any:
@@ -72,6 +80,7 @@ def build_inpainter(
         in a 60-step overfit test, and independent of the batch, unlike ``"batch"``), ``"batch"`` or None.
     residual_fill : output = input channel 0 + U-Net output (zero-initialised), i.e. a correction of the
         linear pre-fill. With False the U-Net output is the prediction itself.
+    context : a second input, the coarse view of the surroundings (see the module docstring).
     name : model name.
     unet_kw : passed to :func:`~napari_bcdi_dl.models.blocks.unet` (``pool``, ``up``, ``residual``...).
 
@@ -86,16 +95,60 @@ def build_inpainter(
     shape = (size, size, size, 2)
     body = unet(shape, 1, widths=widths, dilations=dilations, decoder_convs=decoder_convs, norm=norm,
                 out_kernel_initializer="zeros" if residual_fill else "glorot_uniform",
-                name=f"{name}_unet", **unet_kw)
+                context_shape=shape if context else None, name=f"{name}_unet", **unet_kw)
     if not residual_fill:
         return body
     inp = k.Input(shape=shape, name="window")
-    delta = body(inp)
+    if context:
+        ctx = k.Input(shape=shape, name="context")
+        delta = body([inp, ctx])
+    else:
+        delta = body(inp)
     pick = k.layers.Conv3D(1, 1, use_bias=False, trainable=False, name="prefill")
     base = pick(inp)
     pick.set_weights([np.array([1.0, 0.0], dtype="float32").reshape(1, 1, 1, 2, 1)])
     out = k.layers.Add(name="prediction")([base, delta])
-    return k.Model(inp, out, name=name)
+    return k.Model([inp, ctx] if context else inp, out, name=name)
+
+
+def has_context(model: Any) -> bool:
+    """True for a model with the context input (two inputs)."""
+    return isinstance(model.input_shape, list) and len(model.input_shape) == 2
+
+
+def window_size(model: Any) -> int:
+    """Edge of the windows ``model`` takes."""
+    shape = model.input_shape[0] if has_context(model) else model.input_shape
+    return int(shape[1])
+
+
+def add_context(model: Any, arch: dict | None = None) -> Any:
+    """A context model that computes exactly what ``model`` (a model without context) computes.
+
+    Built with ``arch`` (default :data:`DEFAULT_ARCH`) and ``context=True``; every layer of ``model`` is
+    copied into the layer of the same name, and the context enters through convolutions at zero, so
+    training starts from ``model``'s predictions and can only add to them.
+    """
+    if has_context(model):
+        raise BCDIError("add_context: the model already has a context input")
+    new = build_inpainter(window_size(model), context=True, **dict(DEFAULT_ARCH, **(arch or {})))
+    old_layers = {layer.name: layer for layer in _all_layers(model)}
+    copied = 0
+    for layer in _all_layers(new):
+        src = old_layers.get(layer.name)
+        if src is not None and src.weights:
+            layer.set_weights(src.get_weights())
+            copied += 1
+    if copied < len([ly for ly in _all_layers(model) if ly.weights]):
+        raise BCDIError("add_context: the model's layers do not match the architecture; give its card's arch")
+    return new
+
+
+def _all_layers(model: Any) -> list:
+    out = []
+    for layer in model.layers:
+        out.extend(_all_layers(layer) if hasattr(layer, "layers") else [layer])
+    return out
 
 
 # -------------------------------------------------------------------------------------------- encoding
@@ -236,6 +289,19 @@ def encode_windows(windows: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, 
     return x, lo, scale
 
 
+def encode_context(context: np.ndarray, lo: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Context input of a batch: ``(n, s, s, s)`` block-mean counts (NaN = invalid) in the windows' scale.
+
+    Channel 0: ``log(1 + I)`` normalised with each window's ``lo`` and ``scale`` (from
+    :func:`encode_windows`), invalid blocks pre-filled by :func:`window_fill`; channel 1: 1 where invalid.
+    """
+    c = np.asarray(context, dtype=np.float32)
+    bad = ~np.isfinite(c)
+    lg = np.log1p(np.maximum(np.where(bad, 0, c), 0))
+    norm = (lg - lo[:, None, None, None]) / scale[:, None, None, None]
+    return np.stack([window_fill(norm, bad), bad.astype(np.float32)], axis=-1)
+
+
 def decode_windows(y: np.ndarray, lo: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Model output ``(n, s, s, s[, 1])`` back to ``log(1 + I)`` (clipped at 0)."""
     y = np.asarray(y, dtype=np.float32)
@@ -271,11 +337,12 @@ def _check_inputs(data: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
     return d, m
 
 
-def _predict(model: Any, x: np.ndarray, batch: int) -> np.ndarray:
-    n = len(x)
+def _predict(model: Any, x: np.ndarray | list, batch: int) -> np.ndarray:
+    xs = x if isinstance(x, list) else [x]
+    n = len(xs[0])
     if n < batch:  # one compiled shape: pad the last batch instead of retracing
-        x = np.concatenate([x, np.zeros((batch - n,) + x.shape[1:], x.dtype)])
-    y = model.predict_on_batch(x)
+        xs = [np.concatenate([a, np.zeros((batch - n,) + a.shape[1:], a.dtype)]) for a in xs]
+    y = model.predict_on_batch(xs if len(xs) > 1 else xs[0])
     return np.asarray(keras().ops.convert_to_numpy(y))[:n]
 
 
@@ -329,13 +396,14 @@ def inpaint(
     if meth != "dl":
         return _as_output(d, _baseline(d, m, meth, progress, cancel))
 
-    from ..core.gaps import extract_windows, stitch_windows, window_origins
+    from ..core.gaps import extract_context, extract_windows, stitch_windows, window_origins
 
     if model is None:
         from .registry import load_model
 
         model = load_model("inpaint")
-    size = int(model.input_shape[1])
+    size = window_size(model)
+    context = has_context(model)
     out = _as_output(d, d)
     origins = window_origins(m, size, int(step))
     n = len(origins)
@@ -346,6 +414,8 @@ def inpaint(
         o = origins[s:s + batch]
         wm = extract_windows(m, o, size)
         x, lo, scale = encode_windows(extract_windows(d, o, size), wm)
+        if context:
+            x = [x, encode_context(extract_context(d, o, size, invalid=m), lo, scale)]
         check_cancel(cancel)
         logv = decode_windows(_predict(model, x, batch), lo, scale)
         t, c = stitch_windows(logv, o, d.shape, m)

@@ -10,6 +10,11 @@ intensities and their ``mask``. Every training sample is re-drawn on the fly (:f
   of widths 1–12 along any axis, mostly centred, sometimes off-centre, cut by the window border or
   covering only part of the plane — every geometry the sliding windows of inference produce.
 
+The context model (``--context``) also gets the coarse view of each patch's surroundings (the sets'
+``context``: block means of the noise-free pattern), with the same symmetry and scale, Poisson noise of a
+mean of 2³ counts, and the window's gap continued across the 64³ region (:func:`random_gap_mask` with
+``region``; the sets' own gaps, which cross the window, by edge replication).
+
 The target is the *noise-free* expected intensity, in the scale of the noisy input (the best estimate
 of a gap voxel is its expectation; see ``../shared/notes/measuring-model-quality.md``). Held-out sets
 are used as generated (their own noise and gap), without augmentation.
@@ -25,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import BCDIError
-from .inpaint import PATCH, encode_target, encode_windows
+from .inpaint import PATCH, encode_context, encode_target, encode_windows
 
 Batch = tuple[np.ndarray, np.ndarray]
 
@@ -59,13 +64,19 @@ def load_patches(dirs: Sequence[os.PathLike | str], limit: int | None = None,
     return out
 
 
-def random_gap_mask(rng: np.random.Generator, size: int = PATCH, max_width: int = 12) -> np.ndarray:
+def random_gap_mask(rng: np.random.Generator, size: int = PATCH, max_width: int = 12,
+                    region: int | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """A random gap of a ``size``³ window: line (55 %), cross (40 %) or triple cross (5 %).
 
     Widths 1–``max_width``; 70 % centred (±3 voxels), otherwise anywhere, possibly cut by the window
     border; 15 % of slabs cover only part of their plane (a partial gap ending inside the window).
+    With ``region`` (an edge larger than ``size``, e.g. 64), returns ``(window mask, region mask)``: the
+    same gap in the ``region``³ block centred on the window, its slabs continued beyond the window (the
+    random draws, hence the window's mask, are those of ``region=None``).
     """
-    m = np.zeros((size,) * 3, dtype=np.uint8)
+    off = 0 if region is None else (int(region) - size) // 2
+    n = size + 2 * off
+    big = np.zeros((n,) * 3, dtype=np.uint8)
     r = rng.random()
     n_slabs = 1 if r < 0.55 else (2 if r < 0.95 else 3)
     axes = rng.permutation(3)[:n_slabs]
@@ -73,19 +84,17 @@ def random_gap_mask(rng: np.random.Generator, size: int = PATCH, max_width: int 
         w = int(rng.integers(1, max_width + 1))
         if rng.random() < 0.7:
             start = int(np.clip(size // 2 - w // 2 + rng.integers(-3, 4), 0, size - w))
-            stop = start + w
         else:
             start = int(rng.integers(-(w - 1), size))
-            stop = min(size, start + w)
-            start = max(0, start)
         sl = [slice(None)] * 3
-        sl[ax] = slice(start, stop)
+        sl[ax] = slice(max(0, start + off), start + w + off)
         if rng.random() < 0.15:
             other = int(rng.choice([a for a in range(3) if a != ax]))
-            cut = int(rng.integers(size // 4, 3 * size // 4))
-            sl[other] = slice(0, cut) if rng.random() < 0.5 else slice(cut, size)
-        m[tuple(sl)] = 1
-    return m
+            cut = int(rng.integers(size // 4, 3 * size // 4)) + off
+            sl[other] = slice(0, cut) if rng.random() < 0.5 else slice(cut, n)
+        big[tuple(sl)] = 1
+    m = np.ascontiguousarray(big[(slice(off, off + size),) * 3])
+    return m if region is None else (m, big)
 
 
 def _symmetry(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
@@ -113,12 +122,16 @@ def coherence_blur(expected: np.ndarray, rng: np.random.Generator, max_sigma: fl
 
 def augment(expected: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
             scale_range: tuple[float, float] = (-1.0, 0.5), p_dataset_mask: float = 0.5,
-            blur: float = 0.0, p_blur: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            blur: float = 0.0, p_blur: float = 0.5, context: np.ndarray | None = None) -> tuple:
     """One augmented sample: ``(noisy counts, noise-free counts, gap mask)`` (see the module docstring).
 
     With ``blur > 0``, a fraction ``p_blur`` of the samples is blurred first (:func:`coherence_blur`); the
     random stream of ``blur = 0`` is the one of the runs made before the option existed.
+    With ``context`` (the set's block means around the patch), returns a fourth array: its noisy counts
+    with the gap's blocks (and the blocks outside the pattern) NaN; the gap is then always a random one.
     """
+    if context is not None:
+        return _augment_context(expected, mask, context, rng, scale_range, p_dataset_mask)
     perm, flips = _symmetry(rng)
     e = _apply_symmetry(expected, perm, flips)
     if blur > 0 and rng.random() < p_blur:
@@ -132,6 +145,35 @@ def augment(expected: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     if (m == 0).sum() == 0:
         m = random_gap_mask(rng, expected.shape[0])
     return noisy, e.astype(np.float32), np.ascontiguousarray(m)
+
+
+def _augment_context(expected, mask, context, rng, scale_range, p_dataset_mask) -> tuple:
+    """:func:`augment` with the context: the same draws in the same order, then the context's noise."""
+    perm, flips = _symmetry(rng)
+    e = _apply_symmetry(expected, perm, flips)
+    c = _apply_symmetry(np.asarray(context, np.float32), perm, flips)
+    f = np.float32(10 ** rng.uniform(*scale_range))
+    e, c = e * f, c * f
+    size = expected.shape[0]
+    if rng.random() < p_dataset_mask and mask.any():
+        m = np.ascontiguousarray(_apply_symmetry(mask, perm, flips))
+        big = None  # the sets' slabs cross the window: continued by edge replication
+    else:
+        m, big = random_gap_mask(rng, size, region=2 * size)
+    noisy = rng.poisson(np.maximum(e, 0).astype(np.float64)).astype(np.float32)
+    return noisy, e.astype(np.float32), m, noisy_context(c, m, rng, big)
+
+
+def noisy_context(context: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                  region_mask: np.ndarray | None = None) -> np.ndarray:
+    """Context counts as measured: Poisson noise of a mean of 2³ counts, NaN on the blocks the gap
+    touches (``region_mask``, or the window's ``mask`` continued by edge replication) and outside."""
+    size = mask.shape[0]
+    big = np.pad(np.asarray(mask, np.uint8), size // 2, mode="edge") if region_mask is None else region_mask
+    blocked = big.reshape(size, 2, size, 2, size, 2).max(axis=(1, 3, 5)).astype(bool)
+    bad = blocked | ~np.isfinite(context)
+    counts = rng.poisson(np.maximum(np.where(bad, 0, context), 0).astype(np.float64) * 8) / 8
+    return np.where(bad, np.nan, counts).astype(np.float32)
 
 
 def linear_relative_weights(prefill: np.ndarray, target: np.ndarray, masks: np.ndarray,
@@ -155,11 +197,12 @@ def linear_relative_weights(prefill: np.ndarray, target: np.ndarray, masks: np.n
 
 
 def make_batch(noisy: np.ndarray, truth: np.ndarray, masks: np.ndarray,
-               linear_weight: float = 0.0) -> Batch:
+               linear_weight: float = 0.0, context: np.ndarray | None = None) -> Batch:
     """``(x, y)`` for :func:`napari_bcdi_dl.models.inpaint_loss.inpaint_loss` from count windows.
 
     With ``linear_weight > 0``, ``y`` gets a third channel: the per-sample weights of
-    :func:`linear_relative_weights` with that power.
+    :func:`linear_relative_weights` with that power. With ``context`` (noisy block means, NaN where
+    invalid), ``x`` is the pair ``[windows, context]`` of the context model.
     """
     x, lo, scale = encode_windows(noisy, masks)
     t = encode_target(truth, lo, scale)
@@ -168,27 +211,42 @@ def make_batch(noisy: np.ndarray, truth: np.ndarray, masks: np.ndarray,
         w = linear_relative_weights(x[..., 0], t, masks, linear_weight)
         chans.append(np.broadcast_to(w[:, None, None, None], t.shape))
     y = np.stack(chans, axis=-1).astype(np.float32)
+    if context is not None:
+        return [x, encode_context(context, lo, scale)], y
     return x, y
 
 
 def train_batches(data: dict[str, np.ndarray], batch: int, rng: np.random.Generator,
                   blur: float = 0.0, linear_weight: float = 0.0) -> Iterator[Batch]:
-    """Endless augmented batches drawn lazily from ``rng`` (so a resumed run continues the stream)."""
+    """Endless augmented batches drawn lazily from ``rng`` (so a resumed run continues the stream).
+    With a ``context`` array in ``data``, batches for the context model."""
     n = len(data["expected"])
+    ctx = data.get("context")
     while True:
         idx = rng.integers(0, n, size=batch)
-        samples = [augment(data["expected"][i], data["mask"][i], rng, blur=blur) for i in idx]
-        noisy, truth, masks = (np.stack(s) for s in zip(*samples))
-        yield make_batch(noisy, truth, masks, linear_weight=linear_weight)
+        samples = [augment(data["expected"][i], data["mask"][i], rng, blur=blur,
+                           context=None if ctx is None else ctx[i]) for i in idx]
+        arrays = [np.stack(s) for s in zip(*samples)]
+        yield make_batch(*arrays[:3], linear_weight=linear_weight,
+                         context=arrays[3] if ctx is not None else None)
 
 
 def val_batches(data: dict[str, np.ndarray], batch: int) -> list[Batch]:
-    """Held-out batches as generated (their noise and gap), target = noise-free expected."""
+    """Held-out batches as generated (their noise and gap), target = noise-free expected.
+
+    With a ``context`` array in ``data``: the context model's batches, the context's noise drawn from a
+    fixed seed and the gap's blocks (the window's gap continued across the region by edge replication,
+    the held-out gaps being the sets' centred or border-cut slabs) invalid.
+    """
     out = []
     n = len(data["expected"])
+    ctx = data.get("context")
+    rng = np.random.default_rng(12345)
     for s in range(0, n, batch):
-        out.append(make_batch(data["patches"][s:s + batch], data["expected"][s:s + batch],
-                              data["mask"][s:s + batch]))
+        sl = slice(s, s + batch)
+        c = None if ctx is None else np.stack([noisy_context(a, m, rng) for a, m in
+                                               zip(ctx[sl], data["mask"][sl])])
+        out.append(make_batch(data["patches"][sl], data["expected"][sl], data["mask"][sl], context=c))
     return out
 
 
@@ -219,8 +277,9 @@ def make_val_metrics(loss_fn: Any):
     def metrics(model: Any, batches: Sequence[Batch]) -> dict:
         ops = keras().ops
         losses, pcc, pcc_lin, l1, l1_lin, n = [], [], [], [], [], 0
-        for x, y in batches:
-            p = np.asarray(ops.convert_to_numpy(model.predict_on_batch(x)))
+        for xs, y in batches:
+            p = np.asarray(ops.convert_to_numpy(model.predict_on_batch(xs)))
+            x = xs[0] if isinstance(xs, list) else xs
             losses.append(float(np.mean(ops.convert_to_numpy(loss_fn(y, p)))) * len(x))
             n += len(x)
             t, m = y[..., 0], y[..., 1]
@@ -338,6 +397,7 @@ def train_inpaint(
     init: os.PathLike | str | None = None,
     blur: float = 0.0,
     linear_weight: float = 0.0,
+    context: bool = False,
     command: str | None = None,
     log=None,
     progress=None,
@@ -350,13 +410,15 @@ def train_inpaint(
     a ``.keras`` file (e.g. the shipped model) instead of a fresh U-Net (``arch`` is then ignored);
     ``blur`` is the largest width (voxels) of the partial-coherence blur of :func:`augment`;
     ``linear_weight`` > 0 weights each training sample's loss by :func:`linear_relative_weights` with
-    that power (held-out losses stay unweighted, so they compare across runs).
+    that power (held-out losses stay unweighted, so they compare across runs). ``context`` trains the
+    context model (sets with ``context`` arrays; a model without context given as ``init`` gets one,
+    :func:`~napari_bcdi_dl.models.inpaint.add_context`, and starts from its predictions).
     """
     import platform
     import time
 
     from ._keras import keras
-    from .inpaint import DEFAULT_ARCH, build_inpainter
+    from .inpaint import DEFAULT_ARCH, add_context, build_inpainter, has_context
     from .inpaint_loss import inpaint_loss
     from .training import cosine_schedule, fit
 
@@ -366,8 +428,9 @@ def train_inpaint(
     k = keras()
     rng = np.random.default_rng(seed)
     k.utils.set_random_seed(seed)
-    train = load_patches(data, limit=train_limit)
-    held = load_patches(val, limit=val_limit, keys=("patches", "expected", "mask"))
+    ckeys = ("context",) if context else ()
+    train = load_patches(data, limit=train_limit, keys=("expected", "mask") + ckeys)
+    held = load_patches(val, limit=val_limit, keys=("patches", "expected", "mask") + ckeys)
     vb = val_batches(held, max(batch, 16))
     if init is not None:
         if not Path(init).is_file():
@@ -375,9 +438,17 @@ def train_inpaint(
                             "src/napari_bcdi_dl/models/weights/inpaint_unet32.keras)")
         model = k.saving.load_model(str(init), compile=False)
         arch = _card_arch(init) or dict(DEFAULT_ARCH, **(arch or {}))
+        arch.pop("context", None)
+        if context and not has_context(model):
+            model = add_context(model, arch)
+        elif has_context(model) and not context:
+            raise BCDIError(f"--init {init} is a context model; add --context (and sets with context)")
     else:
         arch = dict(DEFAULT_ARCH, **(arch or {}))
-        model = build_inpainter(PATCH, **arch)
+        arch.pop("context", None)
+        model = build_inpainter(PATCH, context=context, **arch)
+    if context:
+        arch["context"] = True
     metrics = make_val_metrics(inpaint_loss)
     config = {"command": command, "data": [str(d) for d in data], "val": [str(v) for v in val],
               "n_train": len(train["expected"]), "n_val": len(held["expected"]), "steps": steps,

@@ -376,8 +376,6 @@ def export_model(model, path: str | Path, meta: dict) -> Path:
     save_model_atomic(bare, path)
     with atomic_path(path.with_suffix(".json")) as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True, default=float))
-    for p in (path, path.with_suffix(".json")):
-        p.chmod(0o644)  # package data: readable by everyone (temporary files are created 0600)
     return path
 
 

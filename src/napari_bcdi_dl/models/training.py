@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import BCDIError, Cancelled
+from ..core.io.atomic import current_umask
 from ..core.progress import CancelToken, ProgressFn, report
 from ._keras import keras
 
@@ -117,7 +118,7 @@ def _write_json(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=1, default=_json_default)
-    os.chmod(tmp, 0o644)
+    os.chmod(tmp, 0o666 & ~current_umask())
     os.replace(tmp, path)
 
 
@@ -142,11 +143,12 @@ def save_model_atomic(model: Any, path: os.PathLike | str) -> Path:
         clone = model.__class__.from_config(model.get_config())  # no compile config, unlike clone_model
         clone.set_weights(model.get_weights())
         model = clone
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
     os.close(fd)
     try:
         model.save(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; weights are package data
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files; a saved model honours the umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -225,8 +227,8 @@ def evaluate(model: Any, batches: Iterable[Batch]) -> float:
     for x, y in batches:
         loss = model.test_on_batch(x, y)
         loss = loss[0] if isinstance(loss, (list, tuple)) else loss
-        total += float(loss) * len(x)
-        n += len(x)
+        total += float(loss) * len(y)
+        n += len(y)
     return total / max(n, 1)
 
 

@@ -289,6 +289,25 @@ def test_edge_sigma_override_draws_sharper_crystals(tmp_path):
     assert len(params) == 4 and all(0.0 <= p["edge_sigma"] <= 0.2 for p in params)
 
 
+def test_gap_peak_offset_puts_the_gaps_beside_the_peak(tmp_path):
+    """``gap_peak_offset`` (``--gap-peak-offset``): the through-peak patches' gaps lie beside the pattern
+    centre, their near edge within the range, on both sides."""
+    over = {"shapes": ["rounded"], "gap_through_peak_fraction": 1.0, "gap_peak_offset": (2, 10)}
+    m = generate_dataset("inpaint", tmp_path / "b", n=6, size=64, seed=3, workers=1, overrides=over)
+    assert m["overrides"]["gap_peak_offset"] == [2, 10]
+    params = [p for shard in iter_shards(tmp_path / "b", keys=["params"]) for p in shard["params"]]
+    sides = set()
+    for p in params:
+        assert p["patch_position"] == "gap_beside_peak"
+        for axis, start, width in p["patch_gap"]["slabs"]:
+            first = p["patch_origin"][axis] + start
+            last = first + width - 1
+            near = first - 32 if first > 32 else 32 - last
+            sides.add(first > 32)
+            assert 2 <= near <= 10 or p["patch_origin"][axis] in (0, 32), (p["patch_origin"], p["patch_gap"])
+    assert sides == {True, False}
+
+
 @pytest.mark.parametrize(
     "kw,match",
     [
@@ -298,6 +317,7 @@ def test_edge_sigma_override_draws_sharper_crystals(tmp_path):
         ({"overrides": {"gap_width": [1, 3]}}, "cannot be overridden"),
         ({"overrides": {"edge_sigma": [0.5, 0.2]}}, "0 <= LO <= HI <= 3"),
         ({"overrides": {"edge_sigma": 0.2}}, "two widths LO HI"),
+        ({"overrides": {"gap_peak_offset": [5, 2]}}, "0 <= LO <= HI <= 16"),
         (dict(size=48), "not one of 32, 64, 128"),
         (dict(n=0), "at least 1"),
         (dict(shard_size=0), "at least 1"),

@@ -13,7 +13,10 @@ reciprocal-space phase, ``support`` uint8, ``obj`` complex64 (scaled so that ``|
 
 Inpainting sets (``kind="inpaint"``), arrays (n, 32, 32, 32), cropped from patterns of size S:
 ``patches`` float32 noisy counts (complete: the gap voxels hold the true counts, apply ``mask`` yourself),
-``expected`` float32 noise-free intensity, ``mask`` uint8 gap (1 = gap).
+``expected`` float32 noise-free intensity, ``mask`` uint8 gap (1 = gap), ``context`` float32 the coarse
+view of the patch's surroundings (``core.gaps.extract_context`` of the noise-free pattern: the 64³ region
+centred on the patch, averaged over 2³ blocks; NaN outside the pattern). Sets made before ``context``
+existed lack it; only the context model needs it.
 
 Both: ``params`` (n,) JSON strings with every generation parameter of each sample, and ``index`` (n,) int64
 global sample numbers.
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BCDIError, Cancelled
+from ..gaps import extract_context
 from ..io.atomic import atomic_path
 from ..progress import CancelToken, ProgressFn
 from .diffraction import GapSpec, poisson_counts, simulate_pattern
@@ -116,8 +120,10 @@ def _draw_pattern_kwargs(rng: np.random.Generator, ranges: dict) -> dict:
 
 
 #: Range entries a dataset may override (``generate_dataset(..., overrides=...)``, ``bcdi-dl dataset``
-#: ``--shapes --low-strain-fraction --gap-through-peak --edge-sigma``), with their checks.
-OVERRIDABLE = ("shapes", "low_strain_fraction", "gap_through_peak_fraction", "edge_sigma")
+#: ``--shapes --low-strain-fraction --gap-through-peak --edge-sigma --gap-peak-offset``), with their
+#: checks.
+OVERRIDABLE = ("shapes", "low_strain_fraction", "gap_through_peak_fraction", "edge_sigma",
+               "gap_peak_offset")
 
 
 def with_overrides(ranges: dict, overrides: dict | None) -> dict:
@@ -138,8 +144,10 @@ def with_overrides(ranges: dict, overrides: dict | None) -> dict:
                                 f"{', '.join(bad) or '(none)'}: choose among {', '.join(known)}")
             out[key] = shapes
         elif key == "edge_sigma":
-            lo, hi = _edge_range(value)
+            lo, hi = _pair_range(value, "edge sigma range", "widths")
             out[key] = [lo, hi]
+        elif key == "gap_peak_offset":
+            out[key] = list(_pair_range(value, "gap peak offset", "distances", int, 16))
         else:
             v = float(value)
             if not 0.0 <= v <= 1.0:
@@ -148,14 +156,15 @@ def with_overrides(ranges: dict, overrides: dict | None) -> dict:
     return out
 
 
-def _edge_range(value) -> tuple[float, float]:
-    """An ``edge_sigma`` override: two widths (voxels) ``0 <= lo <= hi <= 3``."""
+def _pair_range(value, what: str, unit: str, cast=float, top: float = 3.0) -> tuple:
+    """A range override ``LO HI`` (voxels) with ``0 <= lo <= hi <= top``; ``what`` and ``unit`` name it in
+    the error (e.g. "edge sigma range", "widths")."""
     try:
-        lo, hi = (float(v) for v in value)
+        lo, hi = (cast(v) for v in value)
     except (TypeError, ValueError):
-        raise BCDIError(f"edge sigma range {value!r} must be two widths LO HI in voxels") from None
-    if not 0.0 <= lo <= hi <= 3.0:
-        raise BCDIError(f"edge sigma range {lo:g}–{hi:g} must satisfy 0 <= LO <= HI <= 3 voxels")
+        raise BCDIError(f"{what} {value!r} must be two {unit} LO HI in voxels") from None
+    if not 0 <= lo <= hi <= top:
+        raise BCDIError(f"{what} {lo:g}–{hi:g} must satisfy 0 <= LO <= HI <= {top:g} voxels")
     return lo, hi
 
 
@@ -227,17 +236,25 @@ def draw_inpaint_pattern(size: int, seed: np.random.SeedSequence | int, override
 def _through_peak_origin(expected: np.ndarray, gap: GapSpec, rng: np.random.Generator, ranges: dict
                          ) -> tuple[list[int], str]:
     """Origin of a 32³ patch whose gap slabs lie in the planes of the pattern centre (±1 voxel), the
-    patch anywhere along them: one of the windows of inference along a detector gap through the peak."""
+    patch anywhere along them: one of the windows of inference along a detector gap through the peak.
+    With a ``gap_peak_offset`` range ``(lo, hi)``, ``hi > 0``, the slabs lie *beside* the peak instead,
+    their near edge ``lo``–``hi`` voxels from it (a gap next to the peak)."""
     n = np.array(expected.shape)
     c = n // 2
     lim = n // 2 - PATCH // 2
+    lo, hi = ranges.get("gap_peak_offset", (0, 0))
     for _ in range(20):
         o = c + rng.integers(-lim, lim + 1) - PATCH // 2
         for axis, start, w in gap.slabs:
-            o[axis] = int(np.clip(c[axis] - round(start + w / 2) + rng.integers(-1, 2), 0, n[axis] - PATCH))
+            if hi > 0:  # beside the peak: the slab's near edge d voxels from it, on either side
+                d = int(rng.integers(lo, hi + 1))
+                at = c[axis] + d - start if rng.random() < 0.5 else c[axis] - d - (w - 1) - start
+            else:
+                at = c[axis] - round(start + w / 2) + rng.integers(-1, 2)
+            o[axis] = int(np.clip(at, 0, n[axis] - PATCH))
         sl = tuple(slice(a, a + PATCH) for a in o)
         if float(expected[sl].max()) >= ranges["patch_min_peak_counts"]:
-            return [int(v) for v in o], "gap_through_peak"
+            return [int(v) for v in o], "gap_beside_peak" if hi > 0 else "gap_through_peak"
     return _patch_origin(expected, rng, ranges)
 
 
@@ -261,6 +278,7 @@ def crop_inpaint_sample(pattern, seed: np.random.SeedSequence | int, overrides: 
         "patches": poisson_counts(expected, rng),
         "expected": expected,
         "mask": gap.mask((PATCH,) * 3),
+        "context": extract_context(pattern.expected, np.array([origin]), PATCH)[0],
         "params": params,
     }
 
@@ -284,7 +302,7 @@ _LAYOUT = {
         "support": "uint8",
         "obj": "complex64",
     },
-    "inpaint": {"patches": "float32", "expected": "float32", "mask": "uint8"},
+    "inpaint": {"patches": "float32", "expected": "float32", "mask": "uint8", "context": "float32"},
 }
 
 
