@@ -46,6 +46,11 @@ arrays in one process:
     Why the fills differ: the photons each fill puts in the gap over the true (noise-free) ones, over all
     gap voxels and over the brightest 1 % of them, on the first ``--n`` (3) oracle crystals.
 
+``--part profile``
+    Where the photons go: on oracle crystal 0 with a ``--dl-widths`` (first) px cross gap beside the peak,
+    the intensity along the line through the peak across the gap, and the fill / true photons of the gap
+    voxels by distance from the peak (1 min).
+
 ``--figure PNG --results A.json B.json``: the figure (strain RMSE against gap width, one curve per method)
 and the Markdown tables from saved results.
 
@@ -344,6 +349,38 @@ def run_photons(n: int, model, step: int) -> list[dict]:
     return rows
 
 
+def run_profile(model, step: int, width: int) -> list[dict]:
+    """Crystal 0, a ``width``-px cross gap beside the peak: the line through the peak across the gap and the
+    fill / true photons by distance from the peak, for each fill."""
+    c = zero_phase_crystal(0)
+    z, y, x = (int(v) for v in np.unravel_index(int(np.argmax(c.expected)), c.expected.shape))
+    m = cross_mask(c.expected.shape, (z, y, x), width, "beside").astype(bool)
+    line = slice(y, y + 4 + width + 3)
+    d = np.linalg.norm(np.argwhere(m) - np.array([z, y, x]), axis=1)
+    bins = ((0, 6), (6, 10), (10, 16), (16, 30), (30, 200))
+    t = c.expected[m].astype(np.float64)
+    rows = [{"method": "true", "line": c.expected[z, line, x].tolist()}]
+    for meth in ("dl", "linear", "pchip"):
+        f = fill(c.counts, m, meth, model, step)
+        ratios = {f"{lo}-{hi}": float(f[m][(d >= lo) & (d < hi)].sum() / t[(d >= lo) & (d < hi)].sum())
+                  for lo, hi in bins}
+        rows.append({"method": meth, "line": f[z, line, x].tolist(), "ratio": ratios})
+    return rows
+
+
+def profile_table(rows: list[dict], width: int) -> str:
+    n, bins = len(rows[0]["line"]), list(rows[1]["ratio"])
+    out = [f"Crystal 0, {width}-px cross gap beside the peak (gap from 3 voxels): photons along the line through "
+           "the peak across the gap (0 = the peak), then fill / true photons of the gap voxels by distance from "
+           "the peak", "", "| | " + " | ".join(map(str, range(n))) + " | " + " | ".join(bins) + " |",
+           "|---" * (n + 1 + len(bins)) + "|"]
+    for r in rows:
+        ratios = [f"{r['ratio'][k]:.2f}" for k in bins] if "ratio" in r else ["—"] * len(bins)
+        out.append(f"| {r['method']} | " + " | ".join(f"{v:.2g}" for v in r["line"]) + " | " + " | ".join(ratios)
+                   + " |")
+    return "\n".join(out)
+
+
 def photons_table(rows: list[dict]) -> str:
     n = len({r["crystal"] for r in rows})
     out = [(f"Photons in the gap, filled / true, mean over {n} simulated crystals (all gap voxels; the brightest "
@@ -469,7 +506,7 @@ def figure(path: str, oracle: list[dict] | None, phasing: list[dict] | None) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("oracle", "phasing", "photons", "dl"))
+    ap.add_argument("--part", choices=("oracle", "phasing", "photons", "dl", "profile"))
     ap.add_argument("--dl-widths", type=int, nargs="+", default=(6, 9), help="gap widths of the dl part")
     ap.add_argument("--n", type=int, default=None, help="simulated crystals (oracle 8, phasing 4, photons 3)")
     ap.add_argument("--runs", type=int, default=3, help="conventional phasing runs per case (best free LLK)")
@@ -519,6 +556,9 @@ def main() -> None:
     elif args.part == "photons":
         rows = run_photons(args.n or 3, model, args.step)
         print(photons_table(rows))
+    elif args.part == "profile":
+        rows = run_profile(model, args.step, args.dl_widths[0])
+        print(profile_table(rows, args.dl_widths[0]))
     else:
         rows = run_phasing(args.n or 4, model, args.step, args.runs, args.placement, save)
         print(phasing_table(rows))

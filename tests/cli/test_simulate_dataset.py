@@ -141,12 +141,21 @@ def test_dataset_edge_sigma_option(tmp_path, capsys):
     assert all(0.0 <= p["edge_sigma"] <= 0.2 for p in load_dataset(out)["params"])
 
 
+def test_dataset_phase_range_low_option(tmp_path):
+    out = tmp_path / "flat"
+    assert main(["dataset", "phase", str(out), "--n", "3", "--size", "32", "--workers", "1",
+                 "--low-strain-fraction", "1", "--phase-range-low", "0", "1", "--quiet"]) == 0
+    assert read_manifest(out)["overrides"] == {"low_strain_fraction": 1.0, "phase_range_low": [0.0, 1.0]}
+    assert all(0.0 <= p["phase_range"] <= 1.0 for p in load_dataset(out)["params"])
+
+
 @pytest.mark.parametrize(
     "args,match",
     [
         (["--n", "4", "--size", "48"], "not one of 32, 64, 128"),
         (["--n", "0"], "at least 1"),
         (["--n", "2", "--edge-sigma", "0.4", "0.1"], "0 <= LO <= HI <= 3"),
+        (["--n", "2", "--phase-range-low", "1", "9"], "0 <= LO <= HI <= 6.283 rad"),
     ],
 )
 def test_dataset_bad_parameters(tmp_path, capsys, args, match):

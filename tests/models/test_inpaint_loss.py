@@ -7,6 +7,7 @@ import pytest
 
 from napari_bcdi_dl.models._keras import keras
 from napari_bcdi_dl.models.inpaint_loss import (
+    bright_l1,
     gradient_l1,
     inpaint_loss,
     make_inpaint_loss,
@@ -116,3 +117,22 @@ def test_a_model_trains_on_targets_with_and_without_the_weight_channel(case):
     model.compile(optimizer=keras().optimizers.Adam(1e-3), loss=inpaint_loss)
     losses = [float(model.train_on_batch(x, target)) for target in (y, yw, y, yw)]
     assert np.all(np.isfinite(losses))
+
+
+def test_bright_term_counts_an_error_beside_the_peak_more_than_the_same_error_in_the_faint_tail():
+    """The same L1 (one voxel off by 0.2): plain L1 cannot tell where it is, the bright term can; a right
+    fill scores zero; the term enters the loss only when asked for."""
+    t = np.full((2, 16, 16, 16, 1), 0.2, np.float32)
+    t[:, 8, 8, 8] = 1.0  # the brightest voxel of the window
+    m = np.zeros_like(t)
+    m[:, :, 6:10] = 1
+    y = np.concatenate([t, m], axis=-1)
+    pred = t.copy()
+    pred[0, 8, 8, 8] += 0.2  # sample 0: error on the bright voxel
+    pred[1, 2, 8, 8] += 0.2  # sample 1: the same error on a faint one
+    l1, bright = _np(masked_l1(y, pred)), _np(bright_l1(y, pred))
+    np.testing.assert_allclose(l1[0], l1[1], rtol=1e-5)
+    assert bright[0] > 50 * bright[1]
+    np.testing.assert_allclose(_np(bright_l1(y, t)), 0, atol=1e-7)
+    plain, with_bright = _np(make_inpaint_loss()(y, pred)), _np(make_inpaint_loss(bright_weight=2.0)(y, pred))
+    np.testing.assert_allclose(with_bright - plain, 2.0 * bright, rtol=1e-4, atol=1e-7)

@@ -61,24 +61,15 @@ def register(subparsers) -> None:
         help="inpaint: fraction of patches placed so that their gap lies in the plane of the Bragg peak "
         "(default 0)",
     )
-    p.add_argument(
-        "--gap-peak-offset",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("LO", "HI"),
-        help="inpaint, with --gap-through-peak: put those patches' gaps beside the peak instead, their near "
-        "edge LO–HI voxels from it (e.g. 2 14)",
-    )
-    p.add_argument(
-        "--edge-sigma",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("LO", "HI"),
-        help="width range (voxels) of the crystals' smoothed edge (default 0.3 1.0; sharper edges, e.g. "
-        "0 0.3, keep the slow fall-off of the intensity of measured patterns)",
-    )
+    for flag, kind, text in (
+        ("--gap-peak-offset", int, "inpaint, with --gap-through-peak: put those patches' gaps beside the peak "
+         "instead, their near edge LO–HI voxels from it (e.g. 2 14)"),
+        ("--edge-sigma", float, "width range (voxels) of the crystals' smoothed edge (default 0.3 1.0; sharper "
+         "edges, e.g. 0 0.3, keep the slow fall-off of the intensity of measured patterns)"),
+        ("--phase-range-low", float, "phase range (rad) of the low-strain crystals (default 0 6.283; e.g. 0 1 "
+         "for nearly unstrained crystals, whose Bragg peak is as sharp as it gets)"),
+    ):
+        p.add_argument(flag, type=kind, nargs=2, default=None, metavar=("LO", "HI"), help=text)
     p.add_argument("--g-axis", choices=("random", "z", "y", "x"), default="random",
                    help="defects: direction of the Bragg vector G in the array (default random, the shipped "
                    "set; z/y/x: G along that axis, as in a measured scan)")
@@ -123,7 +114,7 @@ def _run_defects(args: argparse.Namespace, t0: float) -> int:
 
     if _overrides(args) or args.patches_per_pattern is not None:
         raise BCDIError("dataset defects takes no --shapes/--low-strain-fraction/--gap-through-peak/"
-                        "--gap-peak-offset/--edge-sigma/--patches-per-pattern: its ranges are fixed (docs/defects.md)")
+                        "--gap-peak-offset/--edge-sigma/--phase-range-low/--patches-per-pattern: its ranges are fixed (docs/defects.md)")
     with progress_bar("defects dataset", disable=True if args.quiet else None) as bar:
         manifest = generate_defects_dataset(args.outdir, n=args.n, size=args.size, seed=args.seed,
                                             workers=args.workers, shard_size=args.shard_size,
@@ -141,6 +132,7 @@ def _overrides(args: argparse.Namespace) -> dict | None:
         "gap_through_peak_fraction": args.gap_through_peak,
         "edge_sigma": args.edge_sigma,
         "gap_peak_offset": args.gap_peak_offset,
+        "phase_range_low": args.phase_range_low,
     }
     out = {k: v for k, v in given.items() if v is not None}
     return out or None

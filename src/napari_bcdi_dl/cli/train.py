@@ -78,6 +78,9 @@ def _register_inpaint(sub) -> None:
     q.add_argument("--linear-weight", type=float, default=0.0, metavar="POWER",
                    help="weight each training sample's loss by (gap L1 of its linear pre-fill)^-POWER, "
                         "batch mean 1, so narrow gaps count as much as wide ones (default 0: off)")
+    q.add_argument("--bright-weight", type=float, default=0.0, metavar="W",
+                   help="add W × an L1 weighted by the target's brightness, so the bright voxels beside the "
+                        "peak, which hold most of a gap's photons, count (default 0: off)")
     q.add_argument("--norm", choices=("group", "batch", "none"), default=None,
                    help="normalisation after each convolution (default group)")
     q.add_argument("--context", action="store_true",
@@ -195,7 +198,8 @@ def run_inpaint(args: argparse.Namespace) -> int | None:
             steps_per_epoch=args.steps_per_epoch, lr=args.lr, patience=args.patience or None,
             checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
             val_limit=args.val_limit, train_limit=args.train_limit, export=args.export, arch=arch or None,
-            init=args.init, blur=args.blur, linear_weight=args.linear_weight, context=args.context,
+            init=args.init, blur=args.blur, linear_weight=args.linear_weight,
+            bright_weight=args.bright_weight, context=args.context,
             command=command, progress=bar, cancel=stop,
         )
     print(f"{args.out}: {result.stopped} at step {result.step}; best held-out loss {result.best_val:.5g} "

@@ -13,7 +13,12 @@ The prediction is used only inside the gap, so every term is computed on the *co
 term also sees the seams at the gap border, and the structural term compares local statistics of windows
 that straddle the gap. Each term is normalised per sample by the number of gap voxels it touches.
 
-``L = l1 + grad_weight · grad + ssim_weight · (1 − ssim)``
+``L = l1 + grad_weight · grad + ssim_weight · (1 − ssim) [+ bright_weight · bright]``
+
+The optional *bright* term (:func:`bright_l1`) is the same L1 weighted by the target's brightness. Plain L1
+in log scale counts every gap voxel alike, so the few voxels beside the Bragg peak, which carry most of the
+gap's photons and so most of what a reconstruction sees, hardly count: models trained without it fill a
+gap beside the peak with ~2× its true photons (``docs/models.md``, photon table).
 
 Works for 2D or 3D patches (``(batch, *spatial, 2)``) on every Keras backend.
 """
@@ -26,6 +31,8 @@ from typing import Any
 from ._keras import keras
 
 EPS = 1e-6
+#: Default sharpness of the brightness weights of :func:`bright_l1`.
+BRIGHT_SHARPNESS = 7.0
 
 
 def _spatial_axes(ndim: int) -> tuple[int, ...]:
@@ -92,6 +99,21 @@ def gradient_l1(y_true: Any, y_pred: Any) -> Any:
     return total / (count + EPS)
 
 
+def bright_l1(y_true: Any, y_pred: Any, *, sharpness: float = BRIGHT_SHARPNESS) -> Any:
+    """Per-sample L1 inside the gap, each voxel weighted by ``exp(sharpness · (t − 1))``, shape (batch,).
+
+    ``t`` is the target in the normalised log scale (1 = the window's brightest valid voxel), so the weight
+    is about ``(I / I_max)^(sharpness / range)`` with ``range`` the window's ``log(1 + I)`` span (~14 near a
+    peak of 10⁶ counts): with the default 7, roughly ``√I``. Normalised by the weights' sum, so it is a
+    weighted mean error per window, bounded like :func:`masked_l1`.
+    """
+    ops = keras().ops
+    target, weight, comp = _split(y_true, y_pred)
+    axes = _spatial_axes(len(target.shape)) + (len(target.shape) - 1,)
+    w = weight * ops.exp(float(sharpness) * (ops.minimum(target, 1.5) - 1.0))
+    return ops.sum(w * ops.abs(comp - target), axis=axes) / (ops.sum(w, axis=axes) + EPS)
+
+
 def _box(x: Any, size: int) -> Any:
     """Mean over a ``size``-box around each voxel (zero padding), separable, by cumulative sums.
 
@@ -134,8 +156,9 @@ def ssim_term(y_true: Any, y_pred: Any, *, size: int = 5, c1: float = 1e-4, c2: 
 
 
 def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_weight: float = 0.1,
-                      ssim_size: int = 5) -> Callable[[Any, Any], Any]:
-    """Return ``loss(y_true, y_pred) -> (batch,)`` combining the three terms (see the module docstring)."""
+                      ssim_size: int = 5, bright_weight: float = 0.0,
+                      bright_sharpness: float = BRIGHT_SHARPNESS) -> Callable[[Any, Any], Any]:
+    """Return ``loss(y_true, y_pred) -> (batch,)`` combining the terms (see the module docstring)."""
 
     def inpaint_loss(y_true: Any, y_pred: Any) -> Any:
         loss = l1_weight * masked_l1(y_true, y_pred)
@@ -143,6 +166,8 @@ def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_wei
             loss = loss + grad_weight * gradient_l1(y_true, y_pred)
         if ssim_weight:
             loss = loss + ssim_weight * (1.0 - ssim_term(y_true, y_pred, size=ssim_size))
+        if bright_weight:
+            loss = loss + bright_weight * bright_l1(y_true, y_pred, sharpness=bright_sharpness)
         return loss * sample_weight(y_true)
 
     return inpaint_loss

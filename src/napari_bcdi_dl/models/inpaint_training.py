@@ -397,6 +397,7 @@ def train_inpaint(
     init: os.PathLike | str | None = None,
     blur: float = 0.0,
     linear_weight: float = 0.0,
+    bright_weight: float = 0.0,
     context: bool = False,
     command: str | None = None,
     log=None,
@@ -410,7 +411,9 @@ def train_inpaint(
     a ``.keras`` file (e.g. the shipped model) instead of a fresh U-Net (``arch`` is then ignored);
     ``blur`` is the largest width (voxels) of the partial-coherence blur of :func:`augment`;
     ``linear_weight`` > 0 weights each training sample's loss by :func:`linear_relative_weights` with
-    that power (held-out losses stay unweighted, so they compare across runs). ``context`` trains the
+    that power (held-out losses stay unweighted, so they compare across runs). ``bright_weight`` > 0 adds
+    the brightness-weighted L1 (:func:`~napari_bcdi_dl.models.inpaint_loss.bright_l1`) to the loss, held-out
+    loss included (compare runs by their held-out PCC and L1, which do not change). ``context`` trains the
     context model (sets with ``context`` arrays; a model without context given as ``init`` gets one,
     :func:`~napari_bcdi_dl.models.inpaint.add_context`, and starts from its predictions).
     """
@@ -419,12 +422,13 @@ def train_inpaint(
 
     from ._keras import keras
     from .inpaint import DEFAULT_ARCH, add_context, build_inpainter, has_context
-    from .inpaint_loss import inpaint_loss
+    from .inpaint_loss import make_inpaint_loss
     from .training import cosine_schedule, fit
 
-    if not (np.isfinite(blur) and blur >= 0 and np.isfinite(linear_weight) and linear_weight >= 0):
-        raise BCDIError(f"--blur {blur} and --linear-weight {linear_weight} must be finite and >= 0 "
-                        "(0 turns them off)")
+    if not all(np.isfinite(v) and v >= 0 for v in (blur, linear_weight, bright_weight)):
+        raise BCDIError(f"--blur {blur}, --linear-weight {linear_weight} and --bright-weight {bright_weight} "
+                        "must be finite and >= 0 (0 turns them off)")
+    loss = make_inpaint_loss(bright_weight=bright_weight)
     k = keras()
     rng = np.random.default_rng(seed)
     k.utils.set_random_seed(seed)
@@ -449,13 +453,14 @@ def train_inpaint(
         model = build_inpainter(PATCH, context=context, **arch)
     if context:
         arch["context"] = True
-    metrics = make_val_metrics(inpaint_loss)
+    metrics = make_val_metrics(loss)
     config = {"command": command, "data": [str(d) for d in data], "val": [str(v) for v in val],
               "n_train": len(train["expected"]), "n_val": len(held["expected"]), "steps": steps,
               "batch": batch, "steps_per_epoch": steps_per_epoch, "lr": lr, "seed": seed,
               "arch": {k_: list(v) if isinstance(v, tuple) else v for k_, v in arch.items()},
               "params": int(model.count_params()), "init": None if init is None else str(init),
-              "blur": blur, "linear_weight": linear_weight, "backend": k.backend.backend(),
+              "blur": blur, "linear_weight": linear_weight, "bright_weight": bright_weight,
+              "backend": k.backend.backend(),
               "keras": k.__version__, "host": f"{platform.machine()} {os.cpu_count()} cores"}
 
     def on_epoch(record: dict, model: Any) -> None:
@@ -471,7 +476,7 @@ def train_inpaint(
                        f"{record['val_pcc_linear']:.4f})")
 
     batches = train_batches(train, batch, rng, blur=blur, linear_weight=linear_weight)
-    return fit(model, inpaint_loss, batches, vb, out, steps,
+    return fit(model, loss, batches, vb, out, steps,
                steps_per_epoch=steps_per_epoch, learning_rate=cosine_schedule(lr, steps, warmup),
                checkpoint_every=checkpoint_every, patience=patience, resume=resume, rng=rng,
                metrics_fn=metrics, on_epoch=on_epoch, config=config, log=log, progress=progress,

@@ -308,6 +308,16 @@ def test_gap_peak_offset_puts_the_gaps_beside_the_peak(tmp_path):
     assert sides == {True, False}
 
 
+def test_phase_range_low_override_draws_nearly_unstrained_crystals(tmp_path):
+    """``phase_range_low`` (``--phase-range-low``): with every crystal low-strain, their phase ranges lie in
+    the given range and the manifest records it."""
+    over = {"low_strain_fraction": 1.0, "phase_range_low": (0.0, 1.0)}
+    m = generate_dataset("inpaint", tmp_path / "p", n=5, size=32, seed=4, workers=1, overrides=over)
+    assert m["ranges"]["phase_range_low"] == [0.0, 1.0] and m["overrides"]["phase_range_low"] == [0.0, 1.0]
+    params = [p for shard in iter_shards(tmp_path / "p", keys=["params"]) for p in shard["params"]]
+    assert len(params) == 5 and all(0.0 <= p["phase_range"] <= 1.0 for p in params)
+
+
 @pytest.mark.parametrize(
     "kw,match",
     [
@@ -318,6 +328,8 @@ def test_gap_peak_offset_puts_the_gaps_beside_the_peak(tmp_path):
         ({"overrides": {"edge_sigma": [0.5, 0.2]}}, "0 <= LO <= HI <= 3"),
         ({"overrides": {"edge_sigma": 0.2}}, "two widths LO HI"),
         ({"overrides": {"gap_peak_offset": [5, 2]}}, "0 <= LO <= HI <= 16"),
+        ({"overrides": {"phase_range_low": [0, 7]}}, "0 <= LO <= HI <= 6.283 rad"),
+        ({"overrides": {"phase_range_low": [0, float("nan")]}}, "low-strain phase range"),
         (dict(size=48), "not one of 32, 64, 128"),
         (dict(n=0), "at least 1"),
         (dict(shard_size=0), "at least 1"),

@@ -123,7 +123,7 @@ def _draw_pattern_kwargs(rng: np.random.Generator, ranges: dict) -> dict:
 #: ``--shapes --low-strain-fraction --gap-through-peak --edge-sigma --gap-peak-offset``), with their
 #: checks.
 OVERRIDABLE = ("shapes", "low_strain_fraction", "gap_through_peak_fraction", "edge_sigma",
-               "gap_peak_offset")
+               "gap_peak_offset", "phase_range_low")
 
 
 def with_overrides(ranges: dict, overrides: dict | None) -> dict:
@@ -148,6 +148,9 @@ def with_overrides(ranges: dict, overrides: dict | None) -> dict:
             out[key] = [lo, hi]
         elif key == "gap_peak_offset":
             out[key] = list(_pair_range(value, "gap peak offset", "distances", int, 16))
+        elif key == "phase_range_low":
+            out[key] = list(_pair_range(value, "low-strain phase range", "phase ranges", float,
+                                        2 * math.pi, units="rad"))
         else:
             v = float(value)
             if not 0.0 <= v <= 1.0:
@@ -156,15 +159,15 @@ def with_overrides(ranges: dict, overrides: dict | None) -> dict:
     return out
 
 
-def _pair_range(value, what: str, unit: str, cast=float, top: float = 3.0) -> tuple:
-    """A range override ``LO HI`` (voxels) with ``0 <= lo <= hi <= top``; ``what`` and ``unit`` name it in
-    the error (e.g. "edge sigma range", "widths")."""
+def _pair_range(value, what: str, unit: str, cast=float, top: float = 3.0, units: str = "voxels") -> tuple:
+    """A range override ``LO HI`` (in ``units``) with ``0 <= lo <= hi <= top``; ``what`` and ``unit`` name it
+    in the error (e.g. "edge sigma range", "widths")."""
     try:
         lo, hi = (cast(v) for v in value)
     except (TypeError, ValueError):
-        raise BCDIError(f"{what} {value!r} must be two {unit} LO HI in voxels") from None
-    if not 0 <= lo <= hi <= top:
-        raise BCDIError(f"{what} {lo:g}–{hi:g} must satisfy 0 <= LO <= HI <= {top:g} voxels")
+        raise BCDIError(f"{what} {value!r} must be two {unit} LO HI in {units}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo <= hi <= top):
+        raise BCDIError(f"{what} {lo:g}–{hi:g} must satisfy 0 <= LO <= HI <= {top:.4g} {units}")
     return lo, hi
 
 
