@@ -362,7 +362,8 @@ def run_profile(model, step: int, width: int) -> list[dict]:
     rows = [{"method": "true", "line": c.expected[z, line, x].tolist()}]
     for meth in ("dl", "linear", "pchip"):
         f = fill(c.counts, m, meth, model, step)
-        ratios = {f"{lo}-{hi}": float(f[m][(d >= lo) & (d < hi)].sum() / t[(d >= lo) & (d < hi)].sum())
+        fm = f[m].astype(np.float64)
+        ratios = {f"{lo}-{hi}": float(fm[(d >= lo) & (d < hi)].sum() / t[(d >= lo) & (d < hi)].sum())
                   for lo, hi in bins}
         rows.append({"method": meth, "line": f[z, line, x].tolist(), "ratio": ratios})
     return rows

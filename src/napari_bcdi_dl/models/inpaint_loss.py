@@ -70,10 +70,15 @@ def sample_weight(y_true: Any) -> Any:
 
 def masked_l1(y_true: Any, y_pred: Any) -> Any:
     """Per-sample mean absolute error inside the gap, shape (batch,)."""
-    ops = keras().ops
     target, weight, comp = _split(y_true, y_pred)
+    return _weighted_mean_error(target, comp, weight)
+
+
+def _weighted_mean_error(target: Any, comp: Any, w: Any) -> Any:
+    """``Σ w·|comp − target| / Σ w`` per sample, shape (batch,)."""
+    ops = keras().ops
     axes = _spatial_axes(len(target.shape)) + (len(target.shape) - 1,)
-    return ops.sum(ops.abs(comp - target), axis=axes) / (ops.sum(weight, axis=axes) + EPS)
+    return ops.sum(w * ops.abs(comp - target), axis=axes) / (ops.sum(w, axis=axes) + EPS)
 
 
 def gradient_l1(y_true: Any, y_pred: Any) -> Any:
@@ -109,9 +114,8 @@ def bright_l1(y_true: Any, y_pred: Any, *, sharpness: float = BRIGHT_SHARPNESS) 
     """
     ops = keras().ops
     target, weight, comp = _split(y_true, y_pred)
-    axes = _spatial_axes(len(target.shape)) + (len(target.shape) - 1,)
     w = weight * ops.exp(float(sharpness) * (ops.minimum(target, 1.5) - 1.0))
-    return ops.sum(w * ops.abs(comp - target), axis=axes) / (ops.sum(w, axis=axes) + EPS)
+    return _weighted_mean_error(target, comp, w)
 
 
 def _box(x: Any, size: int) -> Any:

@@ -159,13 +159,13 @@ def with_overrides(ranges: dict, overrides: dict | None) -> dict:
     return out
 
 
-def _pair_range(value, what: str, unit: str, cast=float, top: float = 3.0, units: str = "voxels") -> tuple:
-    """A range override ``LO HI`` (in ``units``) with ``0 <= lo <= hi <= top``; ``what`` and ``unit`` name it
+def _pair_range(value, what: str, noun: str, cast=float, top: float = 3.0, units: str = "voxels") -> tuple:
+    """A range override ``LO HI`` (in ``units``) with ``0 <= lo <= hi <= top``; ``what`` and ``noun`` name it
     in the error (e.g. "edge sigma range", "widths")."""
     try:
         lo, hi = (cast(v) for v in value)
     except (TypeError, ValueError):
-        raise BCDIError(f"{what} {value!r} must be two {unit} LO HI in {units}") from None
+        raise BCDIError(f"{what} {value!r} must be two {noun} LO HI in {units}") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo <= hi <= top):
         raise BCDIError(f"{what} {lo:g}–{hi:g} must satisfy 0 <= LO <= HI <= {top:.4g} {units}")
     return lo, hi
