@@ -384,7 +384,9 @@ def main() -> None:
     ap.add_argument("--skip-conventional", action="store_true")
     ap.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "cdinn_exp_crop64.npz"))
     ap.add_argument("--no-real", action="store_true")
-    ap.add_argument("--out", default=str(REPO / "runs" / "phase" / "quality.json"))
+    ap.add_argument("--out", default=None,
+                    help="per-case JSON (default runs/phase/quality_MODEL[_CORRECTOR].json, named by the model's "
+                         "and corrector's files, so a quick run of another model keeps the last full one)")
     ap.add_argument("--conv-cache", default=str(REPO / "runs" / "phase" / "conventional_cache.json"),
                     help="conventional results per case (they do not depend on the model)")
     ap.add_argument("--only-conventional", action="store_true", help="fill the cache, no model")
@@ -392,6 +394,14 @@ def main() -> None:
                     help="only: support size and LLK through one run of the first-round and current default "
                          "on the measured pattern")
     args = ap.parse_args()
+    if args.out is None:
+        def stem(name: str) -> str:  # a registry name, or a file named by its folder too (exports share a name)
+            p = Path(name)
+            return p.stem if p.suffix != ".keras" else f"{p.parent.name}-{p.stem}"
+
+        stems = [stem(args.model) if args.model else "shipped"]
+        stems += [stem(args.corrector)] if args.corrector else []
+        args.out = str(REPO / "runs" / "phase" / f"quality_{'_'.join(stems)}.json")
     if args.support_history:
         support_history(Path(args.real), args)
         return

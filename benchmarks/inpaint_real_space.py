@@ -28,7 +28,9 @@ arrays in one process:
     (``core.phasing.phase``, its default recipe and support settings, ``--runs`` runs, best free LLK) without
     a gap (the reference: does conventional phasing solve it?), then with a cross gap through the peak
     (``--placement beside``: beside it) left free (``masked``: the gap is in the mask) or filled by ``dl`` /
-    ``linear`` and then taken as measured (no mask). Error against
+    ``linear`` and then taken as measured (no mask), or (``dl-free``, with ``--methods``) filled by DL and
+    phased as measured, then refined from that result with the gap free (``HIO**200, ER**200``, shrink-wrap
+    at 0.1 of the maximum, the DL pipeline's hand-over of a filled gap). Error against
     the truth after registration (``core.metrics.compare`` / ``register_to``: twin, sub-voxel shift, global
     phase): the complex error, the phase RMSE of the crystal core, and the RMSE of the strain (as above,
     inside the true support, against the truth's strain).
@@ -82,6 +84,8 @@ from napari_bcdi_dl.core.simulate import far_field, gap_mask
 
 WIDTHS = (3, 6, 9, 12)
 METHODS = ("masked", "dl", "linear", "pchip")
+#: Methods of the phasing part (``dl-free``: filled by DL, phased, then refined with the gap free).
+PHASING_METHODS = ("masked", "dl", "linear", "dl-free")
 PLACEMENTS = ("through", "beside")
 SHAPES = ("wulff", "winterbottom", "cube_cuts", "hull")
 #: Pt 111 with 10-nm voxels: strain in true units (the ratios between methods do not depend on them).
@@ -238,12 +242,18 @@ def phasing_crystal(i: int, size: int = 64):
                             noise=True, workers=1)
 
 
-def phasing_case(p, data: np.ndarray, mask, runs: int, seed: int) -> dict:
+def phasing_case(p, data: np.ndarray, mask, runs: int, seed: int, then_free=None) -> dict:
+    """Conventional phasing of ``data`` (``mask`` free); with ``then_free``, the best run refined again with
+    that mask free (a fill taken as measured first, then let go)."""
     from napari_bcdi_dl.core.metrics import compare, is_match, register_to
     from napari_bcdi_dl.core.phasing import phase
+    from napari_bcdi_dl.core.phasing.refine import REFINE_RECIPES, refine
 
     t0 = time.perf_counter()
     best = phase(data, mask, runs=runs, seed=seed).best
+    if then_free is not None:
+        best = refine(data, best.obj, best.support, then_free, recipe=REFINE_RECIPES["hio-er"],
+                      support_method="max", support_threshold=0.1, early_stop=50, seed=seed)
     cmp = compare(p.obj, best.obj, p.support, best.support)
     aligned = register_to(p.obj, best.obj, p.support, best.support)["aligned"]
     rs = real_space_errors(aligned, p.support, reference=p.obj)
@@ -252,7 +262,8 @@ def phasing_case(p, data: np.ndarray, mask, runs: int, seed: int) -> dict:
             "llk_free": llk_free, **{f"rs_{k}": v for k, v in rs.items()}, "time_s": time.perf_counter() - t0}
 
 
-def run_phasing(n: int, model, step: int, runs: int, placement: str = "through", save=None) -> list[dict]:
+def run_phasing(n: int, model, step: int, runs: int, placement: str = "through", save=None,
+                methods=PHASING_METHODS[:3]) -> list[dict]:
     rows = []
     for i in range(n):
         p = phasing_crystal(i)
@@ -263,9 +274,10 @@ def run_phasing(n: int, model, step: int, runs: int, placement: str = "through",
         peak = np.unravel_index(int(np.argmax(p.expected)), p.expected.shape)
         for w in WIDTHS:
             m = cross_mask(p.intensity.shape, peak, w, placement)
-            for meth in ("masked", "dl", "linear"):
-                data = fill(p.intensity, m, meth, model, step)
-                r = phasing_case(p, data, m if meth == "masked" else None, runs, i)
+            for meth in methods:
+                data = fill(p.intensity, m, meth.removesuffix("-free"), model, step)
+                r = phasing_case(p, data, m if meth == "masked" else None, runs, i,
+                                 then_free=m if meth.endswith("-free") else None)
                 rows.append({"crystal": name, "placement": placement, "width": w, "method": meth, **r})
                 print(f"  {w} px {meth}: error {r['error']:.3f} phase {r['phase_rmse']:.3f} "
                       f"strain {r['rs_strain']:.3f} ({r['time_s']:.0f} s)", flush=True)
@@ -437,23 +449,30 @@ def _oracle_table(rows: list[dict]) -> str:
 def phasing_table(rows: list[dict]) -> str:
     crystals = sorted({r["crystal"] for r in rows})
     solved = sum(r["match"] for r in rows if r["method"] == "no gap")
+    meths = [m for m in PHASING_METHODS if any(r["method"] == m for r in rows)]
+    filled = [m for m in meths if m != "masked"]
+    names = {"masked": "masked", "dl": "DL", "linear": "linear", "dl-free": "DL then free"}
     out = [(f"Real phasing, {len(crystals)} crystals (conventional phasing solves {solved}/{len(crystals)} "
            f"without a gap: complex error {_mean(rows, method='no gap', key='error'):.3f}, strain RMSE "
            f"{_mean(rows, method='no gap', key='rs_strain'):.3f}·10⁻⁴), mean over crystals:"), "",
-           ("| gap | strain masked | strain DL | strain linear | DL < masked (strain) | DL < masked (error) "
-           "| error masked / DL / linear | phase RMSE (rad) masked / DL / linear |"),
-           "|---|---|---|---|---|---|---|---|"]
+           ("| gap | " + " | ".join(f"strain {names[m]}" for m in meths) + " | "
+            + " | ".join(f"{names[m]} < masked (strain; error)" for m in filled)
+            + f" | error {' / '.join(names[m] for m in meths)} | phase RMSE (rad) {' / '.join(names[m] for m in meths)} |"),
+           "|---" * (3 + len(meths) + len(filled)) + "|"]
     for w in WIDTHS:
         sel = [r for r in rows if r["width"] == w]
-        s = {m: _mean(sel, method=m, key="rs_strain") for m in ("masked", "dl", "linear")}
+        s = {m: _mean(sel, method=m, key="rs_strain") for m in meths}
         per = {c: {r["method"]: r for r in sel if r["crystal"] == c} for c in crystals}
-        n_s = sum(d["dl"]["rs_strain"] < d["masked"]["rs_strain"] for d in per.values())
-        n_e = sum(d["dl"]["error"] < d["masked"]["error"] for d in per.values())
+        wins = []
+        for m in filled:
+            n_s = sum(d[m]["rs_strain"] < d["masked"]["rs_strain"] for d in per.values())
+            n_e = sum(d[m]["error"] < d["masked"]["error"] for d in per.values())
+            wins.append(f"{n_s}/{len(per)}; {n_e}/{len(per)}")
         best = min(s, key=s.get)
         cells = [f"**{s[m]:.3f}**" if m == best else f"{s[m]:.3f}" for m in s]
         err = " / ".join(f"{_mean(sel, method=m, key='error'):.3f}" for m in s)
         ph = " / ".join(f"{_mean(sel, method=m, key='phase_rmse'):.3f}" for m in s)
-        out.append(f"| {w} px | " + " | ".join(cells) + f" | {n_s}/{len(per)} | {n_e}/{len(per)} | {err} | {ph} |")
+        out.append(f"| {w} px | " + " | ".join(cells + wins) + f" | {err} | {ph} |")
     return "\n".join(out)
 
 
@@ -513,6 +532,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="conventional phasing runs per case (best free LLK)")
     ap.add_argument("--step", type=int, default=4, help="DL inpainting step")
     ap.add_argument("--placement", choices=PLACEMENTS, default="through", help="gap placement (phasing part)")
+    ap.add_argument("--methods", nargs="+", choices=PHASING_METHODS, default=PHASING_METHODS[:3],
+                    help="phasing part: how the gap is given (masked first; default masked dl linear)")
     ap.add_argument("--no-measured", action="store_true", help="oracle part without the measured modulus")
     ap.add_argument("--model", default=None, help="inpainting .keras file (default: the shipped model)")
     ap.add_argument("--json", default=None, help="write the raw results there")
@@ -561,7 +582,9 @@ def main() -> None:
         rows = run_profile(model, args.step, args.dl_widths[0])
         print(profile_table(rows, args.dl_widths[0]))
     else:
-        rows = run_phasing(args.n or 4, model, args.step, args.runs, args.placement, save)
+        if args.methods[0] != "masked":
+            ap.error("--methods: give masked first (every other method is compared with it)")
+        rows = run_phasing(args.n or 4, model, args.step, args.runs, args.placement, save, args.methods)
         print(phasing_table(rows))
     print(f"\n{args.part}: {time.perf_counter() - t0:.0f} s")
     save(rows)

@@ -7,6 +7,7 @@ import pytest
 
 from napari_bcdi_dl.models._keras import keras
 from napari_bcdi_dl.models.inpaint_loss import (
+    amplitude_l2,
     bright_l1,
     gradient_l1,
     inpaint_loss,
@@ -136,3 +137,25 @@ def test_bright_term_counts_an_error_beside_the_peak_more_than_the_same_error_in
     np.testing.assert_allclose(_np(bright_l1(y, t)), 0, atol=1e-7)
     plain, with_bright = _np(make_inpaint_loss()(y, pred)), _np(make_inpaint_loss(bright_weight=2.0)(y, pred))
     np.testing.assert_allclose(with_bright - plain, 2.0 * bright, rtol=1e-4, atol=1e-7)
+
+
+def test_amplitude_term_costs_a_fill_four_times_too_bright_as_much_as_a_dark_one():
+    """In a window spanning 14 in log(1 + I) (a peak of ~10⁶ counts), a gap voxel at 0.9 of the range holds
+    ~1/4 of the peak's amplitude²; a fill 4× too bright there is +log(4)/14 in the normalised scale: plain
+    L1 calls it 9× smaller than a dark fill, the amplitude term (what a reconstruction sees) calls them
+    equal; a right fill scores zero, and the term enters the loss only when asked for."""
+    t = np.full((3, 16, 16, 16, 1), 0.1, np.float32)
+    t[:, 8, 2, 8] = 1.0  # the peak, outside the gap
+    t[:, 8, 8, 8] = 0.9  # a bright voxel inside the gap
+    m = np.zeros_like(t)
+    m[:, :, 6:10] = 1
+    y = np.concatenate([t, m], axis=-1)
+    pred = t.copy()
+    pred[0, 8, 8, 8] += np.log(4.0) / 14.0  # 4× the true intensity
+    pred[1, 8, 8, 8] = 0.0  # no photons
+    l1, amp = _np(masked_l1(y, pred)), _np(amplitude_l2(y, pred))
+    assert l1[1] > 8 * l1[0]
+    np.testing.assert_allclose(amp[0], amp[1], rtol=0.02)
+    assert amp[0] > 0.1 and amp[2] == pytest.approx(0, abs=1e-7)
+    plain, with_amp = _np(make_inpaint_loss()(y, pred)), _np(make_inpaint_loss(amplitude_weight=0.5)(y, pred))
+    np.testing.assert_allclose(with_amp - plain, 0.5 * amp, rtol=1e-4, atol=1e-7)

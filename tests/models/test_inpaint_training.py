@@ -231,11 +231,12 @@ def test_train_inpaint_cli_from_the_shipped_weights_with_blur_and_linear_weight(
               "--batch", "2", "--steps", "1", "--steps-per-epoch", "1", "--lr", "1e-7", "--quiet"]
     shipped = model_path("inpaint")
     assert main(common + ["--out", str(tmp_path / "a"), "--init", str(shipped), "--blur", "1.0",
-                          "--linear-weight", "1", "--bright-weight", "1"]) == 0
+                          "--linear-weight", "1", "--bright-weight", "1",
+                          "--amplitude-weight", "0.5"]) == 0
     assert main(common + ["--out", str(tmp_path / "b")]) == 0
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["init"] == str(shipped) and run["blur"] == 1.0 and run["arch"]["norm"] == "group"
-    assert run["linear_weight"] == 1.0 and run["bright_weight"] == 1.0
+    assert run["linear_weight"] == 1.0 and run["bright_weight"] == 1.0 and run["amplitude_weight"] == 0.5
     a, b = (json.loads((tmp_path / d / "log.json").read_text())[-1] for d in ("a", "b"))
     assert a["val_pcc_linear"] == b["val_pcc_linear"]
     assert b["val_pcc"] == pytest.approx(b["val_pcc_linear"], abs=1e-3), "a fresh U-Net is the linear fill"
@@ -248,3 +249,6 @@ def test_train_inpaint_cli_from_the_shipped_weights_with_blur_and_linear_weight(
     assert main(common + ["--out", str(tmp_path / "e"), "--bright-weight", "nan"]) == 2
     err = capsys.readouterr().err
     assert "--bright-weight nan" in err and err.count("\n") == 1
+    assert main(common + ["--out", str(tmp_path / "f"), "--amplitude-weight", "-2"]) == 2
+    err = capsys.readouterr().err
+    assert "--amplitude-weight -2.0" in err and err.count("\n") == 1

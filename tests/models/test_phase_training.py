@@ -151,3 +151,40 @@ def test_train_phase_norm_group_builds_group_normalisation(tiny_sets, tmp_path):
     assert "GroupNormalization" in kinds and "BatchNormalization" not in kinds
     x = log_normalise(simulate_pattern(32, seed=1).intensity)
     assert np.all(np.isfinite(np.asarray(model(x[None, ..., None]))))
+
+
+def _interrupt(folder):
+    """Make a finished set look like one whose generation was cut after its first shard."""
+    import json
+
+    path = folder / "manifest.json"
+    m = json.loads(path.read_text())
+    first = min(m["shards"], key=lambda k: m["shards"][k]["start"])
+    m["shards"] = {first: m["shards"][first]}
+    m["complete"] = False
+    path.write_text(json.dumps(m))
+    return m["shards"][first]["count"]
+
+
+def test_training_refuses_an_unfinished_set_unless_its_first_shards_cover_the_limit(tmp_path):
+    """A dataset whose generation was cut trains on a fraction of what its command asked for: refused
+    with the command that finishes it, for the phase and the inpainting sets alike; a limit that the
+    completed shards cover reads the same samples as the finished set."""
+    from napari_bcdi_dl.core.errors import BCDIError
+    from napari_bcdi_dl.models.inpaint_training import load_patches
+    from napari_bcdi_dl.models.phase_training import PhaseSet
+
+    generate_dataset("phase", tmp_path / "p", 4, size=32, seed=5, workers=1, shard_size=2)
+    generate_dataset("inpaint", tmp_path / "i", 4, size=32, seed=5, workers=1, shard_size=2)
+    full_p, full_i = PhaseSet([tmp_path / "p"], 32), load_patches([tmp_path / "i"])
+    kept = [_interrupt(tmp_path / d) for d in ("p", "i")]
+    for load in (lambda n: PhaseSet([tmp_path / "p"], 32, max_samples=n),
+                 lambda n: load_patches([tmp_path / "i"], limit=n)):
+        for n in (None, 3):
+            with pytest.raises(BCDIError, match=r"incomplete \(2 of 4 samples\).*same 'bcdi-dl dataset' command"):
+                load(n)
+    assert kept == [2, 2]
+    part_p = PhaseSet([tmp_path / "p"], 32, max_samples=2)
+    part_i = load_patches([tmp_path / "i"], limit=2)
+    np.testing.assert_array_equal(part_p.expected, full_p.expected[:2])
+    np.testing.assert_array_equal(part_i["expected"], full_i["expected"][:2])

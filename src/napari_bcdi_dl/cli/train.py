@@ -81,6 +81,10 @@ def _register_inpaint(sub) -> None:
     q.add_argument("--bright-weight", type=float, default=0.0, metavar="W",
                    help="add W × an L1 weighted by the target's brightness, so the bright voxels beside the "
                         "peak, which hold most of a gap's photons, count (default 0: off)")
+    q.add_argument("--amplitude-weight", type=float, default=0.0, metavar="W",
+                   help="add W × the squared error of the amplitude sqrt(I) in the gap relative to the "
+                        "window's, what a reconstruction sees: a fill too bright beside the peak costs as "
+                        "much as a dark one (default 0: off)")
     q.add_argument("--norm", choices=("group", "batch", "none"), default=None,
                    help="normalisation after each convolution (default group)")
     q.add_argument("--context", action="store_true",
@@ -199,7 +203,7 @@ def run_inpaint(args: argparse.Namespace) -> int | None:
             checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
             val_limit=args.val_limit, train_limit=args.train_limit, export=args.export, arch=arch or None,
             init=args.init, blur=args.blur, linear_weight=args.linear_weight,
-            bright_weight=args.bright_weight, context=args.context,
+            bright_weight=args.bright_weight, amplitude_weight=args.amplitude_weight, context=args.context,
             command=command, progress=bar, cancel=stop,
         )
     print(f"{args.out}: {result.stopped} at step {result.step}; best held-out loss {result.best_val:.5g} "

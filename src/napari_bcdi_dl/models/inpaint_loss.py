@@ -13,12 +13,18 @@ The prediction is used only inside the gap, so every term is computed on the *co
 term also sees the seams at the gap border, and the structural term compares local statistics of windows
 that straddle the gap. Each term is normalised per sample by the number of gap voxels it touches.
 
-``L = l1 + grad_weight · grad + ssim_weight · (1 − ssim) [+ bright_weight · bright]``
+``L = l1 + grad_weight · grad + ssim_weight · (1 − ssim) [+ bright_weight · bright]
+[+ amplitude_weight · amplitude]``
 
 The optional *bright* term (:func:`bright_l1`) is the same L1 weighted by the target's brightness. Plain L1
 in log scale counts every gap voxel alike, so the few voxels beside the Bragg peak, which carry most of the
 gap's photons and so most of what a reconstruction sees, hardly count: models trained without it fill a
 gap beside the peak with ~2× its true photons (``docs/models.md``, photon table).
+
+The optional *amplitude* term (:func:`amplitude_l2`) scores the gap where a reconstruction sees it: the
+squared error of the amplitude ``√I`` (Parseval: the object's error with the true phase), relative to the
+window's total. A fill 4× too bright beside the peak costs it as much as one with no photons there; in
+log scale the first costs far less.
 
 Works for 2D or 3D patches (``(batch, *spatial, 2)``) on every Keras backend.
 """
@@ -118,6 +124,26 @@ def bright_l1(y_true: Any, y_pred: Any, *, sharpness: float = BRIGHT_SHARPNESS) 
     return _weighted_mean_error(target, comp, w)
 
 
+def amplitude_l2(y_true: Any, y_pred: Any, *, sharpness: float = BRIGHT_SHARPNESS) -> Any:
+    """Per-sample ``Σ_gap (a(comp) − a(t))² / Σ_window a(t)²`` with ``a(t) = exp(sharpness · (t − 1))``, shape (batch,).
+
+    ``t`` is the normalised log scale (1 = the window's brightest valid voxel, ``log(1 + I)`` spanning
+    ``range`` ≈ 14 near a peak of 10⁶ counts), so with the default 7 ``a`` is about ``√(I / I_max)``, the
+    amplitude. The denominator is the window's total (valid and gap voxels of the target), so a faint gap
+    far from the peak weighs little, as it does in real space, and the term is bounded for any window.
+    The prediction is clipped at 1.5 (a fill 1.5 × ``range`` above the window's maximum) before the
+    exponential.
+    """
+    ops = keras().ops
+    target, weight, comp = _split(y_true, y_pred)
+    k = float(sharpness)
+    a_t = ops.exp(k * (ops.minimum(target, 1.5) - 1.0))
+    a_c = ops.exp(k * (ops.minimum(comp, 1.5) - 1.0))
+    axes = _spatial_axes(len(target.shape)) + (len(target.shape) - 1,)
+    err = ops.sum(weight * ops.square(a_c - a_t), axis=axes)
+    return err / (ops.sum(ops.square(a_t), axis=axes) + EPS)
+
+
 def _box(x: Any, size: int) -> Any:
     """Mean over a ``size``-box around each voxel (zero padding), separable, by cumulative sums.
 
@@ -161,7 +187,8 @@ def ssim_term(y_true: Any, y_pred: Any, *, size: int = 5, c1: float = 1e-4, c2: 
 
 def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_weight: float = 0.1,
                       ssim_size: int = 5, bright_weight: float = 0.0,
-                      bright_sharpness: float = BRIGHT_SHARPNESS) -> Callable[[Any, Any], Any]:
+                      bright_sharpness: float = BRIGHT_SHARPNESS,
+                      amplitude_weight: float = 0.0) -> Callable[[Any, Any], Any]:
     """Return ``loss(y_true, y_pred) -> (batch,)`` combining the terms (see the module docstring)."""
 
     def inpaint_loss(y_true: Any, y_pred: Any) -> Any:
@@ -172,6 +199,8 @@ def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_wei
             loss = loss + ssim_weight * (1.0 - ssim_term(y_true, y_pred, size=ssim_size))
         if bright_weight:
             loss = loss + bright_weight * bright_l1(y_true, y_pred, sharpness=bright_sharpness)
+        if amplitude_weight:
+            loss = loss + amplitude_weight * amplitude_l2(y_true, y_pred, sharpness=bright_sharpness)
         return loss * sample_weight(y_true)
 
     return inpaint_loss

@@ -38,8 +38,9 @@ Batch = tuple[np.ndarray, np.ndarray]
 # ------------------------------------------------------------------------------------------------ data
 def load_patches(dirs: Sequence[os.PathLike | str], limit: int | None = None,
                  keys: Sequence[str] = ("expected", "mask")) -> dict[str, np.ndarray]:
-    """Concatenate the (completed shards of the) inpainting datasets in ``dirs``."""
-    from ..core.simulate.datasets import iter_shards, read_manifest
+    """Concatenate the inpainting datasets in ``dirs`` (BCDIError for an unfinished one, unless its completed
+    shards hold the first ``limit`` samples)."""
+    from ..core.simulate.datasets import completed_prefix, iter_shards, read_manifest
 
     parts: dict[str, list] = {k: [] for k in keys}
     n = 0
@@ -48,7 +49,8 @@ def load_patches(dirs: Sequence[os.PathLike | str], limit: int | None = None,
         if m.get("kind") != "inpaint":
             raise BCDIError(f"{d} is a {m.get('kind')!r} dataset; give inpainting sets "
                             "('bcdi-dl dataset inpaint')")
-        for shard in iter_shards(d, keys=list(keys), allow_incomplete=True):
+        partial = limit is not None and completed_prefix(m) >= limit - n
+        for shard in iter_shards(d, keys=list(keys), allow_incomplete=partial):
             for k in keys:
                 parts[k].append(shard[k])
             n += len(shard[keys[0]])
@@ -398,6 +400,7 @@ def train_inpaint(
     blur: float = 0.0,
     linear_weight: float = 0.0,
     bright_weight: float = 0.0,
+    amplitude_weight: float = 0.0,
     context: bool = False,
     command: str | None = None,
     log=None,
@@ -413,7 +416,8 @@ def train_inpaint(
     ``linear_weight`` > 0 weights each training sample's loss by :func:`linear_relative_weights` with
     that power (held-out losses stay unweighted, so they compare across runs). ``bright_weight`` > 0 adds
     the brightness-weighted L1 (:func:`~napari_bcdi_dl.models.inpaint_loss.bright_l1`) to the loss, held-out
-    loss included (compare runs by their held-out PCC and L1, which do not change). ``context`` trains the
+    loss included (compare runs by their held-out PCC and L1, which do not change); ``amplitude_weight``
+    > 0 adds the amplitude error (:func:`~napari_bcdi_dl.models.inpaint_loss.amplitude_l2`) alike. ``context`` trains the
     context model (sets with ``context`` arrays; a model without context given as ``init`` gets one,
     :func:`~napari_bcdi_dl.models.inpaint.add_context`, and starts from its predictions).
     """
@@ -425,10 +429,11 @@ def train_inpaint(
     from .inpaint_loss import make_inpaint_loss
     from .training import cosine_schedule, fit
 
-    if not all(np.isfinite(v) and v >= 0 for v in (blur, linear_weight, bright_weight)):
-        raise BCDIError(f"--blur {blur}, --linear-weight {linear_weight} and --bright-weight {bright_weight} "
-                        "must be finite and >= 0 (0 turns them off)")
-    loss = make_inpaint_loss(bright_weight=bright_weight)
+    for name, v in (("blur", blur), ("linear-weight", linear_weight), ("bright-weight", bright_weight),
+                    ("amplitude-weight", amplitude_weight)):
+        if not (np.isfinite(v) and v >= 0):
+            raise BCDIError(f"train inpaint: --{name} {v} must be finite and >= 0 (0 turns it off)")
+    loss = make_inpaint_loss(bright_weight=bright_weight, amplitude_weight=amplitude_weight)
     k = keras()
     rng = np.random.default_rng(seed)
     k.utils.set_random_seed(seed)
@@ -460,6 +465,7 @@ def train_inpaint(
               "arch": {k_: list(v) if isinstance(v, tuple) else v for k_, v in arch.items()},
               "params": int(model.count_params()), "init": None if init is None else str(init),
               "blur": blur, "linear_weight": linear_weight, "bright_weight": bright_weight,
+              "amplitude_weight": amplitude_weight,
               "backend": k.backend.backend(),
               "keras": k.__version__, "host": f"{platform.machine()} {os.cpu_count()} cores"}
 

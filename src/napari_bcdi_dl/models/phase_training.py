@@ -67,11 +67,13 @@ class PhaseSet:
     phase_range : float64 (n,) object phase range (radians), the strain proxy of the curriculum.
     oversampling : float64 (n, 3).
 
-    ``workers`` > 1 centres the phases on that many threads (numpy's FFTs release the GIL).
+    ``workers`` > 1 centres the phases on that many threads (numpy's FFTs release the GIL). An unfinished
+    set (its generation cut) is refused unless ``allow_incomplete`` or its completed shards hold the first
+    ``max_samples``.
     """
 
     def __init__(self, dirs: Sequence[str | Path], size: int, *, max_samples: int | None = None,
-                 keep_intensity: bool = False, allow_incomplete: bool = True, centre: bool = True,
+                 keep_intensity: bool = False, allow_incomplete: bool = False, centre: bool = True,
                  per_dir: bool = False, workers: int = 1) -> None:
         keys = ["expected", "phase", "params"] + (["intensity"] if keep_intensity else [])
         exp, ph, inten, pr, osr = [], [], [], [], []
@@ -95,13 +97,15 @@ class PhaseSet:
 
     def _read(self, dirs, size, keys, max_samples, per_dir, allow_incomplete, centre, keep_intensity, pool,
               exp, ph, inten, pr, osr) -> None:
-        from ..core.simulate import iter_shards
+        from ..core.simulate import completed_prefix, iter_shards, read_manifest
 
         n = 0
         for d in dirs:
             if per_dir:
                 n = 0
-            for shard in iter_shards(d, keys=keys, allow_incomplete=allow_incomplete):
+            partial = allow_incomplete or (max_samples is not None
+                                           and completed_prefix(read_manifest(d)) >= max_samples - n)
+            for shard in iter_shards(d, keys=keys, allow_incomplete=partial):
                 m = len(shard["expected"])
                 if max_samples is not None:
                     m = min(m, max_samples - n)

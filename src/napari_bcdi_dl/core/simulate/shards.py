@@ -82,6 +82,16 @@ def read_manifest(outdir: os.PathLike | str) -> dict:
     return m
 
 
+def completed_prefix(manifest: dict) -> int:
+    """Samples 0..k-1 of a (possibly unfinished) set that lie in completed shards: a limit of at most k
+    reads exactly the samples that the finished set would give."""
+    starts = {v["start"]: v["count"] for v in manifest["shards"].values()}
+    k = 0
+    while k in starts:
+        k += starts[k]
+    return k
+
+
 def _write_manifest(outdir: Path, manifest: dict) -> None:
     with atomic_path(outdir / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
