@@ -397,7 +397,7 @@ def main() -> None:
     if args.out is None:
         def stem(name: str) -> str:  # a registry name, or a file named by its folder too (exports share a name)
             p = Path(name)
-            return p.stem if p.suffix != ".keras" else f"{p.parent.name}-{p.stem}"
+            return p.stem if p.suffix != ".keras" else f"{p.resolve().parent.name}-{p.stem}"
 
         stems = [stem(args.model) if args.model else "shipped"]
         stems += [stem(args.corrector)] if args.corrector else []

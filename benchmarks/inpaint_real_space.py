@@ -86,6 +86,8 @@ WIDTHS = (3, 6, 9, 12)
 METHODS = ("masked", "dl", "linear", "pchip")
 #: Methods of the phasing part (``dl-free``: filled by DL, phased, then refined with the gap free).
 PHASING_METHODS = ("masked", "dl", "linear", "dl-free")
+#: How tables and the figure name the methods.
+LABELS = {"dl": "DL", "pchip": "PCHIP", "dl-free": "DL then free"}
 PLACEMENTS = ("through", "beside")
 SHAPES = ("wulff", "winterbottom", "cube_cuts", "hull")
 #: Pt 111 with 10-nm voxels: strain in true units (the ratios between methods do not depend on them).
@@ -451,13 +453,13 @@ def phasing_table(rows: list[dict]) -> str:
     solved = sum(r["match"] for r in rows if r["method"] == "no gap")
     meths = [m for m in PHASING_METHODS if any(r["method"] == m for r in rows)]
     filled = [m for m in meths if m != "masked"]
-    names = {"masked": "masked", "dl": "DL", "linear": "linear", "dl-free": "DL then free"}
+    names = {m: LABELS.get(m, m) for m in meths}
     out = [(f"Real phasing, {len(crystals)} crystals (conventional phasing solves {solved}/{len(crystals)} "
            f"without a gap: complex error {_mean(rows, method='no gap', key='error'):.3f}, strain RMSE "
            f"{_mean(rows, method='no gap', key='rs_strain'):.3f}·10⁻⁴), mean over crystals:"), "",
            ("| gap | " + " | ".join(f"strain {names[m]}" for m in meths) + " | "
             + " | ".join(f"{names[m]} < masked (strain; error)" for m in filled)
-            + f" | error {' / '.join(names[m] for m in meths)} | phase RMSE (rad) {' / '.join(names[m] for m in meths)} |"),
+            + f" | error {' / '.join(names.values())} | phase RMSE (rad) {' / '.join(names.values())} |"),
            "|---" * (3 + len(meths) + len(filled)) + "|"]
     for w in WIDTHS:
         sel = [r for r in rows if r["width"] == w]
@@ -493,14 +495,16 @@ def figure(path: str, oracle: list[dict] | None, phasing: list[dict] | None) -> 
     for p in PLACEMENTS:
         sel = [r for r in phasing or () if r["placement"] == p]
         if sel:
-            panels.append((f"real phasing, gap {p} the peak", sel, [], ("masked", "dl", "linear"), "rs_strain"))
-    style = {"masked": ("k", "o"), "dl": ("C3", "s"), "linear": ("C0", "^"), "pchip": ("C2", "v")}
+            present = [m for m in PHASING_METHODS if any(r["method"] == m for r in sel)]
+            panels.append((f"real phasing, gap {p} the peak", sel, [], present, "rs_strain"))
+    style = {"masked": ("k", "o"), "dl": ("C3", "s"), "linear": ("C0", "^"), "pchip": ("C2", "v"),
+             "dl-free": ("C1", "D")}
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
     for ax, (title, rows, extra, methods, key) in zip(axes[0], panels):
         for m in methods:
             col, mk = style[m]
             ax.plot(WIDTHS, [_mean(rows, method=m, width=w, key=key) for w in WIDTHS], color=col, marker=mk,
-                    label={"dl": "DL", "pchip": "PCHIP"}.get(m, m))
+                    label=LABELS.get(m, m))
             if extra:
                 ax.plot(WIDTHS, [_mean(extra, method=m, width=w, key=key) for w in WIDTHS], color=col,
                         marker=mk, ls="--", lw=0.9, ms=3, alpha=0.8)
@@ -559,6 +563,8 @@ def main() -> None:
         return
     if not args.part:
         ap.error("give --part oracle|phasing, or --figure PNG --results JSON...")
+    if args.methods[0] != "masked":
+        ap.error("--methods: give masked first (every other method is compared with it)")
     from napari_bcdi_dl.models._keras import keras
     from napari_bcdi_dl.models.registry import load_model
 
@@ -582,8 +588,6 @@ def main() -> None:
         rows = run_profile(model, args.step, args.dl_widths[0])
         print(profile_table(rows, args.dl_widths[0]))
     else:
-        if args.methods[0] != "masked":
-            ap.error("--methods: give masked first (every other method is compared with it)")
         rows = run_phasing(args.n or 4, model, args.step, args.runs, args.placement, save, args.methods)
         print(phasing_table(rows))
     print(f"\n{args.part}: {time.perf_counter() - t0:.0f} s")

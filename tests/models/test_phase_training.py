@@ -181,7 +181,8 @@ def test_training_refuses_an_unfinished_set_unless_its_first_shards_cover_the_li
     for load in (lambda n: PhaseSet([tmp_path / "p"], 32, max_samples=n),
                  lambda n: load_patches([tmp_path / "i"], limit=n)):
         for n in (None, 3):
-            with pytest.raises(BCDIError, match=r"incomplete \(2 of 4 samples\).*same 'bcdi-dl dataset' command"):
+            with pytest.raises(BCDIError, match=r"incomplete \(2 of 4 samples\).*same 'bcdi-dl dataset' command.*"
+                                                  r"at most its first 2 samples"):
                 load(n)
     assert kept == [2, 2]
     part_p = PhaseSet([tmp_path / "p"], 32, max_samples=2)

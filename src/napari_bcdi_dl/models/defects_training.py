@@ -47,7 +47,7 @@ def load_inputs(dirs: Sequence[str | os.PathLike], size: int = GRID, limit: int 
     (``allow_incomplete``: read the completed shards of a set still being made). ``g_axis``: every set
     must have been made with G along that axis (its manifest's ``g_direction``); the patterns are turned
     so that it is axis 0."""
-    from ..core.simulate.datasets import completed_prefix, iter_shards, read_manifest
+    from ..core.simulate.datasets import iter_shards, read_manifest
 
     xs, ys, info = [], [], []
     n = 0
@@ -62,8 +62,8 @@ def load_inputs(dirs: Sequence[str | os.PathLike], size: int = GRID, limit: int 
             raise BCDIError(f"{d} was made with G direction {g_dir}, not along {g_axis}: make it with "
                             f"'bcdi-dl dataset defects ... --g-axis {g_axis}' or change --keep-g-axis")
         info.append({"dir": str(d), "n": m["n"], "seed": m["seed"], "size": m["size"], "g_axis": g_dir})
-        partial = allow_incomplete or (limit is not None and completed_prefix(m) >= limit - n)
-        for shard in iter_shards(d, keys=["intensity", "label"], allow_incomplete=partial):
+        for shard in iter_shards(d, keys=["intensity", "label"], allow_incomplete=allow_incomplete,
+                                 need=None if limit is None else limit - n):
             for a, lab in zip(shard["intensity"], shard["label"]):
                 if limit is not None and n >= limit:
                     break
@@ -76,7 +76,6 @@ def load_inputs(dirs: Sequence[str | os.PathLike], size: int = GRID, limit: int 
         raise BCDIError(f"no patterns in {', '.join(map(str, dirs))}")
     log(f"loaded {n} patterns from {', '.join(map(str, dirs))} in {time.perf_counter() - t0:.0f} s")
     return np.stack(xs), np.asarray(ys, np.int64), info
-
 
 
 def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

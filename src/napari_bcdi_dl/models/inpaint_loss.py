@@ -118,14 +118,18 @@ def bright_l1(y_true: Any, y_pred: Any, *, sharpness: float = BRIGHT_SHARPNESS) 
     peak of 10⁶ counts): with the default 7, roughly ``√I``. Normalised by the weights' sum, so it is a
     weighted mean error per window, bounded like :func:`masked_l1`.
     """
-    ops = keras().ops
     target, weight, comp = _split(y_true, y_pred)
-    w = weight * ops.exp(float(sharpness) * (ops.minimum(target, 1.5) - 1.0))
-    return _weighted_mean_error(target, comp, w)
+    return _weighted_mean_error(target, comp, weight * _brightness(target, sharpness))
+
+
+def _brightness(t: Any, sharpness: float) -> Any:
+    """``exp(sharpness · (t − 1))`` of a normalised log intensity, ``t`` clipped at 1.5."""
+    ops = keras().ops
+    return ops.exp(float(sharpness) * (ops.minimum(t, 1.5) - 1.0))
 
 
 def amplitude_l2(y_true: Any, y_pred: Any, *, sharpness: float = BRIGHT_SHARPNESS) -> Any:
-    """Per-sample ``Σ_gap (a(comp) − a(t))² / Σ_window a(t)²`` with ``a(t) = exp(sharpness · (t − 1))``, shape (batch,).
+    """Per-sample ``Σ_gap (a(comp) − a(t))² / Σ_window a(t)²``, ``a(t) = exp(sharpness · (t − 1))``, (batch,).
 
     ``t`` is the normalised log scale (1 = the window's brightest valid voxel, ``log(1 + I)`` spanning
     ``range`` ≈ 14 near a peak of 10⁶ counts), so with the default 7 ``a`` is about ``√(I / I_max)``, the
@@ -136,9 +140,7 @@ def amplitude_l2(y_true: Any, y_pred: Any, *, sharpness: float = BRIGHT_SHARPNES
     """
     ops = keras().ops
     target, weight, comp = _split(y_true, y_pred)
-    k = float(sharpness)
-    a_t = ops.exp(k * (ops.minimum(target, 1.5) - 1.0))
-    a_c = ops.exp(k * (ops.minimum(comp, 1.5) - 1.0))
+    a_t, a_c = _brightness(target, sharpness), _brightness(comp, sharpness)
     axes = _spatial_axes(len(target.shape)) + (len(target.shape) - 1,)
     err = ops.sum(weight * ops.square(a_c - a_t), axis=axes)
     return err / (ops.sum(ops.square(a_t), axis=axes) + EPS)
@@ -188,7 +190,8 @@ def ssim_term(y_true: Any, y_pred: Any, *, size: int = 5, c1: float = 1e-4, c2: 
 def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_weight: float = 0.1,
                       ssim_size: int = 5, bright_weight: float = 0.0,
                       bright_sharpness: float = BRIGHT_SHARPNESS,
-                      amplitude_weight: float = 0.0) -> Callable[[Any, Any], Any]:
+                      amplitude_weight: float = 0.0,
+                      amplitude_sharpness: float = BRIGHT_SHARPNESS) -> Callable[[Any, Any], Any]:
     """Return ``loss(y_true, y_pred) -> (batch,)`` combining the terms (see the module docstring)."""
 
     def inpaint_loss(y_true: Any, y_pred: Any) -> Any:
@@ -200,7 +203,7 @@ def make_inpaint_loss(l1_weight: float = 1.0, grad_weight: float = 0.5, ssim_wei
         if bright_weight:
             loss = loss + bright_weight * bright_l1(y_true, y_pred, sharpness=bright_sharpness)
         if amplitude_weight:
-            loss = loss + amplitude_weight * amplitude_l2(y_true, y_pred, sharpness=bright_sharpness)
+            loss = loss + amplitude_weight * amplitude_l2(y_true, y_pred, sharpness=amplitude_sharpness)
         return loss * sample_weight(y_true)
 
     return inpaint_loss

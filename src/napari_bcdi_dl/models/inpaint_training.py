@@ -40,7 +40,7 @@ def load_patches(dirs: Sequence[os.PathLike | str], limit: int | None = None,
                  keys: Sequence[str] = ("expected", "mask")) -> dict[str, np.ndarray]:
     """Concatenate the inpainting datasets in ``dirs`` (BCDIError for an unfinished one, unless its completed
     shards hold the first ``limit`` samples)."""
-    from ..core.simulate.datasets import completed_prefix, iter_shards, read_manifest
+    from ..core.simulate.datasets import iter_shards, read_manifest
 
     parts: dict[str, list] = {k: [] for k in keys}
     n = 0
@@ -49,8 +49,7 @@ def load_patches(dirs: Sequence[os.PathLike | str], limit: int | None = None,
         if m.get("kind") != "inpaint":
             raise BCDIError(f"{d} is a {m.get('kind')!r} dataset; give inpainting sets "
                             "('bcdi-dl dataset inpaint')")
-        partial = limit is not None and completed_prefix(m) >= limit - n
-        for shard in iter_shards(d, keys=list(keys), allow_incomplete=partial):
+        for shard in iter_shards(d, keys=list(keys), need=None if limit is None else limit - n):
             for k in keys:
                 parts[k].append(shard[k])
             n += len(shard[keys[0]])

@@ -87,7 +87,7 @@ class PhaseSet:
                 pool.shutdown(cancel_futures=True)
         if not exp:
             raise BCDIError(f"no phase samples found in {', '.join(map(str, dirs))}: make a set with "
-                            "'bcdi-dl dataset phase' first (or wait for its first shard)")
+                            "'bcdi-dl dataset phase' first")
         self.size = int(size)
         self.expected = np.stack(exp)
         self.phase = np.stack(ph)
@@ -97,15 +97,14 @@ class PhaseSet:
 
     def _read(self, dirs, size, keys, max_samples, per_dir, allow_incomplete, centre, keep_intensity, pool,
               exp, ph, inten, pr, osr) -> None:
-        from ..core.simulate import completed_prefix, iter_shards, read_manifest
+        from ..core.simulate import iter_shards
 
         n = 0
         for d in dirs:
             if per_dir:
                 n = 0
-            partial = allow_incomplete or (max_samples is not None
-                                           and completed_prefix(read_manifest(d)) >= max_samples - n)
-            for shard in iter_shards(d, keys=keys, allow_incomplete=partial):
+            need = None if max_samples is None else max_samples - n
+            for shard in iter_shards(d, keys=keys, allow_incomplete=allow_incomplete, need=need):
                 m = len(shard["expected"])
                 if max_samples is not None:
                     m = min(m, max_samples - n)

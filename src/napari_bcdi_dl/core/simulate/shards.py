@@ -225,23 +225,27 @@ def _run_pool(write, todo, workers, done, n, completed, progress, cancel) -> int
 
 # --------------------------------------------------------------------------------------------- reading
 def iter_shards(
-    outdir: os.PathLike | str, keys: Sequence[str] | None = None, allow_incomplete: bool = False
+    outdir: os.PathLike | str, keys: Sequence[str] | None = None, allow_incomplete: bool = False,
+    need: int | None = None,
 ) -> Iterator[dict]:
     """Yield each completed shard, in sample order, as a dict of arrays.
 
     Keys: the dataset's array names (see the module docstring), ``params`` (list of dicts) and ``index``
     (int64 global sample numbers). ``keys`` restricts what is read. An unfinished dataset raises BCDIError
-    unless ``allow_incomplete`` (then only its completed shards are read, e.g. while it is being made).
+    unless ``allow_incomplete`` (then only its completed shards are read, e.g. while it is being made) or
+    its completed shards hold the first ``need`` samples (a limit that reads what the finished set would).
     """
     import h5py
 
     outdir = Path(outdir)
     m = read_manifest(outdir)
-    if not m.get("complete") and not allow_incomplete:
+    prefix = completed_prefix(m)
+    if not m.get("complete") and not allow_incomplete and (need is None or prefix < need):
         raise BCDIError(
             f"dataset {outdir} is incomplete "
             f"({sum(v['count'] for v in m['shards'].values())} of {m['n']} samples): "
             "run the same 'bcdi-dl dataset' command again to finish it"
+            + (f", or read at most its first {prefix} samples" if prefix else "")
         )
     names = list(m["keys"]) if keys is None else list(keys)
     unknown = set(names) - set(m["keys"])
