@@ -362,6 +362,12 @@ def summarise(cases: list, args) -> str:
     return "\n".join(lines)
 
 
+def _model_name(name: str) -> str:
+    """A registry name as it is; a ``.keras`` file as ``FOLDER-STEM`` (every export has the same file name)."""
+    p = Path(name)
+    return p.stem if p.suffix != ".keras" else f"{p.resolve().parent.name}-{p.stem}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64)
@@ -395,13 +401,9 @@ def main() -> None:
                          "on the measured pattern")
     args = ap.parse_args()
     if args.out is None:
-        def stem(name: str) -> str:  # a registry name, or a file named by its folder too (exports share a name)
-            p = Path(name)
-            return p.stem if p.suffix != ".keras" else f"{p.resolve().parent.name}-{p.stem}"
-
-        stems = [stem(args.model) if args.model else "shipped"]
-        stems += [stem(args.corrector)] if args.corrector else []
-        args.out = str(REPO / "runs" / "phase" / f"quality_{'_'.join(stems)}.json")
+        names = [_model_name(args.model) if args.model else "shipped"]
+        names += [_model_name(args.corrector)] if args.corrector else []
+        args.out = str(REPO / "runs" / "phase" / f"quality_{'_'.join(names)}.json")
     if args.support_history:
         support_history(Path(args.real), args)
         return

@@ -51,7 +51,7 @@ arrays in one process:
 ``--part profile``
     Where the photons go: on oracle crystal 0 with a ``--dl-widths`` (first) px cross gap beside the peak,
     the intensity along the line through the peak across the gap, and the fill / true photons of the gap
-    voxels by distance from the peak (1 min).
+    voxels by distance from the peak (10 s).
 
 ``--figure PNG --results A.json B.json``: the figure (strain RMSE against gap width, one curve per method)
 and the Markdown tables from saved results.
@@ -373,12 +373,12 @@ def run_profile(model, step: int, width: int) -> list[dict]:
     d = np.linalg.norm(np.argwhere(m) - np.array([z, y, x]), axis=1)
     bins = ((0, 6), (6, 10), (10, 16), (16, 30), (30, 200))
     t = c.expected[m].astype(np.float64)
+    in_bin = {f"{lo}-{hi}": (d >= lo) & (d < hi) for lo, hi in bins}
     rows = [{"method": "true", "line": c.expected[z, line, x].tolist()}]
     for meth in ("dl", "linear", "pchip"):
         f = fill(c.counts, m, meth, model, step)
         fm = f[m].astype(np.float64)
-        ratios = {f"{lo}-{hi}": float(fm[(d >= lo) & (d < hi)].sum() / t[(d >= lo) & (d < hi)].sum())
-                  for lo, hi in bins}
+        ratios = {k: float(fm[sel].sum() / t[sel].sum()) for k, sel in in_bin.items()}
         rows.append({"method": meth, "line": f[z, line, x].tolist(), "ratio": ratios})
     return rows
 

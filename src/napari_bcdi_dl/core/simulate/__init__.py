@@ -14,7 +14,6 @@ See ``docs/simulation.md`` for every parameter, its range and why.
 from .aliens import AlienPattern, inject_aliens
 from .datasets import (
     DATASET_KINDS,
-    completed_prefix,
     draw_inpaint_sample,
     draw_phase_sample,
     generate_dataset,
@@ -44,7 +43,6 @@ __all__ = [
     "GapSpec",
     "Polyhedron",
     "SimulatedPattern",
-    "completed_prefix",
     "draw_inpaint_sample",
     "draw_phase_sample",
     "far_field",

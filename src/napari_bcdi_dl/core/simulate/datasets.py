@@ -45,7 +45,6 @@ from .shards import (  # noqa: F401  (re-exported: the dataset API of the earlie
     FORMAT_VERSION,
     MANIFEST,
     _write_manifest,
-    completed_prefix,
     dataset_folder,
     fill_shards,
     iter_shards,

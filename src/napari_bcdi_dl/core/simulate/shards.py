@@ -239,14 +239,15 @@ def iter_shards(
 
     outdir = Path(outdir)
     m = read_manifest(outdir)
-    prefix = completed_prefix(m)
-    if not m.get("complete") and not allow_incomplete and (need is None or prefix < need):
-        raise BCDIError(
-            f"dataset {outdir} is incomplete "
-            f"({sum(v['count'] for v in m['shards'].values())} of {m['n']} samples): "
-            "run the same 'bcdi-dl dataset' command again to finish it"
-            + (f", or read at most its first {prefix} samples" if prefix else "")
-        )
+    if not m.get("complete") and not allow_incomplete:
+        prefix = completed_prefix(m)
+        if need is None or prefix < need:
+            raise BCDIError(
+                f"dataset {outdir} is incomplete "
+                f"({sum(v['count'] for v in m['shards'].values())} of {m['n']} samples): "
+                "run the same 'bcdi-dl dataset' command again to finish it"
+                + (f", or read at most its first {prefix} samples" if prefix else "")
+            )
     names = list(m["keys"]) if keys is None else list(keys)
     unknown = set(names) - set(m["keys"])
     if unknown:
